@@ -1,0 +1,1 @@
+"""Ryze: a WhatsApp HTTP API with a Chatwoot bridge."""

@@ -1,0 +1,1 @@
+"""RyzeAPI: the WhatsApp HTTP API service (`ryze api`)."""

@@ -1,0 +1,255 @@
+"""The engine seam: what RyzeAPI needs from a WhatsApp implementation, and the events it gets back.
+
+An engine manages one *session* per RyzeAPI instance. Sessions push domain events into the sink
+RyzeAPI gives them; RyzeAPI persists them and turns them into the documented event envelope. The
+simulated engine and the neonize (whatsmeow) engine must produce identical events for the same
+WhatsApp traffic: tests of the relay run unchanged on either.
+
+Identity: ``jid`` strings are non-AD JIDs (``5511999999999@s.whatsapp.net``, ``123@lid``,
+``1203...@g.us``). When WhatsApp addresses a person by LID, ``alt`` carries the phone-number JID
+if whatsmeow knows it (and the other way round).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal, Protocol
+
+
+class ConnectionState(StrEnum):
+    """The documented connection states (``GET /api/instance/list`` ``connection.state``)."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    QR_READY = "qr_ready"
+    CONNECTED = "connected"
+    LOGGED_OUT = "loggedout"
+    TEMP_BANNED = "temp_banned"
+
+
+class EngineError(Exception):
+    """A send or control operation failed. ``retryable`` says whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class NotConnectedError(EngineError):
+    def __init__(self) -> None:
+        super().__init__("Instance is not connected to WhatsApp", retryable=True)
+
+
+class UnsupportedError(EngineError):
+    """The engine cannot do this (maps to HTTP 501)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Domain values
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    jid: str
+    alt: str | None = None  # the LID for a PN jid, or the PN for a LID jid, when known
+    name: str | None = None  # push name / group subject
+
+
+MediaKind = Literal["image", "video", "audio", "ptt", "document", "sticker", "ptv"]
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    kind: MediaKind
+    mimetype: str
+    file_name: str | None = None
+    size: int | None = None
+    seconds: int | None = None
+    # Engine-specific, opaque handle for download_media (neonize: serialized media message;
+    # simulated: key into its blob store). RyzeAPI stores it with the message.
+    handle: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    latitude: float
+    longitude: float
+    name: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    display_name: str
+    vcard: str
+    phones: tuple[str, ...] = ()
+
+
+MessageKind = Literal[
+    "text", "image", "video", "audio", "document", "sticker", "location", "contact",
+    "reaction", "edit", "revoke", "unsupported",
+]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class WhatsAppMessage:
+    """One message seen by a session: received, or sent by this account from any device."""
+
+    id: str
+    chat: Party  # the conversation: the other person, or the group
+    sender: Party  # the author (== chat for 1:1 incoming; the participant in groups; us if from_me)
+    from_me: bool
+    timestamp: datetime
+    kind: MessageKind
+    is_group: bool = False
+    text: str = ""  # text body or media caption
+    media: Media | None = None
+    location: Location | None = None
+    contacts: tuple[Contact, ...] = ()
+    reply_to: str | None = None  # quoted message id
+    target_id: str | None = None  # reaction / edit / revoke: the message acted upon
+    emoji: str | None = None  # reaction ("" = removed)
+    forwarded: bool = False
+    view_once: bool = False
+
+
+ReceiptKind = Literal[
+    "delivered", "read", "played", "sender", "read_self", "played_self", "retry", "inactive", "server_error"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    message: WhatsAppMessage
+    # Set by sessions for sends RyzeAPI asked for (so the event can carry the caller's origin tag);
+    # None for traffic WhatsApp brought (received, or sent from the phone).
+    origin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptEvent:
+    chat: Party
+    sender: Party  # who sent the receipt
+    message_ids: tuple[str, ...]
+    kind: ReceiptKind
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    state: ConnectionState
+    qr: str | None = None  # the current QR string when state == qr_ready
+    reason: str | None = None
+    me: Party | None = None  # our own JID once connected
+
+
+DomainEvent = MessageEvent | ReceiptEvent | ConnectionEvent
+EventSink = Callable[[DomainEvent], Awaitable[None]]
+"""Called in order, one event at a time per session. It must persist before returning."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests to send
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A message to quote in a reply (RyzeAPI looks it up in its message store)."""
+
+    id: str
+    chat: str
+    sender: str
+    from_me: bool
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMedia:
+    kind: Literal["image", "video", "audio", "document", "sticker"]
+    data: bytes
+    mimetype: str
+    file_name: str | None = None
+    caption: str | None = None
+    voice: bool = False  # audio as a push-to-talk voice note
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    id: str
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectResult:
+    state: ConnectionState
+    qr: str | None = None
+    pairing_code: str | None = None
+
+
+class Session(Protocol):
+    """One WhatsApp account (one RyzeAPI instance)."""
+
+    @property
+    def state(self) -> ConnectionState: ...
+
+    @property
+    def me(self) -> Party | None: ...
+
+    async def connect(self, *, pair_number: str | None = None, timeout: float = 60.0) -> ConnectResult:
+        """Start (or resume) the connection. Returns once a QR code or pairing code is available,
+        or once connected when a stored login exists. Never hangs past ``timeout``."""
+        ...
+
+    async def disconnect(self) -> None: ...
+
+    async def logout(self) -> None:
+        """Unlink the device from the phone and forget the login."""
+        ...
+
+    async def send_text(
+        self, to: str, text: str, *, quote: Quote | None = None, mentions: tuple[str, ...] = (),
+        origin: str | None = None,
+    ) -> SentMessage: ...  # fmt: skip
+
+    async def send_media(
+        self, to: str, media: OutgoingMedia, *, quote: Quote | None = None, origin: str | None = None
+    ) -> SentMessage: ...
+
+    async def send_reaction(
+        self, chat: str, target_id: str, emoji: str, *, target_from_me: bool, target_sender: str | None = None,
+        origin: str | None = None,
+    ) -> SentMessage: ...  # fmt: skip
+
+    async def edit(self, chat: str, message_id: str, text: str, *, origin: str | None = None) -> SentMessage: ...
+
+    async def revoke(self, chat: str, message_id: str, *, origin: str | None = None) -> SentMessage: ...
+
+    async def mark_read(self, chat: str, message_ids: tuple[str, ...], *, sender: str | None = None) -> None: ...
+
+    async def send_presence(self, chat: str, state: Literal["composing", "recording", "paused"]) -> None: ...
+
+    async def download_media(self, media: Media) -> bytes: ...
+
+    async def close(self) -> None:
+        """Release resources without logging out (process shutdown)."""
+        ...
+
+
+class Engine(Protocol):
+    name: str
+
+    async def open_session(self, instance: str, sink: EventSink) -> Session:
+        """Create (or restore from stored login) the session for ``instance``. Does not connect."""
+        ...
+
+    async def delete_session(self, instance: str) -> None:
+        """Forget everything stored for ``instance`` (after logout)."""
+        ...
+
+    async def aclose(self) -> None: ...
