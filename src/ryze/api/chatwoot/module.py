@@ -1,10 +1,108 @@
-"""Wires the Chatwoot module into the RyzeAPI app (filled in by the Chatwoot module work)."""
+"""Wires the Chatwoot module into the RyzeAPI app: routes, bus subscription, instance hooks,
+start-up and shutdown work (``create_app`` calls ``install``)."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from ryze.api.chatwoot.bridge_client import BridgeClient
+from ryze.api.chatwoot.commands import CommandRunner
+from ryze.api.chatwoot.config import ChatwootConfig
+from ryze.api.chatwoot.errors import ModuleError, gate_closed
+from ryze.api.chatwoot.event_log import EventLog
+from ryze.api.chatwoot.hooks import ChatwootHooks
+from ryze.api.chatwoot.link import LinkHub, LinkSettings
+from ryze.api.chatwoot.repository import IntegrationRepository
+from ryze.api.chatwoot.service import ChatwootService
+from ryze.api.services.container import ApiServices
+from ryze.common.logging import register_secret
+
+log = logging.getLogger(__name__)
+
+COMMAND_RESULT_TTL = timedelta(days=7)  # far beyond any bridge retry horizon
+_HOUSEKEEPING_EVERY = 3600.0
 
 
-def install(app: Any, services: Any) -> None:
-    """Register the module's routes, bus subscriptions and instance hooks on ``app``."""
-    del app, services
+@dataclass
+class ChatwootModule:
+    service: ChatwootService
+    hub: LinkHub
+    event_log: EventLog
+    commands: CommandRunner
+    bridge: BridgeClient
+    hooks: ChatwootHooks
+    _housekeeping: asyncio.Task[None] | None = field(default=None, init=False)
+
+    @property
+    def config(self) -> ChatwootConfig:
+        return self.service.config
+
+    def gate_error(self) -> ModuleError:
+        return gate_closed()
+
+    async def start(self) -> None:
+        self.event_log.start()
+        await self.service.load()
+        self._housekeeping = asyncio.create_task(self._housekeep(), name="chatwoot-housekeeping")
+
+    async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        await self.hub.close_all()
+        await self.event_log.stop()
+        await self.bridge.close()
+
+    async def _housekeep(self) -> None:
+        while True:
+            try:
+                removed = await self.commands.prune(COMMAND_RESULT_TTL)
+                if removed:
+                    log.info("pruned old bridge command results", extra={"removed": removed})
+            except Exception:
+                log.exception("bridge command result pruning failed")
+            await asyncio.sleep(_HOUSEKEEPING_EVERY)
+
+
+def build(services: ApiServices) -> ChatwootModule:
+    config = ChatwootConfig.from_settings(services.settings)
+    register_secret(config.bridge_token)
+    engine = services.db.engine
+    event_log = EventLog(engine)
+    commands = CommandRunner(engine, services.messaging)
+    hub = LinkHub(
+        event_log,
+        commands,
+        LinkSettings(
+            window=config.window,
+            ping_interval=config.ping_interval,
+            resume_timeout=config.resume_timeout,
+            max_concurrent_commands=config.max_concurrent_commands,
+        ),
+    )
+    bridge = BridgeClient(config.bridge_url, config.bridge_token)
+    service = ChatwootService(
+        config, IntegrationRepository(engine), bridge, services.secret_box, event_log, hub
+    )
+    return ChatwootModule(service, hub, event_log, commands, bridge, ChatwootHooks(service))
+
+
+def install(app: FastAPI, services: ApiServices) -> ChatwootModule:
+    """Register the module's routes, bus subscription and instance hooks on ``app``."""
+    from ryze.api.chatwoot.routes import build_router  # routes import this module for typing
+
+    module = build(services)
+    app.state.chatwoot = module
+    app.include_router(build_router(module, services))
+    services.bus.subscribe(module.service.on_event)
+    services.instance_hooks.append(module.hooks)
+    services.on_startup.append(module.start)
+    services.on_shutdown.append(module.stop)
+    return module

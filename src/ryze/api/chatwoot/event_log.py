@@ -1,0 +1,280 @@
+"""The durable per-instance event log behind the bridge link.
+
+``append`` returns only after the event is committed with its seq, so an event is never offered
+to the bridge before it would survive a crash. One writer task owns every write (appends, ack
+pruning, purges): it drains whatever is queued into one transaction ("group commit"), which turns
+thousands of concurrent appends per second into a few dozen commits, and it hands out seqs in
+commit order so a reader never sees seq N+1 before N.
+
+Seqs are per instance, strictly increasing and never reused (the cursor row outlives the log rows).
+Acknowledged events are deleted, so the rows present for an instance are exactly its unacked events.
+
+Single-writer assumption: one RyzeAPI process per database (the seq cache lives in memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ryze.api.chatwoot.models import ChatwootEventCursorRow, ChatwootEventRow
+
+log = logging.getLogger(__name__)
+
+_LOG = cast(Table, ChatwootEventRow.__table__)
+_CUR = cast(Table, ChatwootEventCursorRow.__table__)
+
+Listener = Callable[[], None]
+
+
+@dataclass(slots=True)
+class _Append:
+    instance: str
+    payload: str
+    future: asyncio.Future[int]
+
+
+@dataclass(slots=True)
+class _Prune:
+    instance: str
+    seqs: list[int] = field(default_factory=list)
+    upto: int | None = None  # delete every seq <= upto
+    purge: bool = False  # delete the instance's whole log
+    future: asyncio.Future[None] | None = None
+
+
+_Op = _Append | _Prune
+
+
+class EventLog:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 1000) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Op | None] = asyncio.Queue()
+        self._cursors: dict[str, int] = {}  # instance -> last seq committed (cache)
+        self._cursor_rows: set[str] = set()  # instances whose cursor row exists
+        self._listeners: dict[str, Listener] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._direct = asyncio.Lock()  # serialises writes made without the writer task
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._writer(), name="chatwoot-event-log-writer")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        await self._task
+        self._task = None
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def append(self, instance: str, payload: str) -> int:
+        """Commit ``payload`` (the envelope JSON) to the instance's log; returns its seq."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        op = _Append(instance, payload, future)
+        if self._task is None:
+            # Not started yet, or already stopped while sessions still emit (shutdown order):
+            # commit directly instead of dropping the event.
+            async with self._direct:
+                await self._commit([op])
+        else:
+            await self._queue.put(op)
+        return await future
+
+    def ack(self, instance: str, seq: int) -> None:
+        """Prune an acknowledged event. Fire-and-forget: a lost prune (or an ack arriving while
+        stopped) only means a redundant replay, which the bridge's watermark and mapping dedupe."""
+        if self._task is not None:
+            self._queue.put_nowait(_Prune(instance, seqs=[seq]))
+
+    async def prune_upto(self, instance: str, upto: int) -> None:
+        await self._submit(_Prune(instance, upto=upto))
+
+    async def purge(self, instance: str) -> None:
+        """Forget every pending event of an instance (its integration or the instance is gone)."""
+        await self._submit(_Prune(instance, purge=True))
+
+    async def purge_orphans(self, keep: set[str]) -> int:
+        """Drop the logs of instances without an integration (left by a crash between removing
+        an integration and purging its log). Start-up only: nothing is activating then."""
+        async with self._engine.begin() as conn:
+            names = [r[0] for r in await conn.execute(select(_LOG.c.instance_name).distinct())]
+            orphans = [n for n in names if n not in keep]
+            for name in orphans:
+                await conn.execute(delete(_LOG).where(_LOG.c.instance_name == name))
+        return len(orphans)
+
+    async def _submit(self, op: _Prune) -> None:
+        op.future = asyncio.get_running_loop().create_future()
+        if self._task is None:
+            async with self._direct:
+                await self._commit([op])
+        else:
+            await self._queue.put(op)
+        await op.future
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    async def read(self, instance: str, *, after: int, limit: int) -> list[tuple[int, str]]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(_LOG.c.seq, _LOG.c.payload)
+                .where(_LOG.c.instance_name == instance, _LOG.c.seq > after)
+                .order_by(_LOG.c.seq)
+                .limit(limit)
+            )
+            return [(int(r[0]), r[1]) for r in rows]
+
+    async def stats(self, instance: str, *, after: int) -> tuple[int, int]:
+        """(last seq handed out, number of unacked events with seq > after)."""
+        async with self._engine.connect() as conn:
+            last = await self._load_cursor(conn, instance)
+            pending = await conn.scalar(
+                select(func.count()).where(_LOG.c.instance_name == instance, _LOG.c.seq > after)
+            )
+        return last, int(pending or 0)
+
+    # -- notifications --------------------------------------------------------------------------
+
+    def listen(self, instance: str, listener: Listener) -> None:
+        """Call ``listener`` after each commit that added events for ``instance`` (one per link)."""
+        self._listeners[instance] = listener
+
+    def unlisten(self, instance: str, listener: Listener) -> None:
+        if self._listeners.get(instance) is listener:
+            del self._listeners[instance]
+
+    # -- the writer -----------------------------------------------------------------------------
+
+    async def _load_cursor(self, conn: AsyncConnection, instance: str) -> int:
+        if instance in self._cursors:
+            return self._cursors[instance]
+        value = await conn.scalar(select(_CUR.c.last_seq).where(_CUR.c.instance_name == instance))
+        if value is None:
+            return 0
+        return int(value)
+
+    async def _writer(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            batch: list[_Op] = []
+            if first is None:
+                stopping = True
+            else:
+                batch.append(first)
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    continue
+                batch.append(nxt)
+            if batch:
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_Op]) -> None:
+        appends = [op for op in batch if isinstance(op, _Append)]
+        prunes = [op for op in batch if isinstance(op, _Prune)]
+        assigned: list[tuple[_Append, int]] = []
+        new_cursors: dict[str, int] = {}
+        try:
+            async with self._engine.begin() as conn:
+                # Prunes first: a purge in the same batch as later appends must not eat them.
+                await self._apply_prunes(conn, prunes)
+                for op in appends:
+                    if op.instance not in new_cursors:
+                        if op.instance not in self._cursors:
+                            value = await conn.scalar(
+                                select(_CUR.c.last_seq).where(_CUR.c.instance_name == op.instance)
+                            )
+                            if value is not None:
+                                self._cursor_rows.add(op.instance)
+                            self._cursors[op.instance] = int(value or 0)
+                        new_cursors[op.instance] = self._cursors[op.instance]
+                    new_cursors[op.instance] += 1
+                    assigned.append((op, new_cursors[op.instance]))
+                if assigned:
+                    await conn.execute(
+                        insert(_LOG),
+                        [
+                            {"instance_name": op.instance, "seq": seq, "payload": op.payload}
+                            for op, seq in assigned
+                        ],
+                    )
+                # One executemany per kind: a per-instance statement would cost a round trip
+                # each and dominate the batch.
+                updates = [
+                    {"k": inst, "v": last} for inst, last in new_cursors.items() if inst in self._cursor_rows
+                ]
+                inserts = [
+                    {"instance_name": inst, "last_seq": last}
+                    for inst, last in new_cursors.items()
+                    if inst not in self._cursor_rows
+                ]
+                if updates:
+                    await conn.execute(
+                        update(_CUR)
+                        .where(_CUR.c.instance_name == bindparam("k"))
+                        .values(last_seq=bindparam("v")),
+                        updates,
+                    )
+                if inserts:
+                    await conn.execute(insert(_CUR), inserts)
+        except Exception as exc:
+            log.exception("event log commit failed", extra={"appends": len(appends), "prunes": len(prunes)})
+            # Nothing of this batch is committed: forget cached cursors we may have advanced.
+            for instance in new_cursors:
+                self._cursors.pop(instance, None)
+            for op in appends:
+                if not op.future.done():
+                    op.future.set_exception(exc)
+            for p in prunes:
+                if p.future is not None and not p.future.done():
+                    p.future.set_exception(exc)
+            return
+        for instance, last in new_cursors.items():
+            self._cursors[instance] = last
+            self._cursor_rows.add(instance)
+        for op, seq in assigned:
+            if not op.future.done():
+                op.future.set_result(seq)
+        for p in prunes:
+            if p.future is not None and not p.future.done():
+                p.future.set_result(None)
+        for instance in new_cursors:
+            listener = self._listeners.get(instance)
+            if listener is not None:
+                listener()
+
+    @staticmethod
+    async def _apply_prunes(conn: AsyncConnection, prunes: list[_Prune]) -> None:
+        seqs: dict[str, list[int]] = defaultdict(list)
+        for p in prunes:
+            if p.purge:
+                await conn.execute(delete(_LOG).where(_LOG.c.instance_name == p.instance))
+            elif p.upto is not None:
+                await conn.execute(
+                    delete(_LOG).where(_LOG.c.instance_name == p.instance, _LOG.c.seq <= p.upto)
+                )
+            seqs[p.instance].extend(p.seqs)
+        for instance, values in seqs.items():
+            for i in range(0, len(values), 500):  # keep IN lists within every driver's limits
+                chunk = values[i : i + 500]
+                await conn.execute(
+                    delete(_LOG).where(_LOG.c.instance_name == instance, _LOG.c.seq.in_(chunk))
+                )

@@ -1,0 +1,265 @@
+"""The server side of the bridge link, ``/ws/chatwoot/{instance}`` (see ``ryze.protocol``).
+
+Per connection: the bridge sends ``resume {after}``; we prune everything ``<= after`` (committed on
+its side), answer ``ready`` and stream the log's rows ``> after`` in seq order. Acks delete rows,
+out of order allowed. At most ``window`` events are in flight (sent, unacked); the rest stay in the
+database and go out as acks free the window, so a slow bridge costs bounded memory. New rows wake
+the sender through the log's listener. Commands run as tasks (bounded), their results are sent
+as they complete. Pings both ways; a link silent for three ping intervals is closed.
+
+One link per instance: a new connection closes the previous one with code 4000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from ryze.api.chatwoot.commands import CommandRunner
+from ryze.api.chatwoot.event_log import EventLog
+from ryze.protocol import (
+    AckFrame,
+    CommandFrame,
+    ErrorFrame,
+    PingFrame,
+    PongFrame,
+    ReadyFrame,
+    ResumeFrame,
+    dump_frame,
+    parse_client_frame,
+)
+
+log = logging.getLogger(__name__)
+
+CLOSE_REPLACED = 4000  # a newer link for the same instance took over
+CLOSE_NO_RESUME = 4001  # the first frame did not arrive in time
+CLOSE_TIMEOUT = 4002  # the peer stopped answering pings
+CLOSE_GONE = 4004  # the integration or the instance was deleted
+CLOSE_SHUTDOWN = 1001
+CLOSE_ERROR = 1011  # RyzeAPI failed (e.g. its database); reconnect and resume
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    window: int = 256
+    ping_interval: float = 20.0
+    resume_timeout: float = 30.0
+    max_concurrent_commands: int = 64
+
+
+def event_frame(seq: int, payload: str) -> str:
+    # The payload is already the envelope's JSON; splice it instead of parse + re-serialize.
+    return f'{{"type":"event","seq":{seq},"event":{payload}}}'
+
+
+class Link:
+    def __init__(self, hub: LinkHub, ws: WebSocket, instance: str, settings: LinkSettings) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.instance = instance
+        self.settings = settings
+        self.in_flight: set[int] = set()
+        self.cursor = 0  # highest seq sent on this connection
+        self._wake = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._sender: asyncio.Task[None] | None = None
+        self._commands: set[asyncio.Task[None]] = set()
+        self._command_slots = asyncio.Semaphore(settings.max_concurrent_commands)
+        self._closed = False
+        self._last_heard = time.monotonic()
+
+    # -- output ---------------------------------------------------------------------------------
+
+    async def send(self, text: str) -> bool:
+        if self._closed:
+            return False
+        async with self._send_lock:
+            try:
+                await self.ws.send_text(text)
+                return True
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                # The peer is gone; the receive loop sees the disconnect and cleans up.
+                self._closed = True
+                return False
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                # Already closing on the other side is fine: we only want it gone.
+                await self.ws.close(code=code, reason=reason)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- the connection's life ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        pinger = asyncio.create_task(self._pinger(), name=f"chatwoot-link-ping-{self.instance}")
+        try:
+            await self._receive_loop()
+        except Exception:
+            log.exception("bridge link failed", extra={"instance": self.instance})
+            await self.close(CLOSE_ERROR, "internal error")
+        finally:
+            self._closed = True
+            pinger.cancel()
+            if self._sender is not None:
+                self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+            if self._sender is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._sender
+            # Commands keep running: their results are stored and a replay on the next link
+            # gets them. Only the sending of the result on this dead link is skipped.
+
+    async def _receive(self) -> str | bytes | None:
+        """The next frame's payload (text or binary), or None once the connection is gone."""
+        try:
+            message = await self.ws.receive()
+        except (WebSocketDisconnect, RuntimeError):  # RuntimeError: we closed it meanwhile
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        data: str | bytes | None = message.get("text")
+        if data is None:
+            data = message.get("bytes")
+        return data if data is not None else b""
+
+    async def _receive_loop(self) -> None:
+        try:
+            first = await asyncio.wait_for(self._receive(), self.settings.resume_timeout)
+        except TimeoutError:
+            await self.close(CLOSE_NO_RESUME, "expected a resume frame")
+            return
+        while first is not None and not self._closed:
+            await self._handle(first)
+            first = await self._receive()
+
+    async def _handle(self, raw: str | bytes) -> None:
+        self._last_heard = time.monotonic()
+        try:
+            frame = parse_client_frame(raw)
+        except ValidationError as exc:
+            await self.send(dump_frame(ErrorFrame(message=f"unreadable frame: {exc.errors()[0]['msg']}")))
+            return
+        if isinstance(frame, AckFrame):
+            self.in_flight.discard(frame.seq)
+            self.hub.log.ack(self.instance, frame.seq)
+            self._wake.set()
+        elif isinstance(frame, CommandFrame):
+            # Waiting for a slot here stops reading: the bridge's sends back up (bounded memory).
+            await self._command_slots.acquire()
+            task = asyncio.create_task(self._command(frame), name=f"chatwoot-command-{frame.id}")
+            self._commands.add(task)
+            task.add_done_callback(self._commands.discard)
+        elif isinstance(frame, ResumeFrame):
+            await self._resume(frame.after)
+        elif isinstance(frame, PingFrame):
+            await self.send(dump_frame(PongFrame(ts=frame.ts)))
+        # A pong only refreshes _last_heard (done above).
+
+    async def _resume(self, after: int) -> None:
+        if self._sender is not None:  # a second resume on the same link restarts the stream
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        after = max(after, 0)
+        await self.hub.log.prune_upto(self.instance, after)
+        last_seq, pending = await self.hub.log.stats(self.instance, after=after)
+        self.in_flight.clear()
+        self.cursor = after
+        await self.send(dump_frame(ReadyFrame(instance=self.instance, last_seq=last_seq, pending=pending)))
+        self._sender = asyncio.create_task(self._send_loop(), name=f"chatwoot-link-send-{self.instance}")
+
+    async def _send_loop(self) -> None:
+        try:
+            await self._stream()
+        except Exception:
+            # The log could not be read (database trouble): drop the link, the bridge reconnects
+            # and resumes; nothing is lost because nothing left the log.
+            log.exception("bridge link sender failed", extra={"instance": self.instance})
+            await self.close(CLOSE_ERROR, "internal error")
+
+    async def _stream(self) -> None:
+        while not self._closed:
+            self._wake.clear()
+            room = self.settings.window - len(self.in_flight)
+            if room > 0:
+                rows = await self.hub.log.read(self.instance, after=self.cursor, limit=room)
+                for seq, payload in rows:
+                    self.in_flight.add(seq)
+                    self.cursor = seq
+                    if not await self.send(event_frame(seq, payload)):
+                        return
+                if len(rows) == room:
+                    continue  # maybe more waiting and the window may have room again
+            await self._wake.wait()
+
+    async def _command(self, frame: CommandFrame) -> None:
+        try:
+            result = await self.hub.commands.run(self.instance, frame)
+            await self.send(dump_frame(result))
+        finally:
+            self._command_slots.release()
+
+    async def _pinger(self) -> None:
+        interval = self.settings.ping_interval
+        while not self._closed:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self._last_heard > 3 * interval:
+                log.warning("bridge link silent, closing", extra={"instance": self.instance})
+                await self.close(CLOSE_TIMEOUT, "no frames from the bridge")
+                return
+            await self.send(dump_frame(PingFrame(ts=time.time())))
+
+
+class LinkHub:
+    """The active link of each instance."""
+
+    def __init__(self, log_: EventLog, commands: CommandRunner, settings: LinkSettings) -> None:
+        self.log = log_
+        self.commands = commands
+        self.settings = settings
+        self._links: dict[str, Link] = {}
+
+    def connected(self, instance: str) -> bool:
+        return instance in self._links
+
+    async def serve(self, ws: WebSocket, instance: str) -> None:
+        """Run an accepted connection until it ends."""
+        link = Link(self, ws, instance, self.settings)
+        previous = self._links.get(instance)
+        self._links[instance] = link
+        self.log.listen(instance, link.wake)
+        if previous is not None:
+            log.info("bridge link replaced", extra={"instance": instance})
+            await previous.close(CLOSE_REPLACED, "replaced by a newer link")
+        log.info("bridge link connected", extra={"instance": instance})
+        try:
+            await link.run()
+        finally:
+            if self._links.get(instance) is link:
+                del self._links[instance]
+                self.log.unlisten(instance, link.wake)
+            log.info("bridge link closed", extra={"instance": instance})
+
+    async def disconnect(
+        self, instance: str, code: int = CLOSE_GONE, reason: str = "integration removed"
+    ) -> None:
+        link = self._links.get(instance)
+        if link is not None:
+            await link.close(code, reason)
+
+    async def close_all(self) -> None:
+        for link in list(self._links.values()):
+            await link.close(CLOSE_SHUTDOWN, "RyzeAPI is shutting down")

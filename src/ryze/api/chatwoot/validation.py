@@ -1,0 +1,122 @@
+"""Validation of the activation fields (``set`` body, or the inline ``chatwoot*`` block).
+
+Messages name the field as the caller spelled it: ``invalid body: chatwootAccountId must be
+greater than 0``. Types are strict (no "5" for 5, no 1 for true), like the rest of the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ryze.api.chatwoot.errors import ModuleError, invalid_body
+
+
+@dataclass(frozen=True)
+class FieldNames:
+    base_url: str
+    account_id: str
+    api_token: str
+    inbox_name: str
+    sign_messages: str
+    ignore_groups: str
+    start_as_pending: str
+    reopen_resolved: str
+
+
+SET_FIELDS = FieldNames(
+    "chatwootBaseUrl", "chatwootAccountId", "chatwootApiToken", "inboxName",
+    "signMessages", "ignoreGroups", "startAsPending", "reopenResolved",
+)  # fmt: skip
+INLINE_FIELDS = FieldNames(
+    "chatwootBaseUrl", "chatwootAccountId", "chatwootApiToken", "chatwootInboxName",
+    "chatwootSignMessages", "chatwootIgnoreGroups", "chatwootStartAsPending", "chatwootReopenResolved",
+)  # fmt: skip
+
+_MAX_INBOX_NAME = 255
+_MAX_URL = 2048
+
+
+@dataclass(frozen=True)
+class ActivationInput:
+    base_url: str
+    account_id: int
+    api_token: str
+    inbox_name: str
+    sign_messages: bool = False
+    ignore_groups: bool = False
+    start_as_pending: bool = False
+    reopen_resolved: bool = False
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise invalid_body(f"{name} must be a boolean")
+    return value
+
+
+def _base_url(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise invalid_body(f"{name} is required")
+    if not isinstance(value, str):
+        raise invalid_body(f"{name} must be a string")
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or len(url) > _MAX_URL:
+        raise invalid_body(f"{name} must be an http or https URL")
+    if parts.query or parts.fragment:
+        raise invalid_body(f"{name} must not carry a query or fragment")
+    return url
+
+
+def _account_id(body: dict[str, Any], name: str) -> int:
+    value = body.get(name)
+    if value is None:
+        raise invalid_body(f"{name} is required")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid_body(f"{name} must be an integer")
+    if value <= 0:
+        raise invalid_body(f"{name} must be greater than 0")
+    return value
+
+
+def _token(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise invalid_body(f"{name} is required")
+    if not isinstance(value, str):
+        raise invalid_body(f"{name} must be a string")
+    return value.strip()
+
+
+def _inbox_name(body: dict[str, Any], name: str, default: str) -> str:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise invalid_body(f"{name} must be a string")
+    value = value.strip()
+    if len(value) > _MAX_INBOX_NAME:
+        raise invalid_body(f"{name} must be at most {_MAX_INBOX_NAME} characters")
+    return value or default
+
+
+def parse_activation(body: Any, *, instance_name: str, names: FieldNames = SET_FIELDS) -> ActivationInput:
+    """Validate and normalise; raises ``ModuleError`` 400 ``invalid body: ...``."""
+    if not isinstance(body, dict):
+        raise ModuleError(400, "invalid body: expected a JSON object")
+    return ActivationInput(
+        base_url=_base_url(body, names.base_url),
+        account_id=_account_id(body, names.account_id),
+        api_token=_token(body, names.api_token),
+        inbox_name=_inbox_name(body, names.inbox_name, instance_name),
+        sign_messages=_flag(body, names.sign_messages),
+        ignore_groups=_flag(body, names.ignore_groups),
+        start_as_pending=_flag(body, names.start_as_pending),
+        reopen_resolved=_flag(body, names.reopen_resolved),
+    )
