@@ -1,0 +1,113 @@
+"""The RyzeAPI application: wiring settings, storage, engine, services, routes and middleware."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from ryze.api.bodylimit import BodyLimitMiddleware
+from ryze.api.chatwoot import module as chatwoot_module
+from ryze.api.db import Database
+from ryze.api.errors import install_error_handlers
+from ryze.api.events import EventBus
+from ryze.api.ratelimit import RateLimiter, RateLimitMiddleware
+from ryze.api.routes import health, instances, messages, simulator
+from ryze.api.services.accounts import AccountService
+from ryze.api.services.container import ApiServices
+from ryze.api.services.ingest import InboundPipeline
+from ryze.api.services.instances import InstanceService
+from ryze.api.services.messaging import MessagingService
+from ryze.api.services.sessions import SessionManager
+from ryze.api.services.store import MessageStore
+from ryze.api.settings import ApiSettings
+from ryze.common.crypto import SecretBox
+from ryze.common.database import is_sqlite
+from ryze.engines.base import Engine
+from ryze.engines.simulated import SimulatedEngine
+
+log = logging.getLogger(__name__)
+
+
+def build_engine(settings: ApiSettings) -> Engine:
+    """The configured WhatsApp engine (neonize is imported only when chosen: it loads a Go runtime)."""
+    if settings.whatsapp_engine == "simulated":
+        delay = settings.simulator_auto_connect_seconds
+        return SimulatedEngine(auto_connect_seconds=delay if delay >= 0 else None)
+    neonize: Any = importlib.import_module("ryze.engines.neonize")
+    # whatsmeow keeps its keys in SQLite files under DATA_DIR, or in per-instance schemas of the
+    # PostgreSQL database when RyzeAPI itself runs on PostgreSQL.
+    pg_url = None if is_sqlite(settings.database_url) else settings.database_url
+    engine: Engine = neonize.NeonizeEngine(data_dir=settings.data_dir, database_url=pg_url)
+    return engine
+
+
+def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:
+    db = Database(settings.database_url)
+    secret_box = SecretBox.from_setting(settings.encryption_key, settings.key_file)
+    bus = EventBus()
+    instances_service = InstanceService(db, secret_box, settings)
+    store = MessageStore(db)
+    pipeline = InboundPipeline(settings, instances_service, store, bus)
+    sessions = SessionManager(engine, pipeline)
+    return ApiServices(
+        settings=settings,
+        db=db,
+        secret_box=secret_box,
+        engine=engine,
+        sessions=sessions,
+        messaging=MessagingService(instances_service, sessions, store, pipeline),
+        bus=bus,
+        instances=instances_service,
+        accounts=AccountService(db),
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_create_per_minute),
+    )
+
+
+def create_app(settings: ApiSettings, *, engine: Engine | None = None) -> FastAPI:
+    services = build_services(settings, engine or build_engine(settings))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await services.db.upgrade()
+        await services.sessions.restore(await services.instances.all(), services.instances)
+        for hook in services.on_startup:
+            await hook()
+        log.info(
+            "ryzeapi started",
+            extra={"engine": services.engine.name, "bridge_enabled": settings.bridge_enabled},
+        )
+        try:
+            yield
+        finally:
+            for hook in reversed(services.on_shutdown):
+                await hook()
+            await services.sessions.aclose()
+            await services.messaging.store.aclose()
+            await services.db.aclose()
+
+    app = FastAPI(
+        title="RyzeAPI",
+        version="0.1.0",
+        description="Self-hosted WhatsApp HTTP API. Auth: header `token` (or `Authorization: Bearer`).",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(instances.router)
+    app.include_router(messages.router)
+    if isinstance(services.engine, SimulatedEngine):
+        app.include_router(simulator.router)
+    chatwoot_module.install(app, services)
+    # The middleware added last runs first: the rate limiter wraps everything (its headers reach
+    # every response, the 413 included), then the body limit guards the routes.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware, limiter=services.rate_limiter)
+    return app

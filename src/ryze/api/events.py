@@ -1,0 +1,231 @@
+"""RyzeAPI's internal event bus and the documented ``{event, data, instanceData}`` envelopes.
+
+Engines hand us domain events (``ryze.engines.base``); this module turns them into the public
+envelope (``ryze.protocol``) and fans them out to subscribers (the Chatwoot module's durable log).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from ryze.engines.base import Party, ReceiptEvent, WhatsAppMessage
+from ryze.protocol import (
+    ChatRef,
+    ChatType,
+    ContactCard,
+    EditInfo,
+    EventEnvelope,
+    EventName,
+    InstanceData,
+    LocationInfo,
+    MediaInfo,
+    MessageSource,
+    MessageStatusData,
+    MessageType,
+    ReactionInfo,
+    ReceiptStatus,
+    RevokeInfo,
+    SenderRef,
+    WAMessage,
+)
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[str, EventEnvelope], Awaitable[None]]
+
+
+class EventBus:
+    """In-process fan-out. ``publish`` awaits every handler in subscription order."""
+
+    def __init__(self) -> None:
+        self._handlers: list[EventHandler] = []
+
+    def subscribe(self, handler: EventHandler) -> None:
+        self._handlers.append(handler)
+
+    def unsubscribe(self, handler: EventHandler) -> None:
+        if handler in self._handlers:
+            self._handlers.remove(handler)
+
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._handlers)
+
+    async def publish(self, instance: str, envelope: EventEnvelope) -> None:
+        for handler in self._handlers:
+            try:
+                await handler(instance, envelope)
+            except Exception:
+                # One failing subscriber must not starve the others or the engine's sink; the
+                # failure is reported, and the subscriber owns its own retry/replay.
+                log.exception(
+                    "event handler failed",
+                    extra={"instance": instance, "event": envelope.event.value, "handler": repr(handler)},
+                )
+
+
+# ---------------------------------------------------------------------------------------------
+# Domain values -> documented payloads
+# ---------------------------------------------------------------------------------------------
+
+_KIND_TO_TYPE: dict[str, MessageType] = {
+    "text": MessageType.TEXT,
+    "image": MessageType.IMAGE,
+    "video": MessageType.VIDEO,
+    "audio": MessageType.AUDIO,
+    "document": MessageType.DOCUMENT,
+    "sticker": MessageType.STICKER,
+    "location": MessageType.LOCATION,
+    "contact": MessageType.CONTACT,
+    "reaction": MessageType.REACTION,
+    "edit": MessageType.EDIT,
+    "revoke": MessageType.REVOKE,
+    "unsupported": MessageType.UNSUPPORTED,
+}
+
+
+def rfc3339(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def chat_type(jid: str) -> ChatType:
+    if jid.endswith("@g.us"):
+        return ChatType.GROUP
+    if jid.endswith("@newsletter"):
+        return ChatType.NEWSLETTER
+    if jid.endswith("@broadcast"):
+        return ChatType.BROADCAST
+    return ChatType.PRIVATE
+
+
+def _lid_pn(party: Party) -> tuple[str | None, str | None]:
+    """(lid, pn) alternates of a party: the alt is the LID of a PN jid, or the PN of a LID jid."""
+    if party.alt is None:
+        return None, None
+    if party.jid.endswith("@lid"):
+        return None, party.alt
+    return party.alt, None
+
+
+def chat_ref(party: Party) -> ChatRef:
+    lid, pn = _lid_pn(party)
+    return ChatRef(jid=party.jid, lid=lid, pn=pn, name=party.name, type=chat_type(party.jid))
+
+
+def sender_ref(party: Party) -> SenderRef:
+    lid, pn = _lid_pn(party)
+    return SenderRef(jid=party.jid, lid=lid, pn=pn, name=party.name)
+
+
+def split_origin(origin: str | None, from_me: bool) -> tuple[MessageSource, str | None]:
+    """Sessions carry the caller's tag as ``api`` or ``chatwoot:<command id>``."""
+    if not from_me:
+        return MessageSource.CONTACT, None
+    if origin is None:
+        return MessageSource.PHONE, None
+    tag, _, command_id = origin.partition(":")
+    if tag == MessageSource.CHATWOOT.value:
+        return MessageSource.CHATWOOT, command_id or None
+    if tag == MessageSource.API.value:
+        return MessageSource.API, None
+    return MessageSource.PHONE, None
+
+
+def make_origin(source: str, command_id: str | None) -> str:
+    return f"{source}:{command_id}" if command_id else source
+
+
+def wa_message(msg: WhatsAppMessage, *, origin: str | None, media_url: str | None) -> WAMessage:
+    source, command_id = split_origin(origin, msg.from_me)
+    media = None
+    if msg.media is not None:
+        media = MediaInfo(
+            type=msg.media.kind,
+            mimetype=msg.media.mimetype,
+            fileName=msg.media.file_name,
+            size=msg.media.size,
+            seconds=msg.media.seconds,
+            url=media_url,
+        )
+    location = None
+    if msg.location is not None:
+        loc = msg.location
+        location = LocationInfo(
+            latitude=loc.latitude, longitude=loc.longitude, name=loc.name, address=loc.address
+        )
+    contacts = None
+    if msg.contacts:
+        contacts = [
+            ContactCard(displayName=c.display_name, vcard=c.vcard, phones=list(c.phones))
+            for c in msg.contacts
+        ]
+    target = msg.target_id or ""
+    return WAMessage(
+        id=msg.id,
+        direction="outgoing" if msg.from_me else "incoming",
+        timestamp=rfc3339(msg.timestamp),
+        type=_KIND_TO_TYPE.get(msg.kind, MessageType.UNSUPPORTED),
+        chat=chat_ref(msg.chat),
+        sender=sender_ref(msg.sender),
+        fromMe=msg.from_me,
+        source=source,
+        commandId=command_id,
+        content={"text": msg.text} if msg.text else {},
+        media=media,
+        location=location,
+        contacts=contacts,
+        reaction=ReactionInfo(messageId=target, emoji=msg.emoji or "", fromMe=msg.from_me)
+        if msg.kind == "reaction"
+        else None,
+        edit=EditInfo(messageId=target, text=msg.text) if msg.kind == "edit" else None,
+        revoke=RevokeInfo(messageId=target) if msg.kind == "revoke" else None,
+        replyTo=msg.reply_to,
+        isForwarded=True if msg.forwarded else None,
+        isViewOnce=True if msg.view_once else None,
+    )
+
+
+def _instance_data(base_url: str, instance: str, token: str | None) -> InstanceData:
+    return InstanceData(baseUrl=base_url, instance=instance, token=token)
+
+
+def exchange_envelope(
+    base_url: str, instance: str, token: str | None, payload: dict[str, Any]
+) -> EventEnvelope:
+    """``message.exchange`` from a stored WAMessage payload (``model_dump(exclude_none=True)``)."""
+    return EventEnvelope(
+        event=EventName.MESSAGE_EXCHANGE,
+        data={"id": payload["id"], "message": payload},
+        instanceData=_instance_data(base_url, instance, token),
+    )
+
+
+def status_envelope(base_url: str, instance: str, token: str | None, receipt: ReceiptEvent) -> EventEnvelope:
+    data = MessageStatusData(
+        messageIds=list(receipt.message_ids),
+        status=ReceiptStatus(receipt.kind),
+        chat=chat_ref(receipt.chat),
+        messageSender=sender_ref(receipt.sender),
+        timestamp=rfc3339(receipt.timestamp),
+    )
+    return EventEnvelope(
+        event=EventName.MESSAGE_STATUS,
+        data=data.model_dump(mode="json", exclude_none=True),
+        instanceData=_instance_data(base_url, instance, token),
+    )
+
+
+def state_envelope(
+    base_url: str, instance: str, token: str | None, state: str, reason: str | None
+) -> EventEnvelope:
+    data: dict[str, Any] = {"state": state}
+    if reason:
+        data["reason"] = reason
+    return EventEnvelope(
+        event=EventName.INSTANCE_STATE,
+        data=data,
+        instanceData=_instance_data(base_url, instance, token),
+    )

@@ -1,0 +1,133 @@
+"""Per-token rate limiting (fixed one-minute windows) as a pure ASGI middleware.
+
+Every ``/api/*`` and ``/ws/*`` response (except the bridge's ``/ws/chatwoot/*`` link) carries
+``X-RateLimit-Limit/Remaining/Reset``; over the limit the answer is 429 with the documented message
+(headers still sent). Instance creation has its own, smaller bucket. Requests without a token are
+counted per client address.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import orjson
+from starlette.datastructures import Headers, QueryParams
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ryze.api.tokens import hash_token
+
+RATE_LIMITED = "Rate limit exceeded. Try again later."
+_LIMITED_PREFIXES = ("/api/", "/ws/")
+# The bridge's internal link: one BRIDGE_TOKEN dials a link per instance, and a restart redials
+# them all at once; limiting it per token would cap a deployment at 100 instances.
+_EXEMPT_PREFIXES = ("/ws/chatwoot/",)
+_CREATE_PATH = "/api/instance/new"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int  # Unix seconds when the window ends
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(self.remaining).encode()),
+            (b"x-ratelimit-reset", str(self.reset).encode()),
+        ]
+
+
+class RateLimiter:
+    def __init__(self, per_minute: int, create_per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.create_per_minute = create_per_minute
+        self._windows: dict[tuple[str, str], tuple[int, int]] = {}  # (key, bucket) -> (window, count)
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_minute > 0
+
+    def hit(self, key: str, bucket: str, limit: int, now: float | None = None) -> Decision:
+        window = int((now if now is not None else time.time()) // 60)
+        reset = (window + 1) * 60
+        start, count = self._windows.get((key, bucket), (window, 0))
+        if start != window:
+            count = 0
+            if len(self._windows) > 100_000:
+                self._prune(window)
+        if count >= limit:
+            return Decision(False, limit, 0, reset)
+        count += 1
+        self._windows[(key, bucket)] = (window, count)
+        return Decision(True, limit, limit - count, reset)
+
+    def _prune(self, window: int) -> None:
+        self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
+
+    def reset(self) -> None:
+        self._windows.clear()
+
+
+def _key(scope: Scope) -> str:
+    headers = Headers(scope=scope)
+    token = headers.get("token")
+    if not token:
+        scheme, _, value = headers.get("authorization", "").partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else ""
+    if not token and scope["type"] == "websocket":
+        token = QueryParams(scope.get("query_string", b"")).get("token") or ""
+    if token:
+        return "t:" + hash_token(token.strip())
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown")
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] not in ("http", "websocket")
+            or not self.limiter.enabled
+            or not path.startswith(_LIMITED_PREFIXES)
+            or path.startswith(_EXEMPT_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["method"] == "POST" and path == _CREATE_PATH:
+            decision = self.limiter.hit(_key(scope), "create", self.limiter.create_per_minute)
+        else:
+            decision = self.limiter.hit(_key(scope), "global", self.limiter.per_minute)
+        extra = decision.headers()
+        if not decision.allowed:
+            await _reject(scope, send, extra)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _reject(scope: Scope, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+    body = orjson.dumps({"success": False, "error": {"message": RATE_LIMITED}})
+    all_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    if scope["type"] == "websocket":
+        # Deny the upgrade with an HTTP response (ASGI websocket denial response extension).
+        await send({"type": "websocket.http.response.start", "status": 429, "headers": all_headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    await send({"type": "http.response.start", "status": 429, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,1 @@
+"""HTTP routes of RyzeAPI's public API."""

@@ -1,0 +1,283 @@
+"""Control API of the simulated phone network (mounted only with ``WHATSAPP_ENGINE=simulated``).
+
+Tests, the demo and benchmarks use it to play the phone: scan the QR, deliver messages from
+contacts and groups (or typed on our own phone), deliver receipts, and read what the instance
+sent. Auth: the instance's token or its account's token. Not rate limited (benchmarks inject
+thousands of messages per second).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ryze.api.auth import Caller, load_owned_instance, require_caller, services_of
+from ryze.api.errors import ApiError, describe_validation_error
+from ryze.engines.base import Contact, EngineError, Location, MediaKind, MessageKind, ReceiptKind
+from ryze.engines.simulated import Inbound, InboundMedia, SimulatedEngine, SimulatedSession
+
+router = APIRouter(prefix="/_simulator", tags=["simulator"])
+
+_DEFAULT_MIME: dict[str, str] = {
+    "image": "image/jpeg", "video": "video/mp4", "audio": "audio/mpeg", "ptt": "audio/ogg; codecs=opus",
+    "document": "application/octet-stream", "sticker": "image/webp",
+}  # fmt: skip
+_MEDIA_TYPES = set(_DEFAULT_MIME)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class ContactBody(_Body):
+    displayName: str
+    vcard: str = ""
+    phones: list[str] = Field(default_factory=list)
+
+
+class InboundBody(_Body):
+    """One message from the network. ``type`` defaults to text."""
+
+    sender: str = Field(default="", alias="from")  # contact / participant number or JID
+    fromAlt: str | None = None  # the PN of a LID sender (or the LID of a PN sender)
+    pushName: str | None = None
+    group: str | None = None  # group JID: the message is from ``from`` in that group
+    fromMe: bool = False  # typed on our own phone (``to`` = recipient)
+    to: str | None = None
+    toAlt: str | None = None  # fromMe: the recipient's alternate JID, when the phone knows it
+    type: Literal[
+        "text", "image", "video", "audio", "ptt", "document", "sticker", "location", "contact",
+        "reaction", "edit", "revoke",
+    ] = "text"  # fmt: skip
+    text: str = ""
+    mediaBase64: str | None = None
+    mimetype: str | None = None
+    fileName: str | None = None
+    seconds: int | None = None
+    replyTo: str | None = None
+    targetId: str | None = None  # reaction / edit / revoke: the message acted upon
+    emoji: str | None = None  # reaction ("" removes it)
+    id: str | None = None
+    timestamp: datetime | None = None
+    forwarded: bool = False
+    viewOnce: bool = False
+    latitude: float | None = None
+    longitude: float | None = None
+    locationName: str | None = None
+    address: str | None = None
+    contacts: list[ContactBody] = Field(default_factory=list)
+
+    def to_inbound(self) -> Inbound:
+        if not self.sender and not (self.fromMe and (self.to or self.group)):
+            raise ApiError(400, "Invalid request body: field 'from' is required")
+        # A voice note is an audio message whose media kind is "ptt", as whatsmeow reports it.
+        kind: MessageKind = "audio" if self.type == "ptt" else self.type
+        if kind in ("reaction", "edit", "revoke") and not self.targetId:
+            raise ApiError(400, f"Invalid request body: field 'targetId' is required for type '{kind}'")
+        contacts = tuple(Contact(c.displayName, c.vcard, tuple(c.phones)) for c in self.contacts)
+        return Inbound(
+            sender=self.sender, kind=kind, text=self.text, sender_alt=self.fromAlt, push_name=self.pushName,
+            group=self.group, from_me=self.fromMe, to=self.to, to_alt=self.toAlt, media=self._media(),
+            location=self._location(), contacts=contacts, reply_to=self.replyTo, target_id=self.targetId,
+            emoji=(self.emoji or "") if kind == "reaction" else None, id=self.id, timestamp=self.timestamp,
+            forwarded=self.forwarded, view_once=self.viewOnce,
+        )  # fmt: skip
+
+    def _media(self) -> InboundMedia | None:
+        if self.type not in _MEDIA_TYPES:
+            return None
+        if not self.mediaBase64:
+            raise ApiError(
+                400, f"Invalid request body: field 'mediaBase64' is required for type '{self.type}'"
+            )
+        try:
+            data = base64.b64decode(self.mediaBase64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ApiError(400, "Invalid request body: field 'mediaBase64' is not valid base64") from exc
+        media_kind: MediaKind = self.type  # type: ignore[assignment]  # checked against _MEDIA_TYPES
+        mimetype = self.mimetype or _DEFAULT_MIME[self.type]
+        return InboundMedia(media_kind, data, mimetype, file_name=self.fileName, seconds=self.seconds)
+
+    def _location(self) -> Location | None:
+        if self.type != "location":
+            return None
+        if self.latitude is None or self.longitude is None:
+            raise ApiError(400, "Invalid request body: fields 'latitude' and 'longitude' are required")
+        return Location(self.latitude, self.longitude, self.locationName, self.address)
+
+
+_inbound_list: TypeAdapter[list[InboundBody]] = TypeAdapter(list[InboundBody])
+
+
+class ScanBody(_Body):
+    number: str | None = None
+    pushName: str | None = None
+    lid: str | None = None
+
+
+class ReceiptBody(_Body):
+    chat: str  # the contact (or group) the receipted messages are in
+    messageIds: list[str]
+    status: ReceiptKind = "delivered"
+    sender: str | None = None  # who sends the receipt (group participant); defaults to chat
+    senderAlt: str | None = None  # the receipt sender's alternate JID (PN of a LID), when known
+
+
+async def _session(request: Request, instance: str, caller: Caller) -> SimulatedSession:
+    services = services_of(request)
+    record = await load_owned_instance(services, caller, instance)
+    session = await services.sessions.get(record)
+    if not isinstance(session, SimulatedSession):  # pragma: no cover - router mounted only when simulated
+        raise ApiError(404, "Not found")
+    return session
+
+
+def _bad_value(exc: ValueError) -> ApiError:
+    return ApiError(400, f"Invalid request body: {exc}")
+
+
+@router.post("/{instance}/scan")
+async def scan(
+    request: Request,
+    instance: str,
+    caller: Annotated[Caller, Depends(require_caller)],
+    body: ScanBody | None = None,
+) -> dict[str, Any]:
+    """The phone scans the QR code shown by ``GET /api/instance/connect``: the instance connects."""
+    session = await _session(request, instance, caller)
+    body = body or ScanBody()
+    try:
+        me = await session.scan(body.number, body.pushName, body.lid)
+    except EngineError as exc:
+        raise ApiError(409, exc.message) from exc
+    return {
+        "success": True,
+        "state": session.state.value,
+        "me": {"jid": me.jid, "lid": me.alt, "name": me.name},
+    }
+
+
+@router.post("/{instance}/messages")
+async def deliver_messages(
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    """Deliver one message (a JSON object) or many (``{"messages": [...]}`` or an array), in order."""
+    session = await _session(request, instance, caller)
+    try:
+        raw = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "Invalid JSON body") from exc
+    batch = isinstance(raw, list) or (isinstance(raw, dict) and "messages" in raw)
+    items = (raw.get("messages") if isinstance(raw, dict) else raw) if batch else [raw]
+    if not isinstance(items, list):
+        raise ApiError(400, "Invalid request body: field 'messages' must be an array")
+    try:
+        bodies = _inbound_list.validate_python(items)
+    except ValidationError as exc:
+        # Name fields as the caller wrote them: messages.<n>.<field> in a batch, <field> alone.
+        errors = [
+            {**e, "loc": ("messages", *e["loc"]) if batch else tuple(e["loc"])[1:]} for e in exc.errors()
+        ]
+        raise ApiError(400, describe_validation_error(errors)) from exc
+    try:
+        ids = await session.deliver([b.to_inbound() for b in bodies])
+    except ValueError as exc:
+        raise _bad_value(exc) from exc
+    return {"success": True, "ids": ids}
+
+
+@router.post("/{instance}/receipts")
+async def deliver_receipt(
+    request: Request, instance: str, body: ReceiptBody, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    """A receipt from the contact (delivered, read, played, ...) for messages the instance sent."""
+    session = await _session(request, instance, caller)
+    try:
+        await session.deliver_receipt(
+            body.chat, tuple(body.messageIds), body.status, sender=body.sender, sender_alt=body.senderAlt
+        )
+    except ValueError as exc:
+        raise _bad_value(exc) from exc
+    return {"success": True}
+
+
+@router.get("/{instance}/outbox")
+async def outbox(
+    request: Request,
+    instance: str,
+    caller: Annotated[Caller, Depends(require_caller)],
+    after: int = 0,
+    limit: int = 1000,
+) -> dict[str, Any]:
+    """What the instance sent, as the phone network saw it (items with ``seq`` > ``after``)."""
+    session = await _session(request, instance, caller)
+    items = session.outbox_after(after, max(1, min(limit, 10_000)))
+    last = items[-1]["seq"] if items else after
+    return {"success": True, "items": items, "last": last}
+
+
+@router.delete("/{instance}/outbox")
+async def clear_outbox(
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    session = await _session(request, instance, caller)
+    session.clear_outbox()
+    return {"success": True}
+
+
+@router.get("/{instance}/media/{handle}")
+async def media_blob(
+    request: Request, instance: str, handle: str, caller: Annotated[Caller, Depends(require_caller)]
+) -> Response:
+    """The bytes of a media message the instance sent (``media.handle`` of an outbox item)."""
+    await _session(request, instance, caller)
+    engine = services_of(request).engine
+    assert isinstance(engine, SimulatedEngine)
+    data = engine.get_blob(handle.encode())
+    if data is None:
+        raise ApiError(404, "Media not found")
+    return Response(content=data, media_type="application/octet-stream")
+
+
+@router.post("/{instance}/disconnect")
+async def network_drop(
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    """The connection drops (the login is kept: connect again resumes without a QR)."""
+    session = await _session(request, instance, caller)
+    await session.drop_connection()
+    return {"success": True, "state": session.state.value}
+
+
+@router.post("/{instance}/unlink")
+async def unlink(
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    """The user removes the linked device on the phone: the instance is logged out."""
+    session = await _session(request, instance, caller)
+    await session.unlink_from_phone()
+    return {"success": True, "state": session.state.value}
+
+
+class BanBody(_Body):
+    seconds: int = 3600
+
+
+@router.post("/{instance}/ban")
+async def temporary_ban(
+    request: Request,
+    instance: str,
+    caller: Annotated[Caller, Depends(require_caller)],
+    body: BanBody | None = None,
+) -> dict[str, Any]:
+    """WhatsApp bans the account temporarily (``instance.state`` ``temp_banned``)."""
+    session = await _session(request, instance, caller)
+    await session.temporary_ban((body or BanBody()).seconds)
+    return {"success": True, "state": session.state.value}

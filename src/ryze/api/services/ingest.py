@@ -1,0 +1,100 @@
+"""The inbound path: engine domain events -> message store / instance state -> event bus.
+
+Kept lean on purpose (it carries every message of every instance): one cached instance lookup,
+one grouped insert, one envelope, then the bus.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ryze.api.events import (
+    EventBus,
+    exchange_envelope,
+    split_origin,
+    state_envelope,
+    status_envelope,
+    wa_message,
+)
+from ryze.api.records import InstanceRecord
+from ryze.api.services.instances import InstanceService
+from ryze.api.services.store import MessageStore
+from ryze.api.settings import ApiSettings
+from ryze.engines.base import ConnectionEvent, DomainEvent, MessageEvent, ReceiptEvent, WhatsAppMessage
+from ryze.protocol import MEDIA_PATH
+
+log = logging.getLogger(__name__)
+
+
+class InboundPipeline:
+    def __init__(
+        self, settings: ApiSettings, instances: InstanceService, store: MessageStore, bus: EventBus
+    ) -> None:
+        self._settings = settings
+        self._instances = instances
+        self._store = store
+        self._bus = bus
+        self._base_url = settings.public_base_url
+
+    async def handle(self, instance_name: str, event: DomainEvent) -> None:
+        instance = await self._instances.get(instance_name)
+        if instance is None:
+            # The instance was deleted while its session still delivered events.
+            log.warning("event for unknown instance dropped", extra={"instance": instance_name})
+            return
+        if isinstance(event, MessageEvent):
+            await self.store_message(instance, event.message, event.origin)
+        elif isinstance(event, ReceiptEvent):
+            if self._bus.has_subscribers:
+                await self._bus.publish(
+                    instance.name, status_envelope(self._base_url, instance.name, instance.token, event)
+                )
+        else:
+            await self._connection(instance, event)
+
+    def media_url(self, instance: str, message_id: str) -> str | None:
+        if not self._settings.bridge_enabled:
+            return None
+        return self._settings.bridge_internal_url + MEDIA_PATH.format(
+            instance=instance, message_id=message_id
+        )
+
+    async def store_message(self, instance: InstanceRecord, msg: WhatsAppMessage, origin: str | None) -> bool:
+        """Store and publish one message; False (and nothing published) when already stored."""
+        media_url = self.media_url(instance.name, msg.id) if msg.media is not None else None
+        payload = wa_message(msg, origin=origin, media_url=media_url).model_dump(
+            mode="json", exclude_none=True
+        )
+        source, _ = split_origin(origin, msg.from_me)
+        is_new = await self._store.add(MessageStore.row_values(instance.id, msg, source.value, payload))
+        if not is_new:
+            if msg.from_me and msg.media is not None and msg.media.handle:
+                # An engine that reports its own sends after returning (neonize) loses the race
+                # to MessagingService, which stored the send without the engine's media handle.
+                await self._store.fill_media_handle(instance.id, msg.id, msg.media.handle)
+            return False
+        if msg.kind == "edit" and msg.target_id:
+            await self._store.apply_edit(instance.id, msg.target_id, msg.text)
+        if self._bus.has_subscribers:
+            await self._bus.publish(
+                instance.name, exchange_envelope(self._base_url, instance.name, instance.token, payload)
+            )
+        return True
+
+    async def _connection(self, instance: InstanceRecord, event: ConnectionEvent) -> None:
+        me = event.me
+        updated = await self._instances.set_state(
+            instance,
+            event.state.value,
+            number_jid=me.jid if me else None,
+            profile_name=me.name if me else None,
+        )
+        log.info(
+            "instance state changed",
+            extra={"instance": instance.name, "state": event.state.value, "reason": event.reason},
+        )
+        if self._bus.has_subscribers:
+            await self._bus.publish(
+                updated.name,
+                state_envelope(self._base_url, updated.name, updated.token, event.state.value, event.reason),
+            )

@@ -1,0 +1,174 @@
+"""The message store: every message an instance sent or received, unique per (instance, WhatsApp id).
+
+Writes go through a group committer: inserts that arrive while a commit is in flight (many
+sessions, many chats) share the next transaction, so the fsync cost is paid once per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import Table, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ryze.api.db import Database
+from ryze.api.db.models import MessageRow, utcnow
+from ryze.api.records import StoredMessage
+from ryze.engines.base import WhatsAppMessage
+
+log = logging.getLogger(__name__)
+
+_Pending = tuple[dict[str, Any], asyncio.Future[bool]]
+
+
+class MessageStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        table: Table = MessageRow.__table__  # type: ignore[assignment]  # a declarative class's Table
+        insert = sqlite_insert if db.is_sqlite else pg_insert
+        # One statement, built once: SQLAlchemy caches its compiled form, and a batch goes out as
+        # one multi-row INSERT that reports which rows were new.
+        self._insert = (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=["instance_id", "wa_id"])
+            .returning(table.c.instance_id, table.c.wa_id)
+        )
+        self._queue: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        # The writer keeps one connection: no pool checkout and reset per batch (that halves the
+        # single-row commit rate on SQLite). It is dropped after an error and reopened.
+        self._conn: AsyncConnection | None = None
+
+    @staticmethod
+    def row_values(
+        instance_id: str, msg: WhatsAppMessage, source: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        media = msg.media
+        return {
+            "instance_id": instance_id,
+            "wa_id": msg.id,
+            "chat_jid": msg.chat.jid,
+            "sender_jid": msg.sender.jid,
+            "from_me": msg.from_me,
+            "kind": msg.kind,
+            "source": source,
+            "timestamp": msg.timestamp,
+            "text": msg.text,
+            "target_id": msg.target_id,
+            "media_kind": media.kind if media else None,
+            "media_mimetype": media.mimetype if media else None,
+            "media_file_name": media.file_name if media else None,
+            "media_handle": media.handle if media else None,
+            "payload": payload,
+            "created_at": utcnow(),
+        }
+
+    async def add(self, values: dict[str, Any]) -> bool:
+        """Insert one message; False when (instance, WhatsApp id) was already stored."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((values, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            rows: dict[tuple[str, str], dict[str, Any]] = {}
+            for values, _ in batch:
+                rows.setdefault((values["instance_id"], values["wa_id"]), values)
+            try:
+                inserted = await self._write(list(rows.values()))
+            except Exception as exc:
+                log.exception("message store write failed", extra={"batch": len(batch)})
+                await self._drop_connection()
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for values, future in batch:
+                key = (values["instance_id"], values["wa_id"])
+                # Only the first of in-batch duplicates counts as new.
+                is_new = key in inserted
+                inserted.discard(key)
+                if not future.done():
+                    future.set_result(is_new)
+
+    async def _write(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        if self._conn is None:
+            self._conn = await self._db.engine.connect()
+        async with self._conn.begin():
+            result = await self._conn.execute(self._insert, rows)
+            return {(row[0], row[1]) for row in result}
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:
+                log.warning("closing the message store connection failed", exc_info=True)
+
+    async def aclose(self) -> None:
+        """Finish pending writes and release the writer's connection (before the engine is disposed)."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._drop_connection()
+
+    async def get(self, instance_id: str, wa_id: str) -> StoredMessage | None:
+        async with self._db.session() as session:
+            row = await session.scalar(
+                select(MessageRow).where(MessageRow.instance_id == instance_id, MessageRow.wa_id == wa_id)
+            )
+        return _stored(row) if row is not None else None
+
+    async def get_row(self, instance_id: str, wa_id: str) -> MessageRow | None:
+        async with self._db.session() as session:
+            return await session.scalar(
+                select(MessageRow).where(MessageRow.instance_id == instance_id, MessageRow.wa_id == wa_id)
+            )
+
+    async def fill_media_handle(self, instance_id: str, wa_id: str, handle: bytes) -> None:
+        async with self._db.session() as session:
+            await session.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.instance_id == instance_id,
+                    MessageRow.wa_id == wa_id,
+                    or_(MessageRow.media_handle.is_(None), MessageRow.media_handle == b""),
+                )
+                .values(media_handle=handle)
+            )
+            await session.commit()
+
+    async def apply_edit(self, instance_id: str, target_id: str, text: str) -> None:
+        """Keep the stored text current so a later quote shows the edited words."""
+        async with self._db.session() as session:
+            await session.execute(
+                update(MessageRow)
+                .where(MessageRow.instance_id == instance_id, MessageRow.wa_id == target_id)
+                .values(text=text)
+            )
+            await session.commit()
+
+
+def _stored(row: MessageRow) -> StoredMessage:
+    media = (row.payload or {}).get("media") or {}
+    return StoredMessage(
+        id=row.wa_id,
+        chat=row.chat_jid,
+        sender=row.sender_jid,
+        from_me=row.from_me,
+        timestamp=row.timestamp,
+        kind=row.kind,
+        text=row.text,
+        source=row.source,
+        media_mimetype=row.media_mimetype,
+        media_file_name=row.media_file_name,
+        media_size=media.get("size"),
+        payload=dict(row.payload or {}),
+    )

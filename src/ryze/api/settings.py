@@ -1,0 +1,47 @@
+"""RyzeAPI configuration: one object, read from the environment (names without prefix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = "http://127.0.0.1:8080"
+    database_url: str = "sqlite:///./data/ryzeapi.db"
+    data_dir: Path = Path("./data")
+    encryption_key: str = ""  # empty = key file DATA_DIR/encryption.key (embedded default)
+    whatsapp_engine: Literal["neonize", "simulated"] = "neonize"
+    log_level: str = "INFO"
+    rate_limit_per_minute: int = 100  # 0 disables rate limiting
+    rate_limit_create_per_minute: int = 20
+    instance_quota: int = 100  # instances per account unless the account row says otherwise
+    bridge_url: str = ""
+    bridge_token: str = ""
+    bridge_internal_ryzeapi_url: str = ""  # empty = BASE_URL
+    max_body_bytes: int = 16 * 1024 * 1024  # base64 media travels in JSON bodies
+    # Simulated engine only: seconds after a QR is shown until the simulated phone "scans" it.
+    # A negative value disables it (the control API's /scan route then completes pairing).
+    simulator_auto_connect_seconds: float = 2.0
+
+    @property
+    def bridge_enabled(self) -> bool:
+        return bool(self.bridge_url.strip() and self.bridge_token.strip())
+
+    @property
+    def bridge_internal_url(self) -> str:
+        return (self.bridge_internal_ryzeapi_url.strip() or self.base_url).rstrip("/")
+
+    @property
+    def public_base_url(self) -> str:
+        return self.base_url.rstrip("/")
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "encryption.key"

@@ -1,0 +1,433 @@
+"""The simulated engine: sessions that behave like whatsmeow's, backed by an in-process network.
+
+Connection: ``connect()`` without a stored login reports ``qr_ready`` (with a QR string shaped like
+whatsmeow's), then ``connected`` once the phone scans: automatically after
+``auto_connect_seconds``, or when the control API calls ``scan``. A stored login (the engine keeps
+it until logout/delete) reconnects straight to ``connected``. Messages the network delivers while
+the session is offline wait and arrive, in order, once it connects (WhatsApp's offline queue).
+
+Sends need ``connected`` (else ``NotConnectedError``), are reported back through the sink as
+``MessageEvent(origin=...)`` before the call returns, and are recorded in the phone-side outbox
+the control API exposes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import secrets
+from collections import deque
+from datetime import datetime
+from typing import Any, Literal
+
+from ryze.engines.base import (
+    ConnectionEvent,
+    ConnectionState,
+    ConnectResult,
+    DomainEvent,
+    EngineError,
+    EventSink,
+    Media,
+    MessageEvent,
+    MessageKind,
+    NotConnectedError,
+    OutgoingMedia,
+    Party,
+    Quote,
+    ReceiptEvent,
+    ReceiptKind,
+    SentMessage,
+    WhatsAppMessage,
+)
+from ryze.engines.simulated.traffic import (
+    STATUS_BROADCAST,
+    Inbound,
+    build_message,
+    new_message_id,
+    normalize_jid,
+    wa_now,
+)
+
+log = logging.getLogger(__name__)
+
+OUTBOX_LIMIT = 100_000
+_PAIR_ALPHABET = "ABCDEFGHJKLMNPQRSTVWXYZ123456789"  # no look-alikes, as WhatsApp's codes
+
+
+def _qr_string() -> str:
+    parts = [secrets.token_urlsafe(48), base64.b64encode(secrets.token_bytes(32)).decode()]
+    parts += [
+        base64.b64encode(secrets.token_bytes(32)).decode(),
+        base64.b64encode(secrets.token_bytes(16)).decode(),
+    ]
+    return "2@" + ",".join(parts)
+
+
+def _own_number(instance: str) -> str:
+    """A stable fake phone number for an instance paired without one."""
+    digest = int(hashlib.sha256(instance.encode()).hexdigest()[:12], 16)
+    return f"5500{digest % 10**9:09d}"
+
+
+class SimulatedEngine:
+    name = "simulated"
+
+    def __init__(self, *, auto_connect_seconds: float | None = 2.0) -> None:
+        self.auto_connect_seconds = auto_connect_seconds
+        self.sessions: dict[str, SimulatedSession] = {}
+        self.logins: dict[str, Party] = {}  # the "device store": instance -> our account
+        self._blobs: dict[bytes, bytes] = {}
+
+    async def open_session(self, instance: str, sink: EventSink) -> SimulatedSession:
+        session = SimulatedSession(self, instance, sink)
+        self.sessions[instance] = session
+        return session
+
+    def session(self, instance: str) -> SimulatedSession | None:
+        return self.sessions.get(instance)
+
+    async def delete_session(self, instance: str) -> None:
+        self.logins.pop(instance, None)
+        session = self.sessions.pop(instance, None)
+        if session is not None:
+            await session.close()
+
+    async def aclose(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.close()
+        self.sessions.clear()
+
+    # ---------------------------------------------------------------- media blobs ("the CDN")
+
+    def put_blob(self, data: bytes) -> bytes:
+        handle = hashlib.sha256(data).hexdigest().encode()
+        self._blobs[handle] = data
+        return handle
+
+    def get_blob(self, handle: bytes) -> bytes | None:
+        return self._blobs.get(handle)
+
+
+class SimulatedSession:
+    def __init__(self, engine: SimulatedEngine, instance: str, sink: EventSink) -> None:
+        self._engine = engine
+        self.instance = instance
+        self._sink = sink
+        self._state = ConnectionState.DISCONNECTED
+        self._me: Party | None = None
+        self._qr: str | None = None
+        self._pair_number: str | None = None
+        self._pairing_code: str | None = None
+        self._scan_task: asyncio.Task[None] | None = None
+        self._emit_lock = asyncio.Lock()  # the sink sees one event at a time, in order
+        self._connect_lock = asyncio.Lock()
+        self._offline: list[DomainEvent] = []
+        self.outbox: deque[dict[str, Any]] = deque(maxlen=OUTBOX_LIMIT)
+        self._outbox_seq = 0
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def me(self) -> Party | None:
+        return self._me
+
+    async def _emit(self, event: DomainEvent) -> None:
+        async with self._emit_lock:
+            await self._sink(event)
+
+    async def _set_state(
+        self, state: ConnectionState, *, qr: str | None = None, reason: str | None = None
+    ) -> None:
+        self._state = state
+        me = self._me if state == ConnectionState.CONNECTED else None
+        await self._emit(ConnectionEvent(state=state, qr=qr, reason=reason, me=me))
+
+    # ---------------------------------------------------------------- connection
+
+    async def connect(
+        self,
+        *,
+        pair_number: str | None = None,
+        timeout: float = 60.0,  # the seam's signature; nothing here waits
+    ) -> ConnectResult:
+        del timeout
+        async with self._connect_lock:  # concurrent connects share one pairing, as whatsmeow's
+            return await self._connect_locked(pair_number)
+
+    async def _connect_locked(self, pair_number: str | None) -> ConnectResult:
+        if self._state == ConnectionState.CONNECTED:
+            return ConnectResult(state=self._state)
+        login = self._engine.logins.get(self.instance)
+        if self._state != ConnectionState.QR_READY:
+            await self._set_state(ConnectionState.CONNECTING)
+        if login is not None:
+            self._me = login
+            await self._go_online()
+            return ConnectResult(state=self._state)
+        if self._state != ConnectionState.QR_READY:
+            self._qr = _qr_string()
+            self._pairing_code = None
+            await self._set_state(ConnectionState.QR_READY, qr=self._qr)
+            self._schedule_scan()
+        if pair_number:
+            self._pair_number = pair_number
+            self._pairing_code = "".join(secrets.choice(_PAIR_ALPHABET) for _ in range(8))
+            return ConnectResult(state=self._state, pairing_code=self._pairing_code)
+        return ConnectResult(state=self._state, qr=self._qr)
+
+    def _schedule_scan(self) -> None:
+        delay = self._engine.auto_connect_seconds
+        if delay is None or delay < 0:
+            return
+        if self._scan_task is None or self._scan_task.done():
+            self._scan_task = asyncio.create_task(self._auto_scan(delay))
+
+    async def _auto_scan(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._state == ConnectionState.QR_READY:
+            await self.scan()
+
+    async def scan(
+        self, number: str | None = None, push_name: str | None = None, lid: str | None = None
+    ) -> Party:
+        """The phone scans the QR (or enters the pairing code): the session becomes connected."""
+        if self._state != ConnectionState.QR_READY:
+            raise EngineError("there is no QR code to scan: call connect first")
+        digits = "".join(
+            ch for ch in (number or self._pair_number or _own_number(self.instance)) if ch.isdigit()
+        )
+        lid = (
+            normalize_jid(lid) if lid else f"{int(hashlib.sha256(digits.encode()).hexdigest()[:14], 16)}@lid"
+        )
+        self._me = Party(jid=f"{digits}@s.whatsapp.net", alt=lid, name=push_name or f"Ryze {self.instance}")
+        self._engine.logins[self.instance] = self._me
+        self._qr = None
+        self._pairing_code = None
+        await self._go_online()
+        return self._me
+
+    async def _go_online(self) -> None:
+        await self._set_state(ConnectionState.CONNECTED)
+        pending, self._offline = self._offline, []
+        for event in pending:
+            await self._emit(event)
+
+    async def disconnect(self) -> None:
+        self._cancel_scan()
+        await self._set_state(ConnectionState.DISCONNECTED, reason="Disconnected by request")
+
+    async def logout(self) -> None:
+        await self._logged_out("Logged out by request")
+
+    # The reasons below are the ones the neonize engine reports for the same happenings.
+
+    async def drop_connection(self) -> None:
+        """The network drops the connection; the login is kept (connect again resumes it)."""
+        self._cancel_scan()
+        await self._set_state(
+            ConnectionState.DISCONNECTED, reason="Connection to WhatsApp lost; reconnecting"
+        )
+
+    async def unlink_from_phone(self) -> None:
+        """The user removes the linked device on the phone."""
+        await self._logged_out("Logged out from the phone (logged_out)")
+
+    async def temporary_ban(self, seconds: int = 3600) -> None:
+        """WhatsApp bans the account for a while (for messaging too many people)."""
+        self._cancel_scan()
+        reason = f"Temporarily banned: sent to too many people; expires in {seconds} s"
+        await self._set_state(ConnectionState.TEMP_BANNED, reason=reason)
+
+    async def _logged_out(self, reason: str) -> None:
+        self._cancel_scan()
+        self._engine.logins.pop(self.instance, None)
+        self._qr = None
+        await self._set_state(ConnectionState.LOGGED_OUT, reason=reason)
+        self._me = None
+
+    def _cancel_scan(self) -> None:
+        if self._scan_task is not None and not self._scan_task.done():
+            self._scan_task.cancel()
+        self._scan_task = None
+
+    async def close(self) -> None:
+        self._cancel_scan()
+
+    # ---------------------------------------------------------------- sending
+
+    def _require_connected(self) -> Party:
+        if self._state != ConnectionState.CONNECTED or self._me is None:
+            raise NotConnectedError()
+        return self._me
+
+    def _record(self, action: str, **fields: Any) -> None:
+        self._outbox_seq += 1
+        self.outbox.append({"seq": self._outbox_seq, "action": action, **fields})
+
+    async def _send(
+        self,
+        to: str,
+        kind: MessageKind,
+        origin: str | None,
+        *,
+        text: str = "",
+        media: Media | None = None,
+        quote: Quote | None = None,
+        target_id: str | None = None,
+        emoji: str | None = None,
+    ) -> SentMessage:
+        me = self._require_connected()
+        try:
+            chat = normalize_jid(to)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from exc
+        msg = WhatsAppMessage(
+            id=new_message_id(), chat=Party(jid=chat), sender=me, from_me=True, timestamp=wa_now(), kind=kind,
+            is_group=chat.endswith("@g.us"), text=text, media=media, reply_to=quote.id if quote else None,
+            target_id=target_id, emoji=emoji,
+        )  # fmt: skip
+        self._record("message", **_message_view(msg), origin=origin)
+        await self._emit(MessageEvent(message=msg, origin=origin))
+        return SentMessage(id=msg.id, timestamp=msg.timestamp)
+
+    async def send_text(
+        self, to: str, text: str, *, quote: Quote | None = None, mentions: tuple[str, ...] = (),
+        origin: str | None = None,
+    ) -> SentMessage:  # fmt: skip
+        del mentions  # carried in WhatsApp's context info; nothing to simulate
+        return await self._send(to, "text", origin, text=text, quote=quote)
+
+    async def send_media(
+        self, to: str, media: OutgoingMedia, *, quote: Quote | None = None, origin: str | None = None
+    ) -> SentMessage:
+        handle = self._engine.put_blob(media.data)
+        stored = Media(
+            kind="ptt" if media.voice else media.kind,
+            mimetype=media.mimetype,
+            file_name=media.file_name,
+            size=len(media.data),
+            handle=handle,
+        )
+        return await self._send(to, media.kind, origin, text=media.caption or "", media=stored, quote=quote)
+
+    async def send_reaction(
+        self, chat: str, target_id: str, emoji: str, *, target_from_me: bool,
+        target_sender: str | None = None, origin: str | None = None,
+    ) -> SentMessage:  # fmt: skip
+        del target_from_me, target_sender  # part of the reaction key on the wire only
+        return await self._send(chat, "reaction", origin, target_id=target_id, emoji=emoji)
+
+    async def edit(self, chat: str, message_id: str, text: str, *, origin: str | None = None) -> SentMessage:
+        return await self._send(chat, "edit", origin, text=text, target_id=message_id)
+
+    async def revoke(self, chat: str, message_id: str, *, origin: str | None = None) -> SentMessage:
+        return await self._send(chat, "revoke", origin, target_id=message_id)
+
+    async def mark_read(self, chat: str, message_ids: tuple[str, ...], *, sender: str | None = None) -> None:
+        self._require_connected()
+        self._record("read", chat=chat, messageIds=list(message_ids), sender=sender)
+
+    async def send_presence(self, chat: str, state: Literal["composing", "recording", "paused"]) -> None:
+        self._require_connected()
+        self._record("presence", chat=chat, state=state)
+
+    async def download_media(self, media: Media) -> bytes:
+        data = self._engine.get_blob(media.handle)
+        if data is None:
+            raise EngineError("media is no longer available", retryable=False)
+        return data
+
+    # ---------------------------------------------------------------- the network's side
+
+    async def deliver(self, items: list[Inbound]) -> list[str]:
+        """Messages arriving from the network (or typed on our phone); queued while offline."""
+        ids = []
+        for item in items:
+            if item.group == STATUS_BROADCAST:
+                continue  # status posts (stories) are not relayed: the neonize engine drops them too
+            media = None
+            if item.media is not None:
+                media = Media(
+                    kind=item.media.kind,
+                    mimetype=item.media.mimetype,
+                    file_name=item.media.file_name,
+                    size=len(item.media.data),
+                    seconds=item.media.seconds,
+                    handle=self._engine.put_blob(item.media.data),
+                )
+            me = (
+                self._me
+                or self._engine.logins.get(self.instance)
+                or Party(jid=f"{_own_number(self.instance)}@s.whatsapp.net")
+            )
+            msg = build_message(item, me, media)
+            ids.append(msg.id)
+            await self._deliver_event(MessageEvent(message=msg))
+        return ids
+
+    async def deliver_receipt(
+        self,
+        chat: str,
+        message_ids: tuple[str, ...],
+        kind: ReceiptKind,
+        *,
+        sender: str | None = None,
+        sender_alt: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        chat_jid = normalize_jid(chat)
+        event = ReceiptEvent(
+            chat=Party(jid=chat_jid),
+            sender=Party(
+                jid=normalize_jid(sender) if sender else chat_jid,
+                alt=normalize_jid(sender_alt) if sender_alt else None,
+            ),
+            message_ids=message_ids,
+            kind=kind,
+            timestamp=timestamp or wa_now(),
+        )
+        await self._deliver_event(event)
+
+    async def _deliver_event(self, event: DomainEvent) -> None:
+        if self._state == ConnectionState.CONNECTED:
+            await self._emit(event)
+        else:
+            self._offline.append(event)
+
+    def outbox_after(self, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        return [item for item in self.outbox if item["seq"] > after][:limit]
+
+    def clear_outbox(self) -> None:
+        self.outbox.clear()
+
+    def find_sent(self, message_id: str) -> dict[str, Any] | None:
+        return next((item for item in reversed(self.outbox) if item.get("id") == message_id), None)
+
+
+def _message_view(msg: WhatsAppMessage) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": msg.id,
+        "to": msg.chat.jid,
+        "kind": msg.kind,
+        "text": msg.text,
+        "timestamp": msg.timestamp.isoformat().replace("+00:00", "Z"),
+    }
+    if msg.reply_to:
+        view["replyTo"] = msg.reply_to
+    if msg.target_id:
+        view["targetId"] = msg.target_id
+    if msg.emoji is not None:
+        view["emoji"] = msg.emoji
+    if msg.media is not None:
+        view["media"] = {
+            "kind": msg.media.kind,
+            "mimetype": msg.media.mimetype,
+            "fileName": msg.media.file_name,
+            "size": msg.media.size,
+            "handle": msg.media.handle.decode(),
+        }
+    return view
