@@ -1,0 +1,194 @@
+"""`ChatwootEmulator`: the in-memory Chatwoot v4.15 stand-in and its ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from . import errors
+from .agent import Agent
+from .domain import Chatwoot, Settings
+from .events import EventBus
+from .faults import FaultMiddleware, Faults
+from .recorder import Recorder, RecorderMiddleware
+from .routes import contacts, control, conversations, inboxes, messages, storage
+from .seed import EmulatorSeed
+from .state import JSON, Store
+from .views import conversation_json, message_json
+from .webhooks import WebhookDispatcher
+
+
+class ChatwootEmulator:
+    """One emulated Chatwoot installation. `app` is the ASGI app to serve or to test
+    through `httpx.ASGITransport`; `state`, `recorder`, `faults` are for assertions and
+    run-time control."""
+
+    def __init__(
+        self,
+        seed: EmulatorSeed | None = None,
+        public_url: str | None = None,
+        *,
+        webhook_timeout: float = 5.0,
+        storage_delay_ms: float = 0.0,
+        message_per_minute_limit: int = 200,
+        webhook_workers: int = 8,
+        recorder_maxlen: int = 20_000,
+    ) -> None:
+        self.seed = seed if seed is not None else EmulatorSeed.default()
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self._seen_base: str | None = None
+        self.storage_delay_ms = storage_delay_ms
+        self.state = Store(self.seed)
+        self.bus = EventBus()
+        self.domain = Chatwoot(
+            self.state,
+            self.bus,
+            Settings(message_per_minute_limit=message_per_minute_limit),
+            self._webhook_base,
+        )
+        self.webhooks = WebhookDispatcher(
+            self.state, self._on_webhook_failure, timeout=webhook_timeout, shards=webhook_workers
+        )
+        self.bus.sink = self.webhooks
+        self.faults = Faults()
+        self.recorder = Recorder(maxlen=recorder_maxlen)
+        self.agent = Agent(self.state, self.domain)
+        self.app: ASGIApp = RecorderMiddleware(FaultMiddleware(self._starlette(), self.faults), self.recorder)
+
+    # --- URLs ------------------------------------------------------------------------
+
+    def base_url(self, request: Request | None = None) -> str:
+        """FRONTEND_URL for attachment links: the configured public URL, else the URL
+        the client used (remembered so webhooks built later agree with REST answers)."""
+        if self.public_url:
+            return self.public_url
+        if request is not None:
+            self._seen_base = str(request.base_url).rstrip("/")
+        return self._webhook_base()
+
+    def _webhook_base(self) -> str:
+        return self.public_url or self._seen_base or "http://127.0.0.1"
+
+    # --- app -------------------------------------------------------------------------
+
+    def _starlette(self) -> Starlette:
+        async def not_found(_request: Request, _exc: Exception) -> Response:
+            return errors.route_not_found().response()
+
+        async def server_error(_request: Request, _exc: Exception) -> Response:
+            return errors.internal_error().response()
+
+        @asynccontextmanager
+        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+            yield
+            await self.aclose()
+
+        app = Starlette(
+            # Starlette tries routes in order: the hot path (message create) goes first.
+            routes=[
+                *messages.routes,
+                *conversations.routes,
+                *contacts.routes,
+                *inboxes.routes,
+                *storage.routes,
+                *control.routes,
+            ],
+            exception_handlers={404: not_found, 405: not_found, 500: server_error},
+            lifespan=lifespan,
+        )
+        app.state.emulator = self
+        return app
+
+    async def aclose(self) -> None:
+        """Release hung requests and stop the webhook workers."""
+        self.faults.closing.set()
+        await self.webhooks.close()
+
+    # --- webhooks --------------------------------------------------------------------
+
+    def _on_webhook_failure(self, message_id: int, error: str) -> None:
+        self.domain.mark_webhook_failed(message_id, error)
+
+    async def incoming_dispatch_idle(self) -> None:
+        """Wait until the webhook queues are drained, including failure follow-ups."""
+        await self.webhooks.idle()
+
+    # --- agent actions ---------------------------------------------------------------
+
+    async def agent_reply(
+        self,
+        account_id: int,
+        conversation_display_id: int,
+        content: str | None,
+        private: bool = False,
+        attachments: Sequence[tuple[str, bytes, str]] = (),
+        user_email: str | None = None,
+    ) -> JSON:
+        msg = self.agent.reply(
+            account_id,
+            conversation_display_id,
+            content,
+            private=private,
+            attachments=attachments,
+            user_email=user_email,
+        )
+        return message_json(self.state, self._webhook_base(), msg)
+
+    async def agent_delete(self, account_id: int, conversation_display_id: int, message_id: int) -> JSON:
+        msg = self.agent.delete(account_id, conversation_display_id, message_id)
+        return message_json(self.state, self._webhook_base(), msg)
+
+    async def agent_toggle_status(
+        self,
+        account_id: int,
+        conversation_display_id: int,
+        status: str | None = None,
+        user_email: str | None = None,
+    ) -> JSON:
+        conv = self.agent.toggle_status(account_id, conversation_display_id, status, user_email)
+        return conversation_json(self.state, self._webhook_base(), conv)
+
+    async def agent_typing(
+        self, account_id: int, conversation_display_id: int, on: bool = True, private: bool = False
+    ) -> None:
+        self.agent.typing(account_id, conversation_display_id, on, private=private)
+
+    # --- run-time settings -------------------------------------------------------------
+
+    def configure(self, **settings: Any) -> None:
+        """Change settings at run time (also `POST /_emulator/settings`)."""
+        for key, value in settings.items():
+            if key == "webhook_timeout":
+                self.webhooks.timeout = float(value)
+            elif key == "storage_delay_ms":
+                self.storage_delay_ms = float(value)
+            elif key == "message_per_minute_limit":
+                self.domain.settings.message_per_minute_limit = int(value)
+            elif key == "webhooks_enabled":
+                self.webhooks.enabled = bool(value)
+            elif key == "recorder_enabled":
+                self.recorder.enabled = bool(value)
+            elif key == "inbox_limit":
+                account_id, limit = (
+                    (value["account_id"], value["limit"]) if isinstance(value, dict) else (1, value)
+                )
+                self.state.accounts[int(account_id)].inbox_limit = None if limit is None else int(limit)
+            else:
+                raise ValueError(f"unknown setting {key!r}")
+
+    def settings_json(self) -> JSON:
+        return {
+            "public_url": self._webhook_base(),
+            "webhook_timeout": self.webhooks.timeout,
+            "storage_delay_ms": self.storage_delay_ms,
+            "message_per_minute_limit": self.domain.settings.message_per_minute_limit,
+            "webhooks_enabled": self.webhooks.enabled,
+            "recorder_enabled": self.recorder.enabled,
+            "inbox_limits": {str(a.id): a.inbox_limit for a in self.state.accounts.values()},
+        }

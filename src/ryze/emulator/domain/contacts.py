@@ -1,0 +1,129 @@
+"""Contacts and ContactInboxBuilder."""
+
+from __future__ import annotations
+
+import uuid
+
+from ..errors import RecordInvalid, RecordNotFound, RecordNotUnique
+from ..params import as_dict, cast_bool, cast_int
+from ..state import (
+    JSON,
+    Account,
+    Contact,
+    ContactInbox,
+    Inbox,
+)
+from .base import (
+    DEVISE_EMAIL,
+    E164,
+    Core,
+    str_or_none,
+)
+
+
+class ContactOps(Core):
+    """Contact validations (app/models/contact.rb) and ContactInboxBuilder."""
+
+    def create_contact(
+        self, account: Account, params: JSON
+    ) -> tuple[Contact, ContactInbox | None, Inbox | None]:
+        inbox: Inbox | None = None
+        inbox_id = cast_int(params.get("inbox_id"))
+        if params.get("inbox_id") not in (None, ""):
+            inbox = self.store.inboxes.get(inbox_id) if inbox_id is not None else None
+            if inbox is None or inbox.account_id != account.id:
+                raise RecordNotFound("Couldn't find Inbox")
+        contact = Contact(id=0, account_id=account.id)
+        self._assign_contact(contact, params, merge=False)
+        self._validate_contact(contact)
+        source_id = str_or_none(params.get("source_id"))
+        if inbox is not None and source_id is not None:
+            self._check_source_free(inbox.id, source_id, contact_id=None)
+        contact.id = self.store.next_id("contacts")
+        self.store.save_contact(contact)
+        ci = self.build_contact_inbox(contact, inbox, source_id) if inbox is not None else None
+        return contact, ci, inbox
+
+    def update_contact(self, contact: Contact, params: JSON) -> Contact:
+        draft = Contact(**{**contact.__dict__})
+        draft.additional_attributes = dict(contact.additional_attributes)
+        draft.custom_attributes = dict(contact.custom_attributes)
+        self._assign_contact(draft, params, merge=True)
+        self._validate_contact(draft)
+        previous = self.store.contact_key_list(contact)
+        contact.__dict__.update(draft.__dict__)
+        self.store.save_contact(contact, previous)
+        return contact
+
+    @staticmethod
+    def _assign_contact(contact: Contact, params: JSON, *, merge: bool) -> None:
+        if "name" in params:
+            contact.name = "" if params["name"] is None else str(params["name"])
+        if "email" in params:
+            email = str_or_none(params["email"])
+            contact.email = email.strip().lower() if email else None
+        if "phone_number" in params:
+            contact.phone_number = str_or_none(params["phone_number"])
+        if "identifier" in params:
+            contact.identifier = str_or_none(params["identifier"])
+        if "blocked" in params:
+            contact.blocked = bool(cast_bool(params["blocked"]))
+        for key in ("additional_attributes", "custom_attributes"):
+            if key in params:
+                incoming = as_dict(params[key])
+                # ContactsController#update merges both hashes instead of replacing them.
+                current: JSON = getattr(contact, key) if merge else {}
+                setattr(contact, key, {**current, **incoming})
+
+    def _validate_contact(self, contact: Contact) -> None:
+        def taken(attribute: str, value: str) -> bool:
+            owner = self.store.contact_with(contact.account_id, attribute, value)
+            return owner is not None and owner != contact.id
+
+        errors: list[tuple[str, str]] = []
+        if contact.email is not None:
+            if taken("email", contact.email):
+                errors.append(("email", "Email has already been taken"))
+            if not DEVISE_EMAIL.search(contact.email):
+                errors.append(("email", "Email Invalid email"))
+        if contact.identifier is not None and taken("identifier", contact.identifier):
+            errors.append(("identifier", "Identifier has already been taken"))
+        if contact.phone_number is not None:
+            if taken("phone_number", contact.phone_number):
+                errors.append(("phone_number", "Phone number has already been taken"))
+            if not E164.search(contact.phone_number):
+                errors.append(("phone_number", "Phone number should be in e164 format"))
+        if len(contact.name) > 255:
+            errors.append(("name", "Name is too long (maximum is 255 characters)"))
+        if contact.identifier is not None and len(contact.identifier) > 255:
+            errors.append(("identifier", "Identifier is too long (maximum is 255 characters)"))
+        if errors:
+            raise RecordInvalid(errors)
+
+    def _check_source_free(self, inbox_id: int, source_id: str, contact_id: int | None) -> None:
+        ci_id = self.store.contact_inbox_by_source.get((inbox_id, source_id))
+        if ci_id is not None and self.store.contact_inboxes[ci_id].contact_id != contact_id:
+            # API inboxes are not among the channels whose old row ContactInboxBuilder rewrites.
+            raise RecordNotUnique(f"duplicate key value violates unique constraint ({inbox_id}, {source_id})")
+
+    def build_contact_inbox(
+        self, contact: Contact, inbox: Inbox, source_id: str | None, hmac_verified: bool = False
+    ) -> ContactInbox:
+        """ContactInboxBuilder: reuse (contact, inbox, source_id); a missing source_id is a new UUID."""
+        if source_id is None:
+            source_id = str(uuid.uuid4())
+        ci_id = self.store.contact_inbox_by_source.get((inbox.id, source_id))
+        if ci_id is not None:
+            existing = self.store.contact_inboxes[ci_id]
+            if existing.contact_id == contact.id:
+                return existing
+            raise RecordNotUnique(f"duplicate key value violates unique constraint ({inbox.id}, {source_id})")
+        ci = ContactInbox(
+            id=self.store.next_id("contact_inboxes"),
+            contact_id=contact.id,
+            inbox_id=inbox.id,
+            source_id=source_id,
+            hmac_verified=hmac_verified,
+        )
+        self.store.add_contact_inbox(ci)
+        return ci

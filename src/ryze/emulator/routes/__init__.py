@@ -1,0 +1,1 @@
+"""REST and control routes of the emulator."""

@@ -1,0 +1,193 @@
+"""Webhook delivery to an API inbox's `webhook_url` (reference §8).
+
+Like Chatwoot's Sidekiq `WebhookJob`, delivery happens off the request path: events go
+into queues drained by background tasks. Queues are sharded by conversation so one
+conversation's events arrive in order while different conversations proceed in parallel.
+No retry; a failed message_created/message_updated marks the message failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+import orjson
+
+from .events import PendingEvent
+from .state import JSON, Store
+
+log = logging.getLogger("ryze.emulator.webhooks")
+
+_MESSAGE_EVENTS = ("message_created", "message_updated")
+
+
+@dataclass
+class Delivery:
+    """One attempted POST, kept for tests and the /_emulator/webhooks endpoint."""
+
+    event: str
+    url: str
+    delivery_id: str
+    status: int | None
+    error: str | None
+    message_id: int | None
+    payload: JSON = field(repr=False)
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """`X-Chatwoot-Signature`: sha256=HMAC-SHA256(secret, "<timestamp>.<raw body>")."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def rails_json(payload: JSON) -> bytes:
+    """`payload.to_json`: ActiveSupport escapes <, > and & in JSON strings, so receivers
+    must verify the signature over the raw bytes, never a re-serialisation."""
+    raw = orjson.dumps(payload)
+    return raw.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
+
+
+@dataclass
+class _Job:
+    url: str
+    secret: str
+    event: str
+    payload: JSON
+    message_id: int | None
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        store: Store,
+        on_failure: Callable[[int, str], None],
+        *,
+        timeout: float = 5.0,
+        shards: int = 8,
+        keep: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.timeout = timeout
+        self.enabled = True
+        self.deliveries: list[Delivery] = []
+        self._keep = keep
+        self._on_failure = on_failure
+        self._shards = shards
+        self._queues: list[asyncio.Queue[_Job]] = []
+        self._workers: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._pending = 0
+        self._idle: asyncio.Event | None = None
+
+    # --- producer side (called synchronously from the request handlers) -----------
+
+    def __call__(self, ev: PendingEvent) -> None:
+        inbox = self.store.inboxes.get(ev.inbox_id)
+        if not self.enabled or inbox is None or not inbox.webhook_url.strip():
+            return
+        job = _Job(inbox.webhook_url, inbox.secret, ev.event, ev.build(), ev.message_id)
+        self._ensure_started()
+        self._pending += 1
+        if self._idle is not None:
+            self._idle.clear()
+        self._queues[ev.conversation_pk % self._shards].put_nowait(job)
+
+    def _ensure_started(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._workers:
+            return
+        self._loop = loop
+        self._session = None
+        self._pending = 0
+        self._idle = asyncio.Event()
+        self._queues = [asyncio.Queue() for _ in range(self._shards)]
+        self._workers = [
+            loop.create_task(self._worker(q), name=f"webhook-{i}") for i, q in enumerate(self._queues)
+        ]
+
+    async def idle(self) -> None:
+        """Wait until every queued delivery (and the failures they caused) is done."""
+        # A failed delivery enqueues its message_updated before its own job counts as
+        # done, so the counter cannot reach zero while a follow-up is still due.
+        if self._idle is not None and self._pending:
+            await self._idle.wait()
+
+    async def close(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down
+                pass
+        self._workers = []
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- consumer side -------------------------------------------------------------
+
+    async def _worker(self, queue: asyncio.Queue[_Job]) -> None:
+        while True:
+            job = await queue.get()
+            try:
+                await self._deliver(job)
+            except Exception:
+                log.exception("webhook delivery crashed")
+            finally:
+                queue.task_done()
+                self._pending -= 1
+                if self._pending == 0 and self._idle is not None:
+                    self._idle.set()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # No connection limit per host: Sidekiq runs many WebhookJobs concurrently.
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        return self._session
+
+    async def _deliver(self, job: _Job) -> None:
+        body = rails_json(job.payload)
+        ts = str(int(time.time()))
+        delivery_id = str(uuid.uuid4())
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-Chatwoot-Delivery": delivery_id,
+            "X-Chatwoot-Timestamp": ts,
+            "X-Chatwoot-Signature": sign(job.secret, ts, body),
+        }
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
+        status: int | None = None
+        error: str | None = None
+        try:
+            async with self._client().post(
+                job.url, data=body, headers=headers, timeout=timeout, allow_redirects=True, max_redirects=10
+            ) as resp:
+                await resp.read()
+                status = resp.status
+                if not 200 <= resp.status < 300:
+                    error = f"{resp.status} {resp.reason or ''}".strip()
+        except TimeoutError:
+            error = "Net::ReadTimeout"
+        except aiohttp.ClientConnectorError as exc:
+            error = f"Failed to open TCP connection to {exc.host}:{exc.port} ({exc.os_error})"
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        self.deliveries.append(
+            Delivery(job.event, job.url, delivery_id, status, error, job.message_id, job.payload)
+        )
+        if len(self.deliveries) > self._keep:
+            del self.deliveries[: len(self.deliveries) - self._keep]
+        if error is not None:
+            log.info("webhook %s to %s failed: %s", job.event, job.url, error)
+            if job.event in _MESSAGE_EVENTS and job.message_id is not None:
+                self._on_failure(job.message_id, error)

@@ -1,0 +1,137 @@
+"""Drives the agent page in headless Chromium: reply with attachment, private note,
+delete, resolve/reopen — and checks the webhooks the bridge would receive."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ryze.emulator import run_emulator
+
+from .conftest import Api, Receiver
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (Path(CHROMEDRIVER).exists() and (shutil.which("chromium") or shutil.which("chromium-browser"))),
+        reason="Debian packages chromium and chromium-driver are not installed",
+    ),
+]
+
+
+def drive(app_url: str, upload: Path) -> None:
+    """Blocking Selenium session; runs in a thread so the emulator's loop keeps serving."""
+    from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    profile = tempfile.mkdtemp(prefix="emu-chromium-")
+    options = webdriver.ChromeOptions()
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
+        driver.get(app_url)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+
+        def click(element_id: str) -> None:
+            def attempt(d: WebDriver) -> bool:
+                try:
+                    el = d.find_element(By.ID, element_id)
+                    if not (el.is_displayed() and el.is_enabled()):
+                        return False
+                    el.click()
+                    return True
+                except StaleElementReferenceException:
+                    return False
+
+            wait.until(attempt)
+
+        click("conv-1")
+        wait.until(ec.text_to_be_present_in_element((By.ID, "thread"), "hello from whatsapp"))
+
+        driver.find_element(By.ID, "content").send_keys("reply from the browser")
+        driver.find_element(By.ID, "files").send_keys(str(upload))
+        click("send")
+        wait.until(ec.text_to_be_present_in_element((By.ID, "thread"), "reply from the browser"))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#thread .msg.outgoing a.attachment"))
+
+        driver.find_element(By.ID, "content").send_keys("secret note")
+        click("private")
+        click("send")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#thread .msg.private"))
+
+        # Delete the browser reply. The page redraws on changes, so retry on stale elements.
+        def click_delete(d: WebDriver) -> str | None:
+            try:
+                for el in d.find_elements(By.CSS_SELECTOR, "#thread .msg.outgoing"):
+                    if "reply from the browser" in el.text:
+                        msg_id = el.get_attribute("data-id")
+                        el.find_element(By.CSS_SELECTOR, "button.delete").click()
+                        return msg_id
+            except StaleElementReferenceException:
+                return None
+            return None
+
+        reply_id = wait.until(click_delete)
+        wait.until(ec.text_to_be_present_in_element((By.ID, f"msg-{reply_id}"), "This message was deleted"))
+
+        click("toggle-status")
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "resolved"))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "toggle-status"), "Reopen"))
+        click("toggle-status")
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "open"))
+        assert driver.find_element(By.ID, "error").text == ""
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+async def test_agent_page_in_headless_chromium(receiver: Receiver, tmp_path: Path) -> None:
+    upload = tmp_path / "photo.png"
+    upload.write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    async with run_emulator() as running:
+        emu = running.emulator
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            api = Api(http)
+            _, _, conv = await api.chat(webhook_url=receiver.url)
+            assert conv == 1
+            await api.message(conv, content="hello from whatsapp", message_type="incoming")
+            await asyncio.to_thread(drive, f"{running.url}/app", upload)
+        await emu.incoming_dispatch_idle()
+
+    created = [r.json for r in receiver.events("message_created") if r.json["message_type"] == "outgoing"]
+    assert [(m["content"], m["private"]) for m in created] == [
+        ("reply from the browser", False),
+        ("secret note", True),
+    ]
+    (att,) = created[0]["attachments"]
+    assert (att["file_type"], att["content_type"], att["file_size"]) == ("image", "image/png", 12)
+    deleted = [
+        r.json for r in receiver.events("message_updated") if r.json["content_attributes"].get("deleted")
+    ]
+    assert len(deleted) == 1 and deleted[0]["id"] == created[0]["id"]
+    statuses = [r.json["status"] for r in receiver.events("conversation_status_changed")]
+    assert statuses == ["resolved", "open"]
