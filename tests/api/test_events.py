@@ -223,7 +223,10 @@ async def test_a_failing_subscriber_does_not_stop_the_others(api: Api, account_t
 
     api.services.bus.subscribe(broken)
     api.services.bus.subscribe(after)
-    await deliver(api, token, {"from": "5511988887777", "text": "x"})
+    resp = await api.client.post(
+        "/_simulator/orion/messages", json={"from": "5511988887777", "text": "x"}, headers={"token": token}
+    )
+    assert resp.status_code == 503  # not acknowledged: the network will deliver it again
     assert seen == ["message.exchange"]
 
 
@@ -258,3 +261,25 @@ async def test_sends_reported_late_by_the_engine_are_stored_once_with_their_medi
     assert [m["id"] for m in exchanged(api)] == [message_id]
     data, mimetype, _ = await api.services.messaging.get_media("orion", message_id)
     assert data.startswith(b"\x89PNG") and mimetype == "image/png"
+
+
+async def test_a_failed_publication_is_retried_by_the_redelivery(api: Api, account_token: str) -> None:
+    """A subscriber that cannot persist (the Chatwoot module's durable log, say) must not turn the
+    message into a silent loss: the delivery fails, and WhatsApp's redelivery publishes it."""
+    token = await api.connected_instance(account_token)
+    failures = [RuntimeError("log unavailable")]
+
+    async def flaky(_instance: str, _envelope: EventEnvelope) -> None:
+        if failures:
+            raise failures.pop()
+
+    api.services.bus.subscribe(flaky)
+    message = {"id": "3EB0RETRY0000001", "from": "5511988887777", "text": "must arrive"}
+    resp = await api.client.post("/_simulator/orion/messages", json=message, headers={"token": token})
+    assert resp.status_code == 503
+    assert [m["id"] for m in exchanged(api)] == ["3EB0RETRY0000001"]  # the other subscriber still got it
+
+    await deliver(api, token, message)  # the redelivery
+    assert [m["id"] for m in exchanged(api)] == ["3EB0RETRY0000001", "3EB0RETRY0000001"]
+    await deliver(api, token, message)  # once published, a duplicate is dropped again
+    assert len(exchanged(api)) == 2

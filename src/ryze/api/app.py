@@ -15,6 +15,7 @@ from ryze.api.chatwoot import module as chatwoot_module
 from ryze.api.db import Database
 from ryze.api.errors import install_error_handlers
 from ryze.api.events import EventBus
+from ryze.api.openapi import install_openapi
 from ryze.api.ratelimit import RateLimiter, RateLimitMiddleware
 from ryze.api.routes import health, instances, messages, simulator
 from ryze.api.services.accounts import AccountService
@@ -100,6 +101,7 @@ def create_app(settings: ApiSettings, *, engine: Engine | None = None) -> FastAP
     )
     app.state.services = services
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(instances.router)
     app.include_router(messages.router)

@@ -38,15 +38,15 @@ def services_of(conn: HTTPConnection) -> ApiServices:
 
 def extract_token(conn: HTTPConnection) -> str | None:
     """The token as sent, by the documented order of transports (None when absent)."""
-    token = conn.headers.get("token")
+    token = conn.headers.get("token", "").strip()
     if token:
-        return token.strip()
+        return token
     authorization = conn.headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     if conn.scope["type"] == "websocket":
-        query_token = conn.query_params.get("token")
+        query_token = (conn.query_params.get("token") or "").strip()
         if query_token:
             return query_token
     return None

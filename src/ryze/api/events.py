@@ -55,16 +55,28 @@ class EventBus:
         return bool(self._handlers)
 
     async def publish(self, instance: str, envelope: EventEnvelope) -> None:
+        """Run every handler; raise :class:`PublishError` afterwards if any of them failed.
+
+        One failing subscriber must not starve the others, but the failure must reach the caller:
+        a handler that could not persist (the Chatwoot module's durable log) means the event would
+        be lost, and the caller's retry (a redelivery) is what saves it.
+        """
+        failed = 0
         for handler in self._handlers:
             try:
                 await handler(instance, envelope)
             except Exception:
-                # One failing subscriber must not starve the others or the engine's sink; the
-                # failure is reported, and the subscriber owns its own retry/replay.
+                failed += 1
                 log.exception(
                     "event handler failed",
                     extra={"instance": instance, "event": envelope.event.value, "handler": repr(handler)},
                 )
+        if failed:
+            raise PublishError(f"{failed} event handler(s) failed for {envelope.event.value}")
+
+
+class PublishError(RuntimeError):
+    """At least one subscriber could not take an event (see the logged exception)."""
 
 
 # ---------------------------------------------------------------------------------------------

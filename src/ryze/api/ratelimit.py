@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ryze.api.tokens import hash_token
 
 RATE_LIMITED = "Rate limit exceeded. Try again later."
+INTERNAL_ERROR = "Internal server error"  # the body errors.py gives unhandled exceptions
 _LIMITED_PREFIXES = ("/api/", "/ws/")
 # The bridge's internal link: one BRIDGE_TOKEN dials a link per instance, and a restart redials
 # them all at once; limiting it per token would cap a deployment at 100 instances.
@@ -73,7 +74,7 @@ class RateLimiter:
 
 def _key(scope: Scope) -> str:
     headers = Headers(scope=scope)
-    token = headers.get("token")
+    token = headers.get("token", "").strip()
     if not token:
         scheme, _, value = headers.get("authorization", "").partition(" ")
         token = value.strip() if scheme.lower() == "bearer" else ""
@@ -109,25 +110,47 @@ class RateLimitMiddleware:
             await _reject(scope, send, extra)
             return
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] in ("http.response.start", "websocket.http.response.start"):
+                started = True
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # An unhandled error is answered by Starlette's outermost middleware, outside this one:
+            # answer the documented 500 here so it carries the headers too, then let it propagate
+            # (the app's handler logs it; the outer middleware sees the response already started).
+            if scope["type"] == "http" and not started:
+                await _send_json(send, 500, INTERNAL_ERROR, extra)
+            raise
 
 
-async def _reject(scope: Scope, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
-    body = orjson.dumps({"success": False, "error": {"message": RATE_LIMITED}})
+async def _send_json(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]]) -> None:
+    body = orjson.dumps({"success": False, "error": {"message": message}})
     all_headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         *headers,
     ]
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _reject(scope: Scope, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
     if scope["type"] == "websocket":
         # Deny the upgrade with an HTTP response (ASGI websocket denial response extension).
+        body = orjson.dumps({"success": False, "error": {"message": RATE_LIMITED}})
+        all_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ]
         await send({"type": "websocket.http.response.start", "status": 429, "headers": all_headers})
         await send({"type": "websocket.http.response.body", "body": body})
         return
-    await send({"type": "http.response.start", "status": 429, "headers": all_headers})
-    await send({"type": "http.response.body", "body": body})
+    await _send_json(send, 429, RATE_LIMITED, headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,16 +15,18 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     base_url: str = "http://127.0.0.1:8080"
-    database_url: str = "sqlite:///./data/ryzeapi.db"
+    # Secrets (and URLs that may embed a password) stay out of repr(): settings objects end up in
+    # tracebacks and debug output.
+    database_url: str = Field("sqlite:///./data/ryzeapi.db", repr=False)
     data_dir: Path = Path("./data")
-    encryption_key: str = ""  # empty = key file DATA_DIR/encryption.key (embedded default)
+    encryption_key: str = Field("", repr=False)  # empty = key file DATA_DIR/encryption.key (embedded default)
     whatsapp_engine: Literal["neonize", "simulated"] = "neonize"
     log_level: str = "INFO"
     rate_limit_per_minute: int = 100  # 0 disables rate limiting
     rate_limit_create_per_minute: int = 20
     instance_quota: int = 100  # instances per account unless the account row says otherwise
     bridge_url: str = ""
-    bridge_token: str = ""
+    bridge_token: str = Field("", repr=False)
     bridge_internal_ryzeapi_url: str = ""  # empty = BASE_URL
     max_body_bytes: int = 16 * 1024 * 1024  # base64 media travels in JSON bodies
     # Simulated engine only: seconds after a QR is shown until the simulated phone "scans" it.

@@ -5,7 +5,7 @@ Budgets are fields so tests can shorten them; production always uses the documen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -25,7 +25,7 @@ class BridgeSettings(Protocol):
 @dataclass(frozen=True)
 class ChatwootConfig:
     bridge_url: str
-    bridge_token: str
+    bridge_token: str = field(repr=False)  # a secret: never in a repr, a log line or a traceback
     internal_url: str  # BRIDGE_INTERNAL_RYZEAPI_URL (defaults to BASE_URL): sent to the bridge
     activate_timeout: float = 60.0
     status_timeout: float = 10.0

@@ -6,7 +6,7 @@ greater than 0``. Types are strict (no "5" for 5, no 1 for true), like the rest 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +42,7 @@ _MAX_URL = 2048
 class ActivationInput:
     base_url: str
     account_id: int
-    api_token: str
+    api_token: str = field(repr=False)  # the Chatwoot token: never in a repr or a log line
     inbox_name: str
     sign_messages: bool = False
     ignore_groups: bool = False

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC
 from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from ryze.api.auth import Caller, load_owned_instance, require_account, require_caller, services_of
+from ryze.api.bodies import body_openapi, parse_body
 from ryze.api.errors import ApiError
-from ryze.api.events import rfc3339
 from ryze.api.records import InstanceRecord
 from ryze.api.schemas import CreateInstanceBody
 from ryze.api.services.container import ApiServices
@@ -25,11 +26,21 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 60.0
 _PAIR_NUMBER = re.compile(r"^\d{8,15}$")
+_PAIR_SEPARATORS = re.compile(r"[\s-]")
 # GET /api/instance/list documents four connection states; the transient QR phase reads as connecting.
 _LIST_STATE = {
     ConnectionState.QR_READY.value: "connecting",
     ConnectionState.TEMP_BANNED.value: "disconnected",
 }
+
+
+def created_at(instance: InstanceRecord) -> str | None:
+    """RFC 3339 in UTC, e.g. ``2026-04-20T10:15:30Z`` (SQLite hands timestamps back naive)."""
+    value = instance.created_at
+    if value is None:
+        return None
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _instance_view(services: ApiServices, instance: InstanceRecord) -> dict[str, Any]:
@@ -39,7 +50,7 @@ def _instance_view(services: ApiServices, instance: InstanceRecord) -> dict[str,
         "id": instance.id,
         "name": instance.name,
         "token": instance.token,
-        "createdAt": rfc3339(instance.created_at) if instance.created_at else None,
+        "createdAt": created_at(instance),
         "connection": {
             "state": _LIST_STATE.get(state, state),
             "numberJid": instance.number_jid if state == ConnectionState.CONNECTED.value else None,
@@ -56,15 +67,13 @@ def _instance_view(services: ApiServices, instance: InstanceRecord) -> dict[str,
     }
 
 
-@router.post("/new", status_code=201)
+@router.post("/new", status_code=201, openapi_extra=body_openapi(CreateInstanceBody))
 async def create_instance(
-    request: Request,
-    caller: Annotated[Caller, Depends(require_account)],
-    body: Annotated[CreateInstanceBody | None, Body()] = None,
+    request: Request, caller: Annotated[Caller, Depends(require_account)]
 ) -> dict[str, Any]:
     """Create an instance (TokenAccount only). Born ``disconnected``; connect it next."""
     services = services_of(request)
-    body = body or CreateInstanceBody()
+    body = await parse_body(request, CreateInstanceBody, optional=True)
     instance = await services.instances.create(caller.account_id, body)
     response: dict[str, Any] = {
         "success": True,
@@ -74,7 +83,7 @@ async def create_instance(
             "name": instance.name,
             "token": instance.token,
             "status": "disconnected",
-            "createdAt": rfc3339(instance.created_at) if instance.created_at else None,
+            "createdAt": created_at(instance),
         },
         **InstanceService.public_config(instance),
     }
@@ -171,7 +180,8 @@ async def connect_instance(
         return {
             "success": True,
             "message": "Pairing code generated",
-            "pairingCode": result.pairing_code,
+            # whatsmeow hands out "ABCD-EFGH"; the documented code is the 8 characters to type.
+            "pairingCode": _PAIR_SEPARATORS.sub("", result.pairing_code),
             "status": "pairing",
         }
     if result.qr:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from ryze.api.auth import Caller, load_owned_instance, require_caller, services_of
+from ryze.api.bodies import body_openapi, parse_body
 from ryze.api.records import StoredMessage
 from ryze.api.schemas import SendMediaBody, SendTextBody
 
@@ -32,13 +33,14 @@ def _sent(data: dict[str, Any]) -> dict[str, Any]:
     return {"success": True, "message": "Message sent successfully", "status": "sent", "data": data}
 
 
-@router.post("/api/message/text/{instance}")
+@router.post("/api/message/text/{instance}", openapi_extra=body_openapi(SendTextBody))
 async def send_text(
-    request: Request, instance: str, body: SendTextBody, caller: Annotated[Caller, Depends(require_caller)]
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
 ) -> dict[str, Any]:
     """Send a text message (``replyTo`` quotes a stored message of this instance)."""
     services = services_of(request)
     record = await load_owned_instance(services, caller, instance)
+    body = await parse_body(request, SendTextBody)
     stored = await services.messaging.send_text(
         record.name, body.number, body.message, reply_to=body.replyTo, source="api",
         mentions=tuple(body.mention or ()),
@@ -46,13 +48,14 @@ async def send_text(
     return _sent(_sent_view(stored))
 
 
-@router.post("/api/message/media/{instance}")
+@router.post("/api/message/media/{instance}", openapi_extra=body_openapi(SendMediaBody))
 async def send_media(
-    request: Request, instance: str, body: SendMediaBody, caller: Annotated[Caller, Depends(require_caller)]
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
 ) -> dict[str, Any]:
     """Send an image, video, audio (voice note unless ``isVoice: false``) or document."""
     services = services_of(request)
     record = await load_owned_instance(services, caller, instance)
+    body = await parse_body(request, SendMediaBody)
     is_voice = body.isVoice if body.isVoice is not None else body.mediaType == "audio"
     stored = await services.messaging.send_media(
         record.name, body.number, body.mediaType, url=body.mediaUrl, base64=body.mediaBase64,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ryze.api.auth import Caller, load_owned_instance, require_caller, services_of
 from ryze.api.errors import ApiError, describe_validation_error
+from ryze.api.events import PublishError
 from ryze.engines.base import Contact, EngineError, Location, MediaKind, MessageKind, ReceiptKind
 from ryze.engines.simulated import Inbound, InboundMedia, SimulatedEngine, SimulatedSession
 
@@ -190,6 +191,10 @@ async def deliver_messages(
         ids = await session.deliver([b.to_inbound() for b in bodies])
     except ValueError as exc:
         raise _bad_value(exc) from exc
+    except PublishError as exc:
+        # Like WhatsApp's server when a device does not acknowledge: the phone network delivers
+        # again, and the redelivery publishes what failed (messages already published are dropped).
+        raise ApiError(503, "Delivery not acknowledged: an event subscriber failed; deliver again") from exc
     return {"success": True, "ids": ids}
 
 

@@ -10,6 +10,7 @@ import logging
 
 from ryze.api.events import (
     EventBus,
+    PublishError,
     exchange_envelope,
     split_origin,
     state_envelope,
@@ -35,6 +36,9 @@ class InboundPipeline:
         self._store = store
         self._bus = bus
         self._base_url = settings.public_base_url
+        # Messages stored but whose publication failed: a redelivery of one of them publishes it
+        # again instead of being dropped as a duplicate. Bounded: it only bridges transient failures.
+        self._unpublished: dict[tuple[str, str], None] = {}
 
     async def handle(self, instance_name: str, event: DomainEvent) -> None:
         instance = await self._instances.get(instance_name)
@@ -67,19 +71,28 @@ class InboundPipeline:
         )
         source, _ = split_origin(origin, msg.from_me)
         is_new = await self._store.add(MessageStore.row_values(instance.id, msg, source.value, payload))
+        key = (instance.id, msg.id)
         if not is_new:
             if msg.from_me and msg.media is not None and msg.media.handle:
                 # An engine that reports its own sends after returning (neonize) loses the race
                 # to MessagingService, which stored the send without the engine's media handle.
                 await self._store.fill_media_handle(instance.id, msg.id, msg.media.handle)
-            return False
-        if msg.kind == "edit" and msg.target_id:
+            if key not in self._unpublished:
+                return False
+        elif msg.kind == "edit" and msg.target_id:
             await self._store.apply_edit(instance.id, msg.target_id, msg.text)
         if self._bus.has_subscribers:
-            await self._bus.publish(
-                instance.name, exchange_envelope(self._base_url, instance.name, instance.token, payload)
-            )
-        return True
+            try:
+                await self._bus.publish(
+                    instance.name, exchange_envelope(self._base_url, instance.name, instance.token, payload)
+                )
+            except PublishError:
+                self._unpublished[key] = None
+                while len(self._unpublished) > 10_000:
+                    del self._unpublished[next(iter(self._unpublished))]
+                raise
+        self._unpublished.pop(key, None)
+        return is_new
 
     async def _connection(self, instance: InstanceRecord, event: ConnectionEvent) -> None:
         me = event.me

@@ -57,6 +57,22 @@ def decode_base64(value: str) -> tuple[bytes, str | None]:
     return data, declared
 
 
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or 413 as soon as it is known to exceed ``limit``.
+
+    ``StreamReader.read(n)`` returns whatever is buffered (often one 64 KiB chunk), not ``n``
+    bytes: reading the body in one such call silently truncated every larger file.
+    """
+    if resp.content_length is not None and resp.content_length > limit:
+        raise ApiError(413, "Media too large")
+    buffer = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        buffer += chunk
+        if len(buffer) > limit:
+            raise ApiError(413, "Media too large")
+    return bytes(buffer)
+
+
 async def download(url: str, *, retry_for: float = 0.0) -> tuple[bytes, str | None, str | None]:
     """GET ``url`` following redirects -> (bytes, content type, file name from the URL path).
 
@@ -73,9 +89,7 @@ async def download(url: str, *, retry_for: float = 0.0) -> tuple[bytes, str | No
             try:
                 async with client.get(url, allow_redirects=True) as resp:
                     if resp.status == 200:
-                        data = await resp.content.read(MAX_MEDIA_BYTES + 1)
-                        if len(data) > MAX_MEDIA_BYTES:
-                            raise ApiError(413, "Media too large")
+                        data = await _read_limited(resp, MAX_MEDIA_BYTES)
                         content_type = resp.headers.get("Content-Type", "").split(";")[0].strip() or None
                         name = resp.url.path.rsplit("/", 1)[-1] or None
                         return data, content_type, name
