@@ -157,7 +157,9 @@ class ChatType(StrEnum):
 
 
 class ChatRef(_Model):
-    jid: str  # the chat's JID as WhatsApp addresses it ("5511999999999@s.whatsapp.net", "...@g.us", "...@lid")
+    jid: (
+        str  # the chat's JID as WhatsApp addresses it ("5511999999999@s.whatsapp.net", "...@g.us", "...@lid")
+    )
     lid: str | None = None  # the hidden-identity alternate when known
     pn: str | None = None  # the phone-number JID when known (for @lid chats)
     name: str | None = None  # contact push name or group subject

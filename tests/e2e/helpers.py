@@ -68,6 +68,11 @@ async def add_fault(system: LocalSystem, **rule: Any) -> None:
     await system.call("POST", f"{system.emulator_url}/_emulator/faults", json=rule, expect=200)
 
 
+async def faults_fired(system: LocalSystem) -> int:
+    _, rules = await system.call("GET", f"{system.emulator_url}/_emulator/faults", expect=200)
+    return sum(int(rule["fired"]) for rule in rules)
+
+
 async def clear_faults(system: LocalSystem) -> None:
     await system.call("DELETE", f"{system.emulator_url}/_emulator/faults", expect=200)
 

@@ -8,7 +8,15 @@ import pytest
 
 from ryze.devstack import LocalSystem
 
-from .helpers import add_fault, clear_faults, redeliver_webhook, wait_conversation, wait_messages, wait_outbox
+from .helpers import (
+    add_fault,
+    clear_faults,
+    faults_fired,
+    redeliver_webhook,
+    wait_conversation,
+    wait_messages,
+    wait_outbox,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -94,6 +102,7 @@ async def test_chatwoot_failing_for_a_while_loses_and_duplicates_nothing(
     try:
         await system.inject(name, [{"from": "5511977770030", "text": f"during {i}"} for i in range(5)])
         msgs = await wait_messages(system, conv["id"], 6, timeout=60)
+        assert await faults_fired(system) == 6  # Chatwoot really refused six times
     finally:
         await clear_faults(system)
     assert _texts(msgs) == ["before"] + [f"during {i}" for i in range(5)]

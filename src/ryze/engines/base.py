@@ -222,15 +222,25 @@ class Session(Protocol):
     ) -> SentMessage: ...
 
     async def send_reaction(
-        self, chat: str, target_id: str, emoji: str, *, target_from_me: bool, target_sender: str | None = None,
+        self,
+        chat: str,
+        target_id: str,
+        emoji: str,
+        *,
+        target_from_me: bool,
+        target_sender: str | None = None,
         origin: str | None = None,
-    ) -> SentMessage: ...  # fmt: skip
+    ) -> SentMessage: ...
 
-    async def edit(self, chat: str, message_id: str, text: str, *, origin: str | None = None) -> SentMessage: ...
+    async def edit(
+        self, chat: str, message_id: str, text: str, *, origin: str | None = None
+    ) -> SentMessage: ...
 
     async def revoke(self, chat: str, message_id: str, *, origin: str | None = None) -> SentMessage: ...
 
-    async def mark_read(self, chat: str, message_ids: tuple[str, ...], *, sender: str | None = None) -> None: ...
+    async def mark_read(
+        self, chat: str, message_ids: tuple[str, ...], *, sender: str | None = None
+    ) -> None: ...
 
     async def send_presence(self, chat: str, state: Literal["composing", "recording", "paused"]) -> None: ...
 

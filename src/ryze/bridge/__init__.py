@@ -1,0 +1,1 @@
+"""RyzeIntegrations: the bridge between RyzeAPI (WhatsApp) and Chatwoot."""

@@ -1,0 +1,1 @@
+"""The two relay directions: inbound (WhatsApp → Chatwoot) and outbound (Chatwoot → WhatsApp)."""

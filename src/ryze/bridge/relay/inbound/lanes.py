@@ -1,0 +1,63 @@
+"""One ordered lane per chat, concurrent across chats.
+
+A lane is a queue plus a task that exists only while the chat has work (bounded memory with many
+idle chats); a global semaphore bounds how many lanes run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+
+class LaneRouter:
+    def __init__(self, *, max_concurrent: int = 64, name: str = "") -> None:
+        self._lanes: dict[str, deque[Job]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._name = name
+
+    def submit(self, key: str, job: Job) -> None:
+        lane = self._lanes.get(key)
+        if lane is not None:
+            lane.append(job)
+            return
+        self._lanes[key] = deque([job])
+        task = asyncio.create_task(self._drain(key), name=f"lane-{self._name}-{key}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, key: str) -> None:
+        lane = self._lanes[key]
+        async with self._slots:
+            while lane:
+                job = lane[0]
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a job handles its own failures; this is a bug guard
+                    log.exception("lane job crashed", extra={"integration_id": self._name, "lane": key})
+                lane.popleft()
+        del self._lanes[key]
+
+    @property
+    def active(self) -> int:
+        return len(self._lanes)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._lanes.clear()

@@ -1,0 +1,240 @@
+"""Contact and conversation resolution for a WhatsApp chat, cached locally.
+
+Lookup order on a cache miss: the bridge's own table (by any alias of the chat: JID, LID, PN), then
+Chatwoot by exact keys only — ``contact_inboxes/filter`` on ``(inbox_id, source_id)`` and
+``contacts/filter`` on ``identifier`` (never the rate-limited search) — then creation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ryze.bridge.store.repositories import ChatRecord, ChatRepository
+from ryze.chatwoot import ChatwootClient, ChatwootNotFound, ChatwootValidationError
+from ryze.chatwoot.models import Conversation
+from ryze.protocol import ChatRef, ChatType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConversationPolicy:
+    reopen_resolved: bool
+    start_as_pending: bool
+
+
+def jid_user(jid: str) -> str:
+    return jid.split("@", 1)[0].split(":", 1)[0]
+
+
+def phone_of(chat: ChatRef) -> str | None:
+    """+E.164 when the chat's phone number is known."""
+    for candidate in (chat.pn, chat.jid):
+        if candidate and candidate.endswith("@s.whatsapp.net"):
+            digits = jid_user(candidate)
+            if digits.isdigit() and 2 <= len(digits) <= 15 and digits[0] != "0":
+                return "+" + digits
+    return None
+
+
+def aliases_of(chat: ChatRef) -> list[str]:
+    return [j for j in dict.fromkeys((chat.jid, chat.lid, chat.pn)) if j]
+
+
+def lane_key(chat: ChatRef) -> str:
+    """The same person's PN and LID forms share one lane."""
+    return chat.pn or chat.jid
+
+
+class ConversationResolver:
+    def __init__(
+        self,
+        *,
+        integration_id: str,
+        inbox_id: int,
+        chats: ChatRepository,
+        client: Callable[[], ChatwootClient],
+        policy: Callable[[], ConversationPolicy],
+        cache_size: int = 5000,
+    ) -> None:
+        self.integration_id = integration_id
+        self.inbox_id = inbox_id
+        self._chats = chats
+        self._client = client
+        self._policy = policy
+        self._cache: OrderedDict[str, ChatRecord] = OrderedDict()
+        self._by_conversation: dict[int, ChatRecord] = {}
+        self._cache_size = cache_size
+
+    # ------------------------------------------------------------------ cache
+
+    def _remember(self, chat: ChatRef, record: ChatRecord) -> None:
+        for alias in aliases_of(chat):
+            self._cache[alias] = record
+            self._cache.move_to_end(alias)
+        if record.conversation_id is not None:
+            self._by_conversation[record.conversation_id] = record
+        while len(self._cache) > self._cache_size:
+            _, old = self._cache.popitem(last=False)
+            if old.conversation_id is not None and old not in self._cache.values():
+                self._by_conversation.pop(old.conversation_id, None)
+
+    def _usable(self, record: ChatRecord) -> bool:
+        if record.conversation_id is None:
+            return False
+        return record.conversation_status != "resolved" or self._policy().reopen_resolved
+
+    async def note_status(self, conversation_id: int, status: str) -> None:
+        """A conversation's status changed in Chatwoot (from its webhook)."""
+        record = self._by_conversation.get(conversation_id)
+        if record is not None:
+            if record.conversation_status == status:
+                return  # conversation_updated fires for many attribute changes: write only real changes
+            record.conversation_status = status
+        await self._chats.set_conversation_status(self.integration_id, conversation_id, status)
+
+    async def forget_conversation(self, chat: ChatRef) -> None:
+        """The cached conversation is gone (404): resolve again on the next attempt."""
+        for alias in aliases_of(chat):
+            record = self._cache.get(alias)
+            if record is not None and record.conversation_id is not None:
+                self._by_conversation.pop(record.conversation_id, None)
+                record.conversation_id = None
+        stored = await self._chats.find(self.integration_id, aliases_of(chat))
+        if stored is not None and stored.conversation_id is not None:
+            stored.conversation_id = None
+            await self._chats.save(self.integration_id, stored, aliases_of(chat))
+
+    async def forget_contact(self, chat: ChatRef) -> None:
+        for alias in aliases_of(chat):
+            self._cache.pop(alias, None)
+
+    # ------------------------------------------------------------------ resolution
+
+    async def resolve(self, chat: ChatRef) -> ChatRecord:
+        cached = self._cache.get(chat.jid)
+        if cached is not None and self._usable(cached):
+            self._cache.move_to_end(chat.jid)
+            if any(alias not in self._cache for alias in aliases_of(chat)):
+                await self._learn(chat, cached)
+            return cached
+        aliases = aliases_of(chat)
+        record = cached or await self._chats.find(self.integration_id, aliases)
+        if record is None:
+            contact_id = await self._contact(chat)
+            record = ChatRecord(
+                chat_key=chat.jid, contact_id=contact_id, conversation_id=None, conversation_status="open"
+            )
+        if not self._usable(record):
+            conversation = await self._conversation(record)
+            record.conversation_id = conversation.id
+            record.conversation_status = conversation.status
+        await self._chats.save(self.integration_id, record, aliases)
+        self._remember(chat, record)
+        if chat.pn and chat.pn != chat.jid:  # a LID chat whose phone number is known
+            await self._ensure_phone(chat, record)
+        return record
+
+    async def _learn(self, chat: ChatRef, record: ChatRecord) -> None:
+        """WhatsApp revealed another JID of a known chat (a LID mapped to its phone number): keep them
+        together, and give the Chatwoot contact its phone number when it had none."""
+        new = [alias for alias in aliases_of(chat) if alias not in self._cache]
+        await self._chats.save(self.integration_id, record, aliases_of(chat))
+        self._remember(chat, record)
+        if any(alias.endswith("@s.whatsapp.net") for alias in new):
+            await self._ensure_phone(chat, record)
+
+    async def _ensure_phone(self, chat: ChatRef, record: ChatRecord) -> None:
+        phone = phone_of(chat)
+        if not phone or chat.type != ChatType.PRIVATE:
+            return
+        try:
+            contact = await self._client().show_contact(record.contact_id)
+            if not contact.phone_number:
+                await self._client().update_contact(record.contact_id, phone_number=phone)
+        except (ChatwootValidationError, ChatwootNotFound) as exc:  # the number belongs to another contact
+            log.info(
+                "contact phone number not updated",
+                extra={
+                    "integration_id": self.integration_id,
+                    "contact_id": record.contact_id,
+                    "error": str(exc)[:200],
+                },
+            )
+
+    async def _contact(self, chat: ChatRef) -> int:
+        client = self._client()
+        source_id = chat.jid
+        for alias in aliases_of(chat):
+            found = await client.find_contact_by_source(self.inbox_id, alias)
+            if found is not None:
+                return found.id
+        for alias in aliases_of(chat):
+            matches = await client.filter_contacts("identifier", [alias])
+            if matches:
+                await client.create_contact_inbox(matches[0].id, self.inbox_id, source_id)
+                return matches[0].id
+        phone = phone_of(chat)
+        if phone:
+            matches = await client.filter_contacts("phone_number", [phone])
+            if matches:
+                await client.create_contact_inbox(matches[0].id, self.inbox_id, source_id)
+                return matches[0].id
+        name = (chat.name or phone or jid_user(chat.jid))[:255]
+        attributes: dict[str, object] = {
+            "whatsapp_jid": chat.jid,
+            "whatsapp_lid": chat.lid,
+            "whatsapp_pn": chat.pn,
+        }
+        if chat.type == ChatType.GROUP:
+            attributes["whatsapp_group"] = True
+        try:
+            contact = await client.create_contact(
+                name=name,
+                identifier=chat.jid,
+                phone_number=phone,
+                inbox_id=self.inbox_id,
+                source_id=source_id,
+                additional_attributes={k: v for k, v in attributes.items() if v is not None},
+            )
+        except ChatwootValidationError:
+            # identifier or phone taken by a contact created meanwhile: adopt it
+            matches = await client.filter_contacts("identifier", [chat.jid])
+            if not matches and phone:
+                matches = await client.filter_contacts("phone_number", [phone])
+            if not matches:
+                raise
+            await client.create_contact_inbox(matches[0].id, self.inbox_id, source_id)
+            return matches[0].id
+        log.info("contact created", extra={"integration_id": self.integration_id, "contact_id": contact.id})
+        return contact.id
+
+    async def _conversation(self, record: ChatRecord) -> Conversation:
+        client = self._client()
+        policy = self._policy()
+        ours = [
+            c for c in await client.contact_conversations(record.contact_id) if c.inbox_id == self.inbox_id
+        ]
+        if policy.reopen_resolved and ours:
+            return ours[0]
+        for conversation in ours:
+            if conversation.status != "resolved":
+                return conversation
+        created = await client.create_conversation(
+            inbox_id=self.inbox_id,
+            contact_id=record.contact_id,
+            source_id=record.chat_key,
+            status="pending" if policy.start_as_pending else None,
+        )
+        log.info(
+            "conversation created",
+            extra={
+                "integration_id": self.integration_id,
+                "conversation_id": created.id,
+                "status": created.status,
+            },
+        )
+        return created

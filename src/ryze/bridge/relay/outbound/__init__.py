@@ -1,0 +1,1 @@
+"""Chatwoot → WhatsApp: webhook filters, text formatting, and the durable job worker."""

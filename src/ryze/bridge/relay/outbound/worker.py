@@ -1,0 +1,359 @@
+"""The outbound worker: durable jobs (persisted by the webhook receiver) → link commands.
+
+Jobs of one conversation run in order, one at a time; conversations run concurrently. A job is
+one or more parts (text, or one part per attachment); each part is a command whose id
+``cw-<integration>-<chatwoot message id>-<part>`` is stable across retries, so RyzeAPI sends it to
+WhatsApp at most once. After a part succeeds its WhatsApp id ↔ Chatwoot id mapping is recorded
+and ``parts_done`` advanced. A command WhatsApp refuses for good, or one still failing after
+``max_attempts``, marks the Chatwoot message ``failed`` with the reason (message status PATCH).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import orjson
+
+from ryze.bridge.link.client import LinkUnavailable, backoff_delay
+from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
+from ryze.bridge.store.repositories import OutboundJobRecord
+from ryze.chatwoot import ChatwootError
+from ryze.protocol import (
+    CommandAction,
+    CommandFrame,
+    PresenceParams,
+    RevokeParams,
+    SendMediaParams,
+    SendTextParams,
+)
+
+if TYPE_CHECKING:
+    from ryze.bridge.runtime import IntegrationRuntime
+
+log = logging.getLogger(__name__)
+
+_MEDIA_TYPES = {"image": "image", "video": "video", "audio": "audio"}
+
+
+class PermanentFailure(Exception):
+    """The job cannot succeed (no target chat, nothing to send, refused by WhatsApp)."""
+
+
+def command_id(integration_id: str, chatwoot_message_id: int, part: int, *, kind: str = "send") -> str:
+    prefix = "cw" if kind == "send" else f"cw{kind}"
+    return f"{prefix}-{integration_id}-{chatwoot_message_id}-{part}"
+
+
+def target_chat(payload: dict[str, Any]) -> str | None:
+    conversation = payload.get("conversation") or {}
+    contact_inbox = conversation.get("contact_inbox") or {}
+    source_id = contact_inbox.get("source_id")
+    if isinstance(source_id, str) and source_id:
+        return source_id
+    sender = (conversation.get("meta") or {}).get("sender") or {}
+    identifier = sender.get("identifier")
+    if isinstance(identifier, str) and "@" in identifier:
+        return identifier
+    phone = sender.get("phone_number")
+    if isinstance(phone, str) and phone.startswith("+"):
+        return phone[1:] + "@s.whatsapp.net"
+    return None
+
+
+def _file_name(url: str) -> str | None:
+    path = urlparse(url).path
+    name = unquote(path.rsplit("/", 1)[-1]) if path else ""
+    return name or None
+
+
+class OutboundWorker:
+    def __init__(self, rt: IntegrationRuntime) -> None:
+        self.rt = rt
+        self._queues: dict[int, deque[OutboundJobRecord]] = {}  # per conversation, in arrival order
+        self._runners: dict[int, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._kick = asyncio.Event()
+        self._slots = asyncio.Semaphore(rt.settings.max_chat_lanes)
+        self._started = False
+
+    def start(self, *, load: bool = True) -> None:
+        """Load the jobs left pending by a previous run (once), then run whatever is submitted."""
+        if self._started:
+            return
+        self._started = True
+        if not load:
+            return
+        task = asyncio.create_task(self._load(), name=f"outbound-load-{self.rt.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _load(self) -> None:
+        for job in await self.rt.repos.outbound.pending(self.rt.id):
+            self.submit(job)
+
+    def submit(self, job: OutboundJobRecord) -> None:
+        """A persisted job (from the webhook): queue it behind its conversation's earlier jobs."""
+        if not self._started:
+            return  # paused: it stays in the database and is loaded on resume
+        queue = self._queues.setdefault(job.conversation_id, deque())
+        if any(queued.id == job.id for queued in queue):
+            return
+        queue.append(job)
+        if job.conversation_id not in self._runners:
+            task = asyncio.create_task(
+                self._run_conversation(job.conversation_id), name=f"outbound-{self.rt.id}"
+            )
+            self._runners[job.conversation_id] = task
+
+    def wake(self) -> None:
+        """The link is back: jobs waiting out a backoff try again now."""
+        self._kick.set()
+        self._kick = asyncio.Event()
+
+    async def stop(self) -> None:
+        self._started = False
+        tasks = [*self._runners.values(), *self._tasks]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._runners.clear()
+        self._tasks.clear()
+        self._queues.clear()
+
+    @property
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def presence(self, chat: str, state: str) -> None:
+        """Relay an agent's typing indicator: best effort, not queued (a stale one is worthless)."""
+        if not self.rt.link.connected:
+            return
+        frame = CommandFrame(
+            id=f"cwpresence-{self.rt.id}-{uuid.uuid4().hex}",
+            action=CommandAction.PRESENCE,
+            params=PresenceParams(chat=chat, state=state).model_dump(),
+        )
+        task = asyncio.create_task(self._presence(frame), name=f"presence-{self.rt.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _presence(self, frame: CommandFrame) -> None:
+        try:
+            await self.rt.link.command(frame, budget=5.0)
+        except LinkUnavailable:
+            log.debug("typing indicator not relayed", extra={"integration_id": self.rt.id})
+
+    # ------------------------------------------------------------------ scheduling
+
+    async def _run_conversation(self, conversation_id: int) -> None:
+        queue = self._queues[conversation_id]
+        try:
+            while queue:
+                job = queue[0]
+                wait = job.next_attempt_at - time.time()
+                if wait > 0:
+                    kick = self._kick
+                    try:
+                        await asyncio.wait_for(kick.wait(), wait)
+                    except TimeoutError:
+                        pass
+                async with self._slots:
+                    finished = await self._guarded(job)
+                if finished:
+                    queue.popleft()
+        finally:
+            self._runners.pop(conversation_id, None)
+            if not queue:
+                self._queues.pop(conversation_id, None)
+
+    async def _guarded(self, job: OutboundJobRecord) -> bool:
+        try:
+            return await self._process(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never lose the job: it stays pending and is retried
+            log.exception("outbound job crashed", extra={"integration_id": self.rt.id, "job_id": job.id})
+            return await self._retry(job, "internal error", counted=True)
+
+    # ------------------------------------------------------------------ one job
+
+    async def _process(self, job: OutboundJobRecord) -> bool:
+        """Run the job's remaining parts; True when it is finished (done or failed)."""
+        payload: dict[str, Any] = orjson.loads(job.payload)
+        try:
+            commands = await self._commands(job, payload)
+        except PermanentFailure as exc:
+            await self._fail(job, str(exc))
+            return True
+        settings = self.rt.settings
+        for part in range(job.parts_done, len(commands)):
+            frame = commands[part]
+            try:
+                result = await self.rt.link.command(frame, budget=settings.command_timeout)
+            except LinkUnavailable as exc:
+                return await self._retry(job, str(exc), counted=self.rt.link.connected)
+            if not result.ok:
+                reason = result.error or "WhatsApp refused the message"
+                if result.retryable:
+                    return await self._retry(job, reason, counted=True)
+                await self._fail(job, reason)
+                return True
+            if job.kind == "send" and result.wa_message_id:
+                await self.rt.repos.messages.record(
+                    self.rt.id,
+                    wa_message_id=result.wa_message_id,
+                    part=part,
+                    chatwoot_message_id=job.chatwoot_message_id,
+                    conversation_id=job.conversation_id,
+                    chat_jid=str(frame.params.get("to") or frame.params.get("chat") or ""),
+                    direction="out",
+                )
+            job.parts_done = part + 1
+            if job.parts_done < len(commands):  # progress of a multi-part message survives a restart
+                await self.rt.repos.outbound.update(job.id, parts_done=job.parts_done)
+        await self.rt.repos.outbound.finish(job.id, "done")
+        log.info(
+            "agent message relayed",
+            extra={
+                "integration_id": self.rt.id,
+                "chatwoot_message_id": job.chatwoot_message_id,
+                "parts": len(commands),
+            },
+        )
+        return True
+
+    async def _commands(self, job: OutboundJobRecord, payload: dict[str, Any]) -> list[CommandFrame]:
+        chat = target_chat(payload)
+        if chat is None:
+            raise PermanentFailure("the conversation has no WhatsApp chat (contact_inbox source_id missing)")
+        if job.kind == "revoke":
+            mapped = await self.rt.repos.messages.find_chatwoot(self.rt.id, job.chatwoot_message_id)
+            return [
+                CommandFrame(
+                    id=command_id(self.rt.id, job.chatwoot_message_id, m.part, kind="revoke"),
+                    action=CommandAction.REVOKE,
+                    params=RevokeParams(chat=chat, messageId=m.wa_message_id).model_dump(exclude_none=True),
+                )
+                for m in mapped
+                if m.direction == "out"
+            ]
+        text = chatwoot_to_whatsapp(str(payload.get("content") or ""))
+        if self.rt.record.sign_messages:
+            text = sign(text, agent_name(payload))
+        reply_to = await self._reply_to(payload)
+        attachments = [
+            a for a in payload.get("attachments") or [] if isinstance(a, dict) and a.get("data_url")
+        ]
+        frames: list[CommandFrame] = []
+        if not attachments:
+            if not text.strip():
+                raise PermanentFailure("the message has no text and no attachment")
+            frames.append(
+                CommandFrame(
+                    id=command_id(self.rt.id, job.chatwoot_message_id, 0),
+                    action=CommandAction.SEND_TEXT,
+                    params=SendTextParams(to=chat, text=text, replyTo=reply_to).model_dump(exclude_none=True),
+                )
+            )
+            return frames
+        for index, attachment in enumerate(attachments):
+            url = str(attachment["data_url"])
+            media_type = _MEDIA_TYPES.get(str(attachment.get("file_type")), "document")
+            params = SendMediaParams(
+                to=chat,
+                mediaType=media_type,
+                url=url,
+                mimetype=attachment.get("content_type") or None,
+                fileName=_file_name(url),
+                caption=(text or None) if index == 0 else None,
+                isVoice=bool((attachment.get("meta") or {}).get("is_voice_message"))
+                if media_type == "audio"
+                else False,
+                replyTo=reply_to if index == 0 else None,
+            )
+            frames.append(
+                CommandFrame(
+                    id=command_id(self.rt.id, job.chatwoot_message_id, index),
+                    action=CommandAction.SEND_MEDIA,
+                    params=params.model_dump(exclude_none=True),
+                )
+            )
+        return frames
+
+    async def _reply_to(self, payload: dict[str, Any]) -> str | None:
+        attributes = payload.get("content_attributes") or {}
+        external = attributes.get("in_reply_to_external_id")
+        if isinstance(external, str) and external.startswith("WAID:"):
+            return external[len("WAID:") :]
+        internal = attributes.get("in_reply_to")
+        if isinstance(internal, int):
+            mapped = await self.rt.repos.messages.find_chatwoot(self.rt.id, internal)
+            if mapped:
+                return mapped[0].wa_message_id
+        return None
+
+    # ------------------------------------------------------------------ outcomes
+
+    async def _retry(self, job: OutboundJobRecord, reason: str, *, counted: bool) -> bool:
+        """Schedule another attempt (False), or give up after ``max_attempts`` counted ones (True)."""
+        settings = self.rt.settings
+        attempts = job.attempts + (1 if counted else 0)
+        if attempts >= settings.max_attempts:
+            await self._fail(job, reason)
+            return True
+        delay = backoff_delay(job.attempts, settings.retry_base_seconds, settings.retry_max_seconds)
+        job.attempts, job.next_attempt_at, job.last_error = attempts, time.time() + delay, reason[:2000]
+        await self.rt.repos.outbound.update(
+            job.id, attempts=attempts, next_attempt_at=job.next_attempt_at, last_error=job.last_error
+        )
+        log.info(
+            "outbound job will be retried",
+            extra={
+                "integration_id": self.rt.id,
+                "job_id": job.id,
+                "attempts": attempts,
+                "error": reason[:300],
+            },
+        )
+        return False
+
+    async def _fail(self, job: OutboundJobRecord, reason: str) -> None:
+        await self.rt.repos.outbound.finish(job.id, "failed", reason)
+        log.warning(
+            "agent message failed",
+            extra={
+                "integration_id": self.rt.id,
+                "chatwoot_message_id": job.chatwoot_message_id,
+                "error": reason[:300],
+            },
+        )
+        if job.kind != "send":
+            return
+        for attempt in range(3):
+            try:
+                await self.rt.client().update_message_status(
+                    job.conversation_id, job.chatwoot_message_id, "failed", external_error=reason[:1000]
+                )
+                return
+            except ChatwootError as exc:
+                if not exc.retryable:
+                    log.warning(
+                        "could not mark the Chatwoot message failed",
+                        extra={"integration_id": self.rt.id, "error": str(exc)[:300]},
+                    )
+                    return
+                await asyncio.sleep(backoff_delay(attempt, 0.5, 5.0))
+        log.warning(
+            "could not mark the Chatwoot message failed (retries exhausted)",
+            extra={"integration_id": self.rt.id},
+        )

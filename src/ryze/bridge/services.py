@@ -1,0 +1,47 @@
+"""The bridge's long-lived objects, built once per process and kept at ``app.state.bridge``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ryze.bridge.link.manager import IntegrationManager
+from ryze.bridge.provisioning import Provisioner
+from ryze.bridge.settings import BridgeSettings
+from ryze.bridge.store.db import BridgeDB
+from ryze.bridge.store.repositories import Repositories
+from ryze.chatwoot import ChatwootSessions
+from ryze.common.crypto import SecretBox
+
+
+@dataclass
+class BridgeServices:
+    settings: BridgeSettings
+    db: BridgeDB
+    repos: Repositories
+    sessions: ChatwootSessions
+    box: SecretBox
+    manager: IntegrationManager
+    provisioner: Provisioner
+
+    @classmethod
+    def build(cls, settings: BridgeSettings) -> BridgeServices:
+        db = BridgeDB(settings.database_url)
+        repos = Repositories.create(db)
+        sessions = ChatwootSessions(
+            limit_per_host=settings.chatwoot_connections_per_host, timeout=settings.chatwoot_timeout
+        )
+        box = SecretBox.from_setting(settings.encryption_key, settings.key_file)
+        manager = IntegrationManager(settings=settings, repos=repos, sessions=sessions, box=box)
+        provisioner = Provisioner(settings=settings, repos=repos, sessions=sessions, box=box, manager=manager)
+        return cls(settings, db, repos, sessions, box, manager, provisioner)
+
+    async def start(self) -> None:
+        await self.db.migrate()
+        self.db.start()
+        await self.repos.outbound.prune(self.settings.job_retention_days * 86400)
+        await self.manager.start_all()
+
+    async def close(self) -> None:
+        await self.manager.close()
+        await self.sessions.close()
+        await self.db.close()

@@ -1,0 +1,1 @@
+"""The bridge's own tables and the repositories that read and write them."""

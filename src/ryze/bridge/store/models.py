@@ -1,0 +1,133 @@
+"""Bridge tables (SQLite and PostgreSQL). Chatwoot ids are integers, WhatsApp ids strings."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Integration(Base):
+    __tablename__ = "bridge_integrations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(255), index=True)
+    ryzeapi_url: Mapped[str] = mapped_column(String(2048))
+    chatwoot_base_url: Mapped[str] = mapped_column(String(2048))
+    chatwoot_account_id: Mapped[int] = mapped_column(BigInteger)
+    token_enc: Mapped[str] = mapped_column(Text)  # AES-256-GCM, associated data = id
+    inbox_id: Mapped[int] = mapped_column(BigInteger)
+    inbox_name: Mapped[str] = mapped_column(String(255))
+    inbox_secret_enc: Mapped[str] = mapped_column(Text, default="")  # webhook signing secret, encrypted
+    path_secret_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the webhook path secret
+    sign_messages: Mapped[bool] = mapped_column(Boolean, default=False)
+    ignore_groups: Mapped[bool] = mapped_column(Boolean, default=False)
+    start_as_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    reopen_resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="paused")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    operator_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Chat(Base):
+    """A WhatsApp chat resolved to a Chatwoot contact and (last) conversation."""
+
+    __tablename__ = "bridge_chats"
+
+    integration_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat_key: Mapped[str] = mapped_column(String(255), primary_key=True)  # the JID used as source_id
+    contact_id: Mapped[int] = mapped_column(BigInteger)
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # display_id
+    conversation_status: Mapped[str] = mapped_column(String(16), default="open")
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class ChatAlias(Base):
+    """Every JID a chat is known by (PN and LID kept together) → its chat_key."""
+
+    __tablename__ = "bridge_chat_aliases"
+
+    integration_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    jid: Mapped[str] = mapped_column(String(255), primary_key=True)
+    chat_key: Mapped[str] = mapped_column(String(255))
+
+
+class MessageMap(Base):
+    """WhatsApp message id (+ part) ↔ Chatwoot message id. The deduplication key of both directions."""
+
+    __tablename__ = "bridge_message_map"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "wa_message_id", "part", name="uq_bridge_message_map_wa"),
+        Index("ix_bridge_message_map_cw", "integration_id", "chatwoot_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    integration_id: Mapped[str] = mapped_column(String(32))
+    wa_message_id: Mapped[str] = mapped_column(String(255))
+    part: Mapped[int] = mapped_column(Integer, default=0)
+    chatwoot_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: skipped/failed
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    chat_jid: Mapped[str] = mapped_column(String(255), default="")
+    direction: Mapped[str] = mapped_column(String(8))  # in (WA→CW) | out (CW→WA)
+    state: Mapped[str] = mapped_column(String(8), default="done")  # done | skipped | failed
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class InboundFailure(Base):
+    """A WhatsApp event given up after bounded retries (poison): visible, and acked."""
+
+    __tablename__ = "bridge_inbound_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    integration_id: Mapped[str] = mapped_column(String(32), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    wa_message_id: Mapped[str] = mapped_column(String(255), default="")
+    error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class OutboundJob(Base):
+    """A Chatwoot webhook event to turn into link commands (durable queue, Chatwoot → WhatsApp)."""
+
+    __tablename__ = "bridge_outbound_jobs"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "chatwoot_message_id", "kind", name="uq_bridge_outbound_jobs_msg"),
+        Index("ix_bridge_outbound_jobs_pending", "integration_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    integration_id: Mapped[str] = mapped_column(String(32))
+    chatwoot_message_id: Mapped[int] = mapped_column(BigInteger)
+    conversation_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # send | revoke
+    payload: Mapped[str] = mapped_column(Text)  # the webhook body (JSON)
+    state: Mapped[str] = mapped_column(String(8), default="pending")  # pending | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    parts_done: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,553 @@
+"""Repositories: all SQL of the bridge lives here (Core statements on the ORM tables)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ryze.bridge.store.db import Batcher, BridgeDB
+from ryze.bridge.store.models import Chat, ChatAlias, InboundFailure, Integration, MessageMap, OutboundJob
+
+INTEGRATIONS: Table = Integration.__table__  # type: ignore[assignment]
+CHATS: Table = Chat.__table__  # type: ignore[assignment]
+ALIASES: Table = ChatAlias.__table__  # type: ignore[assignment]
+MAP: Table = MessageMap.__table__  # type: ignore[assignment]
+FAILURES: Table = InboundFailure.__table__  # type: ignore[assignment]
+JOBS: Table = OutboundJob.__table__  # type: ignore[assignment]
+
+
+def insert_ignore(conn: AsyncConnection, table: Table) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+# ------------------------------------------------------------------------------------------ integrations
+
+
+@dataclass
+class IntegrationRecord:
+    id: str
+    instance: str
+    ryzeapi_url: str
+    chatwoot_base_url: str
+    chatwoot_account_id: int
+    token_enc: str
+    inbox_id: int
+    inbox_name: str
+    inbox_secret_enc: str
+    path_secret_hash: str
+    sign_messages: bool
+    ignore_groups: bool
+    start_as_pending: bool
+    reopen_resolved: bool
+    status: str
+    last_error: str
+    operator_paused: bool
+    watermark: int
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> IntegrationRecord:
+        return cls(**{key: row._mapping[key] for key in cls.__dataclass_fields__})
+
+    def values(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+
+class IntegrationRepository:
+    def __init__(self, db: BridgeDB) -> None:
+        self.db = db
+
+    async def get(self, integration_id: str) -> IntegrationRecord | None:
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(select(INTEGRATIONS).where(INTEGRATIONS.c.id == integration_id))
+            ).first()
+        return IntegrationRecord.from_row(row) if row else None
+
+    async def list_all(self) -> list[IntegrationRecord]:
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(select(INTEGRATIONS).order_by(INTEGRATIONS.c.created_at))).all()
+        return [IntegrationRecord.from_row(r) for r in rows]
+
+    async def insert(self, record: IntegrationRecord) -> None:
+        async def op(conn: AsyncConnection) -> Any:
+            await conn.execute(insert(INTEGRATIONS).values(**record.values()))
+
+        await self.db.writer.submit(op)
+
+    async def update(self, integration_id: str, **values: Any) -> None:
+        values["updated_at"] = time.time()
+
+        async def op(conn: AsyncConnection) -> Any:
+            await conn.execute(
+                update(INTEGRATIONS).where(INTEGRATIONS.c.id == integration_id).values(**values)
+            )
+
+        await self.db.writer.submit(op)
+
+    async def delete(self, integration_id: str) -> None:
+        """Remove the integration and everything the bridge kept for it."""
+
+        async def op(conn: AsyncConnection) -> Any:
+            for table in (CHATS, ALIASES, MAP, FAILURES, JOBS):
+                await conn.execute(delete(table).where(table.c.integration_id == integration_id))
+            await conn.execute(delete(INTEGRATIONS).where(INTEGRATIONS.c.id == integration_id))
+
+        await self.db.writer.submit(op)
+
+
+# ------------------------------------------------------------------------------------------ chats
+
+
+@dataclass
+class ChatRecord:
+    chat_key: str
+    contact_id: int
+    conversation_id: int | None
+    conversation_status: str
+
+
+class ChatRepository:
+    def __init__(self, db: BridgeDB) -> None:
+        self.db = db
+
+    async def find(self, integration_id: str, jids: list[str]) -> ChatRecord | None:
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(CHATS)
+                    .join(
+                        ALIASES,
+                        and_(
+                            ALIASES.c.integration_id == CHATS.c.integration_id,
+                            ALIASES.c.chat_key == CHATS.c.chat_key,
+                        ),
+                    )
+                    .where(ALIASES.c.integration_id == integration_id, ALIASES.c.jid.in_(jids))
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return ChatRecord(m["chat_key"], m["contact_id"], m["conversation_id"], m["conversation_status"])
+
+    async def save(self, integration_id: str, chat: ChatRecord, aliases: list[str]) -> None:
+        now = time.time()
+
+        async def op(conn: AsyncConnection) -> Any:
+            result = await conn.execute(
+                update(CHATS)
+                .where(CHATS.c.integration_id == integration_id, CHATS.c.chat_key == chat.chat_key)
+                .values(
+                    contact_id=chat.contact_id,
+                    conversation_id=chat.conversation_id,
+                    conversation_status=chat.conversation_status,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount == 0:
+                await conn.execute(
+                    insert_ignore(conn, CHATS).values(
+                        integration_id=integration_id,
+                        chat_key=chat.chat_key,
+                        contact_id=chat.contact_id,
+                        conversation_id=chat.conversation_id,
+                        conversation_status=chat.conversation_status,
+                        updated_at=now,
+                    )
+                )
+            for jid in {*aliases, chat.chat_key}:
+                await conn.execute(
+                    insert_ignore(conn, ALIASES).values(
+                        integration_id=integration_id, jid=jid, chat_key=chat.chat_key
+                    )
+                )
+
+        await self.db.writer.submit(op)
+
+    async def set_conversation_status(self, integration_id: str, conversation_id: int, status: str) -> None:
+        async def op(conn: AsyncConnection) -> Any:
+            await conn.execute(
+                update(CHATS)
+                .where(CHATS.c.integration_id == integration_id, CHATS.c.conversation_id == conversation_id)
+                .values(conversation_status=status, updated_at=time.time())
+            )
+
+        await self.db.writer.submit(op)
+
+
+# ------------------------------------------------------------------------------------------ message map
+
+
+@dataclass
+class MappedMessage:
+    wa_message_id: str
+    part: int
+    chatwoot_message_id: int | None
+    conversation_id: int | None
+    chat_jid: str
+    direction: str
+    state: str
+
+
+def _mapped(row: Any) -> MappedMessage:
+    m = row._mapping
+    return MappedMessage(
+        m["wa_message_id"],
+        m["part"],
+        m["chatwoot_message_id"],
+        m["conversation_id"],
+        m["chat_jid"],
+        m["direction"],
+        m["state"],
+    )
+
+
+class MessageMapRepository:
+    def __init__(self, db: BridgeDB) -> None:
+        self.db = db
+        self._seen = Batcher(self._seen_many)
+        self._writes = Batcher(self._record_many)
+
+    # -------------------------------------------------------------- hot path (batched)
+
+    async def seen(self, integration_id: str, wa_message_id: str) -> bool:
+        """Whether any part of this WhatsApp message is mapped (batched with concurrent callers)."""
+        return await self._seen((integration_id, wa_message_id))
+
+    async def _seen_many(self, keys: list[tuple[str, str]]) -> list[bool]:
+        unique = list(dict.fromkeys(keys))
+        found: set[tuple[str, str]] = set()
+        async with self.db.connect() as conn:
+            for start in range(0, len(unique), 200):
+                chunk = unique[start : start + 200]
+                rows = await conn.execute(
+                    select(MAP.c.integration_id, MAP.c.wa_message_id).where(
+                        tuple_(MAP.c.integration_id, MAP.c.wa_message_id).in_(chunk)
+                    )
+                )
+                found.update((str(r[0]), str(r[1])) for r in rows)
+        return [key in found for key in keys]
+
+    async def _record_many(self, rows: list[dict[str, Any]]) -> list[None]:
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(insert_ignore(conn, MAP), rows)
+
+        await self.db.writer.submit(op)
+        return [None] * len(rows)
+
+    async def find_wa(self, integration_id: str, wa_message_id: str, part: int = 0) -> MappedMessage | None:
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(MAP).where(
+                        MAP.c.integration_id == integration_id,
+                        MAP.c.wa_message_id == wa_message_id,
+                        MAP.c.part == part,
+                    )
+                )
+            ).first()
+        return _mapped(row) if row else None
+
+    async def find_wa_any(self, integration_id: str, wa_message_id: str) -> MappedMessage | None:
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(MAP)
+                    .where(MAP.c.integration_id == integration_id, MAP.c.wa_message_id == wa_message_id)
+                    .order_by(MAP.c.part)
+                    .limit(1)
+                )
+            ).first()
+        return _mapped(row) if row else None
+
+    async def find_chatwoot(self, integration_id: str, chatwoot_message_id: int) -> list[MappedMessage]:
+        async with self.db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(MAP)
+                    .where(
+                        MAP.c.integration_id == integration_id,
+                        MAP.c.chatwoot_message_id == chatwoot_message_id,
+                    )
+                    .order_by(MAP.c.part)
+                )
+            ).all()
+        return [_mapped(r) for r in rows]
+
+    async def record(
+        self,
+        integration_id: str,
+        *,
+        wa_message_id: str,
+        part: int = 0,
+        chatwoot_message_id: int | None,
+        conversation_id: int | None,
+        chat_jid: str,
+        direction: str,
+        state: str = "done",
+        seq: int | None = None,
+        failure: str | None = None,
+    ) -> None:
+        """Write the mapping row (group-committed); with ``failure`` also the visible failure record."""
+        values = {
+            "integration_id": integration_id,
+            "wa_message_id": wa_message_id,
+            "part": part,
+            "chatwoot_message_id": chatwoot_message_id,
+            "conversation_id": conversation_id,
+            "chat_jid": chat_jid,
+            "direction": direction,
+            "state": state,
+            "seq": seq,
+            "created_at": time.time(),
+        }
+
+        if failure is None:
+            await self._writes(values)  # one executemany for every mapping row written meanwhile
+            return
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(insert_ignore(conn, MAP).values(**values))
+            if failure is not None:
+                await conn.execute(
+                    insert(FAILURES).values(
+                        integration_id=integration_id,
+                        seq=seq or 0,
+                        wa_message_id=wa_message_id,
+                        error=failure,
+                        created_at=time.time(),
+                    )
+                )
+
+        await self.db.writer.submit(op)
+
+    async def failures(self, integration_id: str) -> list[dict[str, Any]]:
+        async with self.db.connect() as conn:
+            rows = (
+                await conn.execute(select(FAILURES).where(FAILURES.c.integration_id == integration_id))
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def record_failure(
+        self, integration_id: str, seq: int, error: str, wa_message_id: str = ""
+    ) -> None:
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(
+                insert(FAILURES).values(
+                    integration_id=integration_id,
+                    seq=seq,
+                    wa_message_id=wa_message_id,
+                    error=error,
+                    created_at=time.time(),
+                )
+            )
+
+        await self.db.writer.submit(op)
+
+
+# ------------------------------------------------------------------------------------------ outbound jobs
+
+
+@dataclass
+class OutboundJobRecord:
+    id: int
+    integration_id: str
+    chatwoot_message_id: int
+    conversation_id: int
+    kind: str
+    payload: str
+    state: str
+    attempts: int
+    parts_done: int
+    next_attempt_at: float
+    last_error: str
+
+
+class OutboundRepository:
+    def __init__(self, db: BridgeDB) -> None:
+        self.db = db
+        self._enqueue = Batcher(self._enqueue_many)
+        self._finish = Batcher(self._finish_many)
+
+    async def _enqueue_many(self, rows: list[dict[str, Any]]) -> list[int | None]:
+        """Insert the jobs not already queued (one transaction); their ids, None for duplicates."""
+
+        def key(row: dict[str, Any]) -> tuple[str, int, str]:
+            return (row["integration_id"], row["chatwoot_message_id"], row["kind"])
+
+        columns = (JOBS.c.integration_id, JOBS.c.chatwoot_message_id, JOBS.c.kind)
+
+        async def op(conn: AsyncConnection) -> list[int | None]:
+            keys = list(dict.fromkeys(key(r) for r in rows))
+            existing = {
+                (str(r[0]), int(r[1]), str(r[2]))
+                for r in await conn.execute(select(*columns).where(tuple_(*columns).in_(keys)))
+            }
+            fresh: dict[tuple[str, int, str], dict[str, Any]] = {}
+            for row in rows:
+                if key(row) not in existing and key(row) not in fresh:
+                    fresh[key(row)] = row
+            if not fresh:
+                return [None] * len(rows)
+            await conn.execute(insert_ignore(conn, JOBS), list(fresh.values()))
+            ids = {
+                (str(r[1]), int(r[2]), str(r[3])): int(r[0])
+                for r in await conn.execute(
+                    select(JOBS.c.id, *columns).where(tuple_(*columns).in_(list(fresh)))
+                )
+            }
+            return [ids[key(row)] if fresh.get(key(row)) is row else None for row in rows]
+
+        result: list[int | None] = await self.db.writer.submit(op)
+        return result
+
+    async def finish(self, job_id: int, state: str, last_error: str = "") -> None:
+        """Mark a job done or failed (batched with concurrent callers)."""
+        await self._finish(
+            {"b_id": job_id, "b_state": state, "b_error": last_error[:2000], "b_at": time.time()}
+        )
+
+    async def _finish_many(self, rows: list[dict[str, Any]]) -> list[None]:
+        statement = (
+            update(JOBS)
+            .where(JOBS.c.id == bindparam("b_id"))
+            .values(state=bindparam("b_state"), last_error=bindparam("b_error"), updated_at=bindparam("b_at"))
+        )
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(statement, rows)
+
+        await self.db.writer.submit(op)
+        return [None] * len(rows)
+
+    async def enqueue(
+        self, integration_id: str, chatwoot_message_id: int, conversation_id: int, kind: str, payload: str
+    ) -> OutboundJobRecord | None:
+        """Persist a job; None when that Chatwoot message already has one (duplicate webhook)."""
+        now = time.time()
+        values = {
+            "integration_id": integration_id,
+            "chatwoot_message_id": chatwoot_message_id,
+            "conversation_id": conversation_id,
+            "kind": kind,
+            "payload": payload,
+            "state": "pending",
+            "attempts": 0,
+            "parts_done": 0,
+            "next_attempt_at": 0.0,
+            "last_error": "",
+            "created_at": now,
+            "updated_at": now,
+        }
+
+        job_id = await self._enqueue(values)
+        if job_id is None:
+            return None
+        return OutboundJobRecord(
+            id=job_id,
+            integration_id=integration_id,
+            chatwoot_message_id=chatwoot_message_id,
+            conversation_id=conversation_id,
+            kind=kind,
+            payload=payload,
+            state="pending",
+            attempts=0,
+            parts_done=0,
+            next_attempt_at=0.0,
+            last_error="",
+        )
+
+    async def pending(self, integration_id: str, limit: int = 100_000) -> list[OutboundJobRecord]:
+        async with self.db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(JOBS)
+                    .where(JOBS.c.integration_id == integration_id, JOBS.c.state == "pending")
+                    .order_by(JOBS.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        return [
+            OutboundJobRecord(**{k: r._mapping[k] for k in OutboundJobRecord.__dataclass_fields__})
+            for r in rows
+        ]
+
+    async def update(self, job_id: int, **values: Any) -> None:
+        values["updated_at"] = time.time()
+
+        async def op(conn: AsyncConnection) -> Any:
+            await conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values))
+
+        await self.db.writer.submit(op)
+
+    async def states(self, integration_id: str) -> dict[str, int]:
+        async with self.db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(JOBS.c.state, func.count())
+                    .where(JOBS.c.integration_id == integration_id)
+                    .group_by(JOBS.c.state)
+                )
+            ).all()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def integrations_with_pending(self) -> set[str]:
+        async with self.db.connect() as conn:
+            rows = (
+                await conn.execute(select(JOBS.c.integration_id).where(JOBS.c.state == "pending").distinct())
+            ).all()
+        return {str(r[0]) for r in rows}
+
+    async def prune(self, older_than_seconds: float) -> int:
+        """Forget finished jobs (done or failed) older than the given age; pending ones are kept."""
+        cutoff = time.time() - older_than_seconds
+
+        async def op(conn: AsyncConnection) -> Any:
+            result = await conn.execute(
+                delete(JOBS).where(JOBS.c.state.in_(("done", "failed")), JOBS.c.updated_at < cutoff)
+            )
+            return int(result.rowcount or 0)
+
+        return int(await self.db.writer.submit(op))
+
+    async def find_by_message(
+        self, integration_id: str, chatwoot_message_id: int
+    ) -> OutboundJobRecord | None:
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(JOBS).where(
+                        JOBS.c.integration_id == integration_id,
+                        JOBS.c.chatwoot_message_id == chatwoot_message_id,
+                        JOBS.c.kind == "send",
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        return OutboundJobRecord(**{k: row._mapping[k] for k in OutboundJobRecord.__dataclass_fields__})
+
+
+@dataclass
+class Repositories:
+    integrations: IntegrationRepository
+    chats: ChatRepository
+    messages: MessageMapRepository
+    outbound: OutboundRepository
+
+    @classmethod
+    def create(cls, db: BridgeDB) -> Repositories:
+        return cls(
+            IntegrationRepository(db), ChatRepository(db), MessageMapRepository(db), OutboundRepository(db)
+        )

@@ -1,0 +1,28 @@
+"""A typed asyncio client for the parts of the Chatwoot application API the bridge uses."""
+
+from ryze.chatwoot.client import ChatwootClient, ChatwootSessions
+from ryze.chatwoot.errors import (
+    ChatwootAuthError,
+    ChatwootError,
+    ChatwootHTTPError,
+    ChatwootNotFound,
+    ChatwootRateLimited,
+    ChatwootServerError,
+    ChatwootTimeout,
+    ChatwootUnreachable,
+    ChatwootValidationError,
+)
+
+__all__ = [
+    "ChatwootAuthError",
+    "ChatwootClient",
+    "ChatwootError",
+    "ChatwootHTTPError",
+    "ChatwootNotFound",
+    "ChatwootRateLimited",
+    "ChatwootServerError",
+    "ChatwootSessions",
+    "ChatwootTimeout",
+    "ChatwootUnreachable",
+    "ChatwootValidationError",
+]

@@ -1,0 +1,376 @@
+"""Typed Chatwoot application-API client.
+
+One :class:`ChatwootSessions` owns one ``aiohttp.ClientSession`` per Chatwoot base URL (connection
+reuse across every integration on that Chatwoot); a :class:`ChatwootClient` is a cheap view bound
+to a base URL, an account and a token. Errors come back as the typed exceptions of
+:mod:`ryze.chatwoot.errors`, carrying status, raw body and ``"METHOD /path"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+import aiohttp
+import orjson
+from pydantic import BaseModel
+
+from ryze.chatwoot.errors import (
+    ChatwootError,
+    ChatwootNotFound,
+    ChatwootTimeout,
+    ChatwootUnreachable,
+    error_for,
+)
+from ryze.chatwoot.models import Attachment, Contact, Conversation, Inbox, Message, ToggleStatusResult
+
+M = TypeVar("M", bound=BaseModel)
+ConversationStatus = Literal["open", "resolved", "pending", "snoozed"]
+
+
+class ChatwootSessions:
+    """One shared ``aiohttp.ClientSession`` per base URL, created lazily, closed together."""
+
+    def __init__(
+        self, *, limit_per_host: int = 64, timeout: float = 15.0, connect_timeout: float = 5.0
+    ) -> None:
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._limit = limit_per_host
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+
+    def session(self, base_url: str) -> aiohttp.ClientSession:
+        key = base_url.rstrip("/")
+        existing = self._sessions.get(key)
+        if existing is not None and not existing.closed:
+            return existing
+        connector = aiohttp.TCPConnector(limit=self._limit * 4, limit_per_host=self._limit, ttl_dns_cache=300)
+        created = aiohttp.ClientSession(
+            connector=connector,
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+            timeout=aiohttp.ClientTimeout(total=self.timeout, connect=self.connect_timeout),
+        )
+        self._sessions[key] = created
+        return created
+
+    def client(
+        self, base_url: str, account_id: int, token: str, *, timeout: float | None = None
+    ) -> ChatwootClient:
+        return ChatwootClient(
+            self.session(base_url), base_url, account_id, token, timeout=timeout or self.timeout
+        )
+
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))
+    return None
+
+
+class ChatwootClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        account_id: int,
+        token: str,
+        *,
+        timeout: float = 15.0,
+    ) -> None:
+        self._session = session
+        self.base_url = base_url.rstrip("/")
+        self.account_id = account_id
+        self._headers = {"api_access_token": token, "Accept": "application/json"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _path(self, suffix: str) -> str:
+        return f"/api/v1/accounts/{self.account_id}{suffix}"
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        form: aiohttp.FormData | None = None,
+        params: Mapping[str, str] | None = None,
+        empty_404: bool = False,
+    ) -> Any:
+        endpoint = f"{method} {path}"
+        url = self.base_url + path
+        try:
+            async with self._session.request(
+                method,
+                url,
+                json=json_body if form is None else None,
+                data=form,
+                params=params,
+                headers=self._headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    body = raw.decode(errors="replace")
+                    if empty_404 and resp.status == 404:
+                        raise ChatwootNotFound(404, body, endpoint=endpoint)
+                    raise error_for(
+                        resp.status,
+                        body,
+                        endpoint=endpoint,
+                        retry_after=_retry_after(resp.headers.get("Retry-After")),
+                    )
+                if not raw:
+                    return None
+                try:
+                    return orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    raise ChatwootError(
+                        f"Chatwoot answered non-JSON to {endpoint}",
+                        endpoint=endpoint,
+                        body=raw[:500].decode(errors="replace"),
+                    ) from exc
+        except TimeoutError as exc:
+            raise ChatwootTimeout(f"Chatwoot did not answer {endpoint} in time", endpoint=endpoint) from exc
+        except aiohttp.ClientError as exc:
+            raise ChatwootUnreachable(
+                f"Chatwoot unreachable ({endpoint}): {exc}", endpoint=endpoint, body=str(exc)
+            ) from exc
+
+    @staticmethod
+    def _model(model: type[M], data: Any) -> M:
+        return model.model_validate(data)
+
+    # ------------------------------------------------------------------ inboxes
+
+    async def create_api_inbox(
+        self, name: str, webhook_url: str, *, reply_time_window_hours: int = 24
+    ) -> Inbox:
+        body = {
+            "name": name,
+            "channel": {
+                "type": "api",
+                "webhook_url": webhook_url,
+                "additional_attributes": {"agent_reply_time_window": reply_time_window_hours},
+            },
+        }
+        return self._model(Inbox, await self._request("POST", self._path("/inboxes"), json_body=body))
+
+    async def show_inbox(self, inbox_id: int) -> Inbox:
+        return self._model(Inbox, await self._request("GET", self._path(f"/inboxes/{inbox_id}")))
+
+    async def list_inboxes(self) -> list[Inbox]:
+        data = await self._request("GET", self._path("/inboxes"))
+        return [Inbox.model_validate(item) for item in (data or {}).get("payload", [])]
+
+    async def update_inbox(
+        self, inbox_id: int, *, name: str | None = None, webhook_url: str | None = None
+    ) -> Inbox:
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = name
+        if webhook_url is not None:
+            body["channel"] = {"webhook_url": webhook_url}
+        return self._model(
+            Inbox, await self._request("PATCH", self._path(f"/inboxes/{inbox_id}"), json_body=body)
+        )
+
+    async def delete_inbox(self, inbox_id: int) -> None:
+        await self._request("DELETE", self._path(f"/inboxes/{inbox_id}"))
+
+    # ------------------------------------------------------------------ contacts
+
+    async def create_contact(
+        self,
+        *,
+        name: str | None,
+        identifier: str | None = None,
+        phone_number: str | None = None,
+        inbox_id: int | None = None,
+        source_id: str | None = None,
+        additional_attributes: dict[str, Any] | None = None,
+    ) -> Contact:
+        body: dict[str, Any] = {}
+        for key, value in (
+            ("name", name),
+            ("identifier", identifier),
+            ("phone_number", phone_number),
+            ("inbox_id", inbox_id),
+            ("source_id", source_id),
+            ("additional_attributes", additional_attributes),
+        ):
+            if value is not None:
+                body[key] = value
+        data = await self._request("POST", self._path("/contacts"), json_body=body)
+        payload = (data or {}).get("payload", {})
+        return self._model(Contact, payload.get("contact", payload))
+
+    async def update_contact(self, contact_id: int, **fields: Any) -> Contact:
+        data = await self._request("PATCH", self._path(f"/contacts/{contact_id}"), json_body=fields)
+        return self._model(Contact, (data or {}).get("payload", data))
+
+    async def show_contact(self, contact_id: int) -> Contact:
+        data = await self._request("GET", self._path(f"/contacts/{contact_id}"))
+        return self._model(Contact, (data or {}).get("payload", data))
+
+    async def filter_contacts(
+        self, attribute_key: str, values: list[str], *, operator: str = "equal_to"
+    ) -> list[Contact]:
+        # one condition: query_operator omitted (Chatwoot wants null on the last; swagger allows only AND/OR)
+        body = {
+            "payload": [
+                {
+                    "attribute_key": attribute_key,
+                    "filter_operator": operator,
+                    "values": values,
+                }
+            ]
+        }
+        data = await self._request("POST", self._path("/contacts/filter"), json_body=body)
+        return [Contact.model_validate(item) for item in (data or {}).get("payload", [])]
+
+    async def create_contact_inbox(self, contact_id: int, inbox_id: int, source_id: str) -> str:
+        body = {"inbox_id": inbox_id, "source_id": source_id}
+        data = await self._request(
+            "POST", self._path(f"/contacts/{contact_id}/contact_inboxes"), json_body=body
+        )
+        value = (data or {}).get("source_id")
+        return str(value) if value is not None else source_id
+
+    async def find_contact_by_source(self, inbox_id: int, source_id: str) -> Contact | None:
+        """``POST contact_inboxes/filter``: the owner of ``(inbox_id, source_id)``, or None (empty 404)."""
+        try:
+            data = await self._request(
+                "POST",
+                self._path("/contact_inboxes/filter"),
+                json_body={"inbox_id": inbox_id, "source_id": source_id},
+                empty_404=True,
+            )
+        except ChatwootNotFound as exc:
+            if exc.body.strip():
+                raise  # a non-empty 404 means the account (or route) is gone, not "no such contact"
+            return None
+        return self._model(Contact, data)
+
+    async def contact_conversations(self, contact_id: int) -> list[Conversation]:
+        data = await self._request("GET", self._path(f"/contacts/{contact_id}/conversations"))
+        return [Conversation.model_validate(item) for item in (data or {}).get("payload", [])]
+
+    # ------------------------------------------------------------------ conversations
+
+    async def create_conversation(
+        self,
+        *,
+        inbox_id: int,
+        contact_id: int,
+        source_id: str,
+        status: ConversationStatus | None = None,
+        additional_attributes: dict[str, Any] | None = None,
+    ) -> Conversation:
+        body: dict[str, Any] = {"inbox_id": inbox_id, "contact_id": contact_id, "source_id": source_id}
+        if status is not None:
+            body["status"] = status
+        if additional_attributes:
+            body["additional_attributes"] = additional_attributes
+        return self._model(
+            Conversation, await self._request("POST", self._path("/conversations"), json_body=body)
+        )
+
+    async def show_conversation(self, conversation_id: int) -> Conversation:
+        return self._model(
+            Conversation, await self._request("GET", self._path(f"/conversations/{conversation_id}"))
+        )
+
+    async def toggle_status(self, conversation_id: int, status: ConversationStatus) -> ToggleStatusResult:
+        data = await self._request(
+            "POST",
+            self._path(f"/conversations/{conversation_id}/toggle_status"),
+            json_body={"status": status},
+        )
+        return self._model(ToggleStatusResult, (data or {}).get("payload", {}))
+
+    async def toggle_typing(self, conversation_id: int, on: bool) -> None:
+        await self._request(
+            "POST",
+            self._path(f"/conversations/{conversation_id}/toggle_typing_status"),
+            json_body={"typing_status": "on" if on else "off", "is_private": False},
+        )
+
+    # ------------------------------------------------------------------ messages
+
+    async def create_message(
+        self,
+        conversation_id: int,
+        *,
+        content: str | None,
+        message_type: Literal["incoming", "outgoing"],
+        private: bool = False,
+        source_id: str | None = None,
+        content_attributes: dict[str, Any] | None = None,
+        attachments: list[Attachment] | None = None,
+    ) -> Message:
+        path = self._path(f"/conversations/{conversation_id}/messages")
+        if attachments:
+            form = aiohttp.FormData()
+            if content:
+                form.add_field("content", content)
+            form.add_field("message_type", message_type)
+            form.add_field("private", "true" if private else "false")
+            if source_id:
+                form.add_field("source_id", source_id)
+            if content_attributes:
+                form.add_field("content_attributes", json.dumps(content_attributes))
+            for item in attachments:
+                form.add_field(
+                    "attachments[]", item.data, filename=item.filename, content_type=item.content_type
+                )
+            return self._model(Message, await self._request("POST", path, form=form))
+        body: dict[str, Any] = {"content": content, "message_type": message_type, "private": private}
+        if source_id:
+            body["source_id"] = source_id
+        if content_attributes:
+            body["content_attributes"] = content_attributes
+        return self._model(Message, await self._request("POST", path, json_body=body))
+
+    async def list_messages(
+        self, conversation_id: int, *, before: int | None = None, after: int | None = None
+    ) -> list[Message]:
+        params: dict[str, str] = {}
+        if before is not None:
+            params["before"] = str(before)
+        if after is not None:
+            params["after"] = str(after)
+        data = await self._request(
+            "GET", self._path(f"/conversations/{conversation_id}/messages"), params=params or None
+        )
+        return [Message.model_validate(item) for item in (data or {}).get("payload", [])]
+
+    async def update_message_status(
+        self,
+        conversation_id: int,
+        message_id: int,
+        status: Literal["sent", "delivered", "read", "failed"],
+        *,
+        external_error: str | None = None,
+    ) -> Message:
+        body: dict[str, Any] = {"status": status}
+        if external_error is not None:
+            body["external_error"] = external_error
+        data = await self._request(
+            "PATCH", self._path(f"/conversations/{conversation_id}/messages/{message_id}"), json_body=body
+        )
+        return self._model(Message, data)
+
+    async def delete_message(self, conversation_id: int, message_id: int) -> None:
+        await self._request("DELETE", self._path(f"/conversations/{conversation_id}/messages/{message_id}"))

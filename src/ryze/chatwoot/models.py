@@ -1,0 +1,68 @@
+"""The fields of Chatwoot's answers the bridge reads (everything else is ignored)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Inbox(_Model):
+    id: int
+    name: str
+    channel_id: int | None = None
+    channel_type: str | None = None
+    webhook_url: str | None = None
+    secret: str | None = None  # webhook signing secret (v4.13+, admins only)
+    inbox_identifier: str | None = None
+    additional_attributes: dict[str, Any] | None = None
+
+
+class ContactInboxRef(_Model):
+    source_id: str | None = None
+    inbox: dict[str, Any] | None = None
+
+
+class Contact(_Model):
+    id: int
+    name: str | None = None
+    identifier: str | None = None
+    phone_number: str | None = None
+    email: str | None = None
+    contact_inboxes: list[ContactInboxRef] = Field(default_factory=list)
+
+
+class Conversation(_Model):
+    id: int  # display_id
+    inbox_id: int | None = None
+    status: str = "open"
+    account_id: int | None = None
+
+
+class Message(_Model):
+    id: int
+    content: str | None = None
+    message_type: int | str | None = None
+    conversation_id: int | None = None
+    source_id: str | None = None
+    status: str | None = None
+    private: bool = False
+    content_attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToggleStatusResult(_Model):
+    success: bool | None = None
+    conversation_id: int | None = None
+    current_status: str | None = None
+
+
+class Attachment(_Model):
+    """A file to upload with a message (multipart ``attachments[]``)."""
+
+    filename: str
+    content_type: str
+    data: bytes

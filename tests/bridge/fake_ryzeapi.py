@@ -1,0 +1,217 @@
+"""A fake RyzeAPI link server for the bridge tests (websockets; no import of ryze.api).
+
+It implements the RyzeAPI side of ``/ws/chatwoot/{instance}`` as ``ryze.protocol`` describes it:
+a per-instance event log with seqs, ``resume`` → ``ready`` + replay of unacked events after the
+watermark, ``ack`` bookkeeping, ``command`` → ``result`` executed once per idempotency id (the
+"phone" records what WhatsApp would have sent), and an echo ``message.exchange`` event with
+``source=chatwoot`` for every send, as RyzeAPI emits for bridge-caused messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from ryze.protocol import (
+    AckFrame,
+    CommandFrame,
+    EventFrame,
+    PingFrame,
+    PongFrame,
+    ReadyFrame,
+    ResultFrame,
+    ResumeFrame,
+    dump_frame,
+    parse_client_frame,
+)
+
+TOKEN = "bridge-token-for-tests"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def envelope(event: str, data: dict[str, Any], instance: str) -> dict[str, Any]:
+    return {
+        "event": event,
+        "data": data,
+        "instanceData": {"baseUrl": "http://ryzeapi.test", "instance": instance},
+    }
+
+
+def text_message(
+    wa_id: str,
+    chat: str,
+    text: str,
+    *,
+    name: str | None = "Ana",
+    from_me: bool = False,
+    source: str | None = None,
+    chat_type: str = "private",
+    sender: str | None = None,
+    sender_name: str | None = None,
+    lid: str | None = None,
+    pn: str | None = None,
+    command_id: str | None = None,
+    reply_to: str | None = None,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "id": wa_id,
+        "direction": "outgoing" if from_me else "incoming",
+        "timestamp": now_iso(),
+        "type": "text",
+        "chat": {"jid": chat, "name": name, "type": chat_type, "lid": lid, "pn": pn},
+        "sender": {"jid": sender or chat, "name": sender_name or name},
+        "fromMe": from_me,
+        "source": source or ("phone" if from_me else "contact"),
+        "content": {"text": text},
+    }
+    if command_id:
+        message["commandId"] = command_id
+    if reply_to:
+        message["replyTo"] = reply_to
+    return {"id": wa_id, "message": message}
+
+
+@dataclass
+class InstanceLog:
+    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    acked: set[int] = field(default_factory=set)
+    results: dict[str, ResultFrame] = field(default_factory=dict)
+    conn: ServerConnection | None = None
+    resumes: list[int] = field(default_factory=list)
+    seq: int = 0
+
+
+class FakeRyzeAPI:
+    def __init__(self) -> None:
+        self.logs: dict[str, InstanceLog] = {}
+        self.phone: list[tuple[str, str, dict[str, Any]]] = []  # (instance, action, params)
+        self.commands_seen: list[str] = []
+        self.url = ""
+        self.refuse = False
+        self.refuse_status = 503
+        self.echo = True
+        self.result_hook: Callable[[CommandFrame], ResultFrame | None] | None = None
+        self.hold_results = False
+        self._ids = itertools.count(1)
+
+    def log(self, instance: str) -> InstanceLog:
+        return self.logs.setdefault(instance, InstanceLog())
+
+    # ------------------------------------------------------------------ test API
+
+    async def emit(self, instance: str, event: str, data: dict[str, Any]) -> int:
+        log = self.log(instance)
+        log.seq += 1
+        env = envelope(event, data, instance)
+        log.events.append((log.seq, env))
+        if log.conn is not None:
+            with contextlib.suppress(Exception):
+                await log.conn.send(dump_frame(EventFrame.model_validate({"seq": log.seq, "event": env})))
+        return log.seq
+
+    async def drop(self, instance: str) -> None:
+        conn = self.log(instance).conn
+        if conn is not None:
+            await conn.close()
+
+    def unacked(self, instance: str) -> list[int]:
+        log = self.log(instance)
+        return [s for s, _ in log.events if s not in log.acked]
+
+    def connected(self, instance: str) -> bool:
+        return self.log(instance).conn is not None
+
+    # ------------------------------------------------------------------ server
+
+    def _check(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.refuse:
+            return connection.respond(self.refuse_status, "refused by the test\n")
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return connection.respond(401, "bad token\n")
+        if not request.path.startswith("/ws/chatwoot/"):
+            return connection.respond(404, "no route\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        instance = ws.request.path.rsplit("/", 1)[-1]
+        log = self.log(instance)
+        old = log.conn
+        if old is not None:
+            await old.close()
+        first = parse_client_frame(await ws.recv())
+        assert isinstance(first, ResumeFrame), first
+        log.resumes.append(first.after)
+        replay = [(s, e) for s, e in log.events if s > first.after and s not in log.acked]
+        await ws.send(dump_frame(ReadyFrame(instance=instance, last_seq=log.seq, pending=len(replay))))
+        for seq, env in replay:
+            await ws.send(dump_frame(EventFrame.model_validate({"seq": seq, "event": env})))
+        log.conn = ws
+        try:
+            async for raw in ws:
+                frame = parse_client_frame(raw)
+                if isinstance(frame, AckFrame):
+                    log.acked.add(frame.seq)
+                elif isinstance(frame, CommandFrame):
+                    asyncio.get_running_loop().create_task(self._command(instance, ws, frame))
+                elif isinstance(frame, PingFrame):
+                    await ws.send(dump_frame(PongFrame(ts=frame.ts)))
+        except Exception:  # connection dropped
+            pass
+        finally:
+            if log.conn is ws:
+                log.conn = None
+
+    async def _command(self, instance: str, ws: ServerConnection, frame: CommandFrame) -> None:
+        log = self.log(instance)
+        self.commands_seen.append(frame.id)
+        result = log.results.get(frame.id)
+        if result is None:
+            custom = self.result_hook(frame) if self.result_hook else None
+            if custom is not None:
+                result = custom
+            else:
+                wa_id = f"WA-OUT-{next(self._ids)}"
+                self.phone.append((instance, frame.action.value, frame.params))
+                result = ResultFrame(id=frame.id, ok=True, wa_message_id=wa_id)
+                if self.echo and frame.action.value in ("send_text", "send_media"):
+                    to = str(frame.params.get("to") or frame.params.get("chat"))
+                    data = text_message(
+                        wa_id,
+                        to,
+                        str(frame.params.get("text") or frame.params.get("caption") or ""),
+                        from_me=True,
+                        source="chatwoot",
+                        command_id=frame.id,
+                    )
+                    await self.emit(instance, "message.exchange", data)
+            if result.ok or not result.retryable:  # a retryable failure is not final: the id may run again
+                log.results[frame.id] = result
+        if self.hold_results:
+            return
+        with contextlib.suppress(Exception):
+            await ws.send(dump_frame(result))
+
+
+@contextlib.asynccontextmanager
+async def run_fake_ryzeapi() -> AsyncIterator[FakeRyzeAPI]:
+    fake = FakeRyzeAPI()
+    async with serve(fake._handler, "127.0.0.1", 0, process_request=fake._check, compression=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        fake.url = f"http://127.0.0.1:{port}"
+        yield fake
+
+
+__all__ = ["TOKEN", "FakeRyzeAPI", "Headers", "run_fake_ryzeapi", "text_message"]

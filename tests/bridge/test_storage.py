@@ -1,0 +1,133 @@
+"""The bridge's tables and repositories on both back ends (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ryze.bridge.store.db import BridgeDB
+from ryze.bridge.store.repositories import ChatRecord, IntegrationRecord, Repositories
+
+
+def _record(integration_id: str = "a" * 32) -> IntegrationRecord:
+    now = time.time()
+    return IntegrationRecord(
+        id=integration_id,
+        instance="shop",
+        ryzeapi_url="http://127.0.0.1:1",
+        chatwoot_base_url="http://cw",
+        chatwoot_account_id=1,
+        token_enc="v1:x:y",
+        inbox_id=7,
+        inbox_name="WhatsApp",
+        inbox_secret_enc="",
+        path_secret_hash="0" * 64,
+        sign_messages=False,
+        ignore_groups=False,
+        start_as_pending=False,
+        reopen_resolved=False,
+        status="paused",
+        last_error="",
+        operator_paused=False,
+        watermark=0,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+@pytest.fixture
+async def repos(database_url: str) -> AsyncIterator[Repositories]:
+    db = BridgeDB(database_url)
+    await db.migrate()
+    await db.migrate()  # idempotent
+    db.start()
+    yield Repositories.create(db)
+    await db.close()
+
+
+async def test_integration_round_trip_and_cascade(repos: Repositories) -> None:
+    record = _record()
+    await repos.integrations.insert(record)
+    await repos.integrations.update(record.id, status="active", watermark=42)
+    loaded = await repos.integrations.get(record.id)
+    assert loaded is not None and loaded.status == "active" and loaded.watermark == 42
+    await repos.chats.save(
+        record.id, ChatRecord("5511@s.whatsapp.net", 5, 9, "open"), ["5511@s.whatsapp.net", "77@lid"]
+    )
+    await repos.messages.record(
+        record.id, wa_message_id="W1", chatwoot_message_id=1, conversation_id=9, chat_jid="x", direction="in"
+    )
+    await repos.outbound.enqueue(record.id, 1, 9, "send", "{}")
+    await repos.integrations.delete(record.id)
+    assert await repos.integrations.get(record.id) is None
+    assert await repos.messages.find_wa(record.id, "W1") is None
+    assert await repos.outbound.pending(record.id) == []
+
+
+async def test_chat_aliases_keep_pn_and_lid_together(repos: Repositories) -> None:
+    rid = "b" * 32
+    await repos.chats.save(
+        rid, ChatRecord("5511@s.whatsapp.net", 5, 9, "open"), ["5511@s.whatsapp.net", "77@lid"]
+    )
+    by_lid = await repos.chats.find(rid, ["77@lid"])
+    assert by_lid is not None and by_lid.contact_id == 5 and by_lid.conversation_id == 9
+    await repos.chats.set_conversation_status(rid, 9, "resolved")
+    again = await repos.chats.find(rid, ["5511@s.whatsapp.net"])
+    assert again is not None and again.conversation_status == "resolved"
+    assert await repos.chats.find("c" * 32, ["77@lid"]) is None
+
+
+async def test_message_map_deduplicates_under_concurrency(repos: Repositories) -> None:
+    rid = "d" * 32
+
+    async def write(i: int) -> None:
+        await repos.messages.record(
+            rid,
+            wa_message_id=f"W{i % 10}",
+            chatwoot_message_id=i,
+            conversation_id=1,
+            chat_jid="x",
+            direction="in",
+        )
+
+    await asyncio.gather(*(write(i) for i in range(100)))
+    for i in range(10):
+        found = await repos.messages.find_wa(rid, f"W{i}")
+        assert found is not None and found.chatwoot_message_id is not None
+    mapped = await repos.messages.find_chatwoot(rid, 0)
+    assert [m.wa_message_id for m in mapped] == ["W0"]
+
+
+async def test_outbound_queue_deduplicates_webhooks(repos: Repositories) -> None:
+    rid = "e" * 32
+    results = await asyncio.gather(*(repos.outbound.enqueue(rid, 55, 3, "send", "{}") for _ in range(5)))
+    assert sorted(r is not None for r in results) == [False, False, False, False, True]
+    assert await repos.outbound.enqueue(rid, 55, 3, "revoke", "{}") is not None
+    [send, revoke] = await repos.outbound.pending(rid)
+    assert (send.kind, revoke.kind) == ("send", "revoke")
+    await repos.outbound.update(send.id, state="done")
+    assert [j.kind for j in await repos.outbound.pending(rid)] == ["revoke"]
+    assert await repos.outbound.states(rid) == {"done": 1, "pending": 1}
+
+
+async def test_failures_are_recorded(repos: Repositories) -> None:
+    rid = "f" * 32
+    await repos.messages.record(
+        rid,
+        wa_message_id="P1",
+        chatwoot_message_id=None,
+        conversation_id=None,
+        chat_jid="x",
+        direction="in",
+        state="failed",
+        seq=4,
+        failure="Chatwoot answered 422",
+    )
+    await repos.messages.record_failure(rid, 5, "malformed event")
+    failures = await repos.messages.failures(rid)
+    assert [(f["seq"], f["wa_message_id"]) for f in failures] == [(4, "P1"), (5, "")]
+    mapped = await repos.messages.find_wa(rid, "P1")
+    assert mapped is not None and mapped.state == "failed"

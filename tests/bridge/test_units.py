@@ -1,0 +1,134 @@
+"""Small pure pieces: markdown both ways, signatures, filters, command ids, converters, watermark."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ryze.bridge.relay.inbound.consumer import parse_command_id
+from ryze.bridge.relay.inbound.converters import convert
+from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
+from ryze.bridge.relay.inbound.resolver import lane_key, phone_of
+from ryze.bridge.relay.outbound.filters import classify, conversation_status
+from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
+from ryze.bridge.relay.outbound.worker import command_id, target_chat
+from ryze.protocol import ChatRef, WAMessage
+
+from .fake_ryzeapi import text_message
+
+
+def test_markdown_both_ways() -> None:
+    assert whatsapp_to_chatwoot("*bold* _it_ ~gone~ plain") == "**bold** *it* ~~gone~~ plain"
+    assert whatsapp_to_chatwoot("2*3*4 snake_case_name") == "2*3*4 snake_case_name"
+    assert chatwoot_to_whatsapp("**bold** *it* ~~gone~~ plain") == "*bold* _it_ ~gone~ plain"
+    assert chatwoot_to_whatsapp("a * b * c") == "a * b * c"
+
+
+def test_signature() -> None:
+    assert sign("hi", "Ana") == "*Ana*:\nhi"
+    assert sign("hi", None) == "hi"
+    assert agent_name({"sender": {"type": "user", "name": "Ana", "available_name": "Ana B"}}) == "Ana B"
+    assert agent_name({"sender": None}) is None
+    assert agent_name({"sender": {"name": "Customer"}}) is None  # contacts carry no type
+
+
+def _event(**extra: Any) -> dict[str, Any]:
+    base = {
+        "event": "message_created",
+        "id": 5,
+        "message_type": "outgoing",
+        "private": False,
+        "source_id": None,
+        "conversation": {"id": 3},
+    }
+    base.update(extra)
+    return base
+
+
+def test_filters() -> None:
+    assert classify(_event()) is not None
+    assert classify(_event(message_type="template")) is not None
+    assert classify(_event(message_type="incoming")) is None
+    assert classify(_event(private=True)) is None
+    assert classify(_event(source_id="WAID:abc")) is None
+    assert classify(_event(event="message_updated")) is None
+    deleted = classify(_event(event="message_updated", content_attributes={"deleted": True}))
+    assert deleted is not None and deleted.kind == "revoke"
+    assert classify({"event": "conversation_created", "id": 3}) is None
+    assert conversation_status({"event": "conversation_status_changed", "id": 3, "status": "resolved"}) == (
+        3,
+        "resolved",
+    )
+
+
+def test_command_ids_round_trip() -> None:
+    cid = command_id("ab" * 16, 1234, 2)
+    assert parse_command_id(cid) == (1234, 2)
+    assert parse_command_id(command_id("ab" * 16, 1234, 0, kind="revoke")) is None
+    assert parse_command_id(None) is None and parse_command_id("api-123") is None
+
+
+def test_target_chat_prefers_contact_inbox_source() -> None:
+    assert (
+        target_chat({"conversation": {"contact_inbox": {"source_id": "1@s.whatsapp.net"}}})
+        == "1@s.whatsapp.net"
+    )
+    meta = {"conversation": {"meta": {"sender": {"identifier": None, "phone_number": "+5511"}}}}
+    assert target_chat(meta) == "5511@s.whatsapp.net"
+    assert target_chat({"conversation": {}}) is None
+
+
+def test_identity_helpers() -> None:
+    assert phone_of(ChatRef(jid="5511999@s.whatsapp.net")) == "+5511999"
+    assert phone_of(ChatRef(jid="1@lid", pn="5511888:3@s.whatsapp.net")) == "+5511888"
+    assert phone_of(ChatRef(jid="1@lid")) is None
+    assert phone_of(ChatRef(jid="123@g.us", type="group")) is None
+    assert lane_key(ChatRef(jid="1@lid", pn="5511@s.whatsapp.net")) == lane_key(
+        ChatRef(jid="5511@s.whatsapp.net")
+    )
+
+
+def test_converters_per_type() -> None:
+    text = WAMessage.model_validate(text_message("1", "5@s.whatsapp.net", "hey")["message"])
+    draft = convert(text)
+    assert draft is not None and draft.content == "hey"
+    image = WAMessage.model_validate(
+        {
+            **text.model_dump(),
+            "type": "image",
+            "media": {"type": "image", "mimetype": "image/jpeg", "fileName": "a.jpg"},
+        }
+    )
+    draft = convert(image)
+    assert draft is not None and draft.content == "[image: a.jpg]\nhey"
+    removed = WAMessage.model_validate(
+        {**text.model_dump(), "type": "reaction", "reaction": {"messageId": "x", "emoji": ""}}
+    )
+    assert convert(removed) is None
+
+
+async def test_batcher_coalesces_and_never_strands_a_caller() -> None:
+    import asyncio
+
+    from ryze.bridge.store.db import Batcher
+
+    batches: list[list[int]] = []
+
+    async def run(items: list[int]) -> list[int]:
+        batches.append(items)
+        await asyncio.sleep(0)
+        return [i * 2 for i in items]
+
+    for concurrency in (1, 3):
+        batches.clear()
+        batcher = Batcher(run, concurrency=concurrency)
+        assert await asyncio.gather(*(batcher(i) for i in range(50))) == [i * 2 for i in range(50)]
+        assert len(batches) <= 3 * concurrency
+        for i in range(20):  # one at a time, right after the previous drain finished
+            assert await batcher(i) == i * 2
+
+    async def boom(items: list[int]) -> list[int]:
+        raise RuntimeError("db down")
+
+    failing = Batcher(boom)
+    results = await asyncio.gather(failing(1), failing(2), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
