@@ -7,7 +7,8 @@ from typing import Any
 from ryze.bridge.relay.inbound.consumer import parse_command_id
 from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
-from ryze.bridge.relay.inbound.resolver import lane_key, phone_of
+from ryze.bridge.relay.inbound.lanes import LaneKeys
+from ryze.bridge.relay.inbound.resolver import phone_of
 from ryze.bridge.relay.outbound.filters import classify, conversation_status
 from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
 from ryze.bridge.relay.outbound.worker import command_id, target_chat
@@ -82,9 +83,18 @@ def test_identity_helpers() -> None:
     assert phone_of(ChatRef(jid="1@lid", pn="5511888:3@s.whatsapp.net")) == "+5511888"
     assert phone_of(ChatRef(jid="1@lid")) is None
     assert phone_of(ChatRef(jid="123@g.us", type="group")) is None
-    assert lane_key(ChatRef(jid="1@lid", pn="5511@s.whatsapp.net")) == lane_key(
-        ChatRef(jid="5511@s.whatsapp.net")
-    )
+
+
+def test_a_persons_pn_and_lid_forms_share_one_lane_whichever_comes_first() -> None:
+    keys = LaneKeys()
+    lid_only = keys.key(ChatRef(jid="1@lid"))
+    assert keys.key(ChatRef(jid="1@lid", pn="5511@s.whatsapp.net")) == lid_only
+    assert keys.key(ChatRef(jid="5511@s.whatsapp.net")) == lid_only
+    other = LaneKeys()
+    pn_first = other.key(ChatRef(jid="5511@s.whatsapp.net"))
+    assert other.key(ChatRef(jid="1@lid", pn="5511@s.whatsapp.net")) == pn_first
+    assert other.key(ChatRef(jid="1@lid")) == pn_first
+    assert other.key(ChatRef(jid="2@lid")) != pn_first
 
 
 def test_converters_per_type() -> None:

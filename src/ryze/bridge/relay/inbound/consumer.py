@@ -21,7 +21,8 @@ import pydantic
 from ryze.bridge.errors import IntegrationBlocked
 from ryze.bridge.link.client import backoff_delay
 from ryze.bridge.relay.inbound.converters import convert
-from ryze.bridge.relay.inbound.resolver import jid_user, lane_key, phone_of
+from ryze.bridge.relay.inbound.lanes import LaneKeys
+from ryze.bridge.relay.inbound.resolver import jid_user, phone_of
 from ryze.chatwoot import (
     ChatwootAuthError,
     ChatwootError,
@@ -67,6 +68,7 @@ class InboundRelay:
         # that one is checked against Chatwoot before creating.
         self._verified_lanes: set[str] = set()
         self._replaying = False
+        self._lane_keys = LaneKeys()
 
     # ------------------------------------------------------------------ dispatch (called by the link)
 
@@ -74,13 +76,14 @@ class InboundRelay:
         try:
             if envelope.event == EventName.MESSAGE_EXCHANGE:
                 message = envelope.message_exchange().message
-                key = lane_key(message.chat)
+                key = self._lane_keys.key(message.chat)
                 consumer = MessageConsumer(self.rt, message, seq, self._first_replay_of_lane(key, replay))
                 self.rt.lanes.submit(key, lambda: self._run(seq, consumer, message.id, message.chat))
             elif envelope.event == EventName.MESSAGE_STATUS:
                 receipt = envelope.message_status()
                 self.rt.lanes.submit(
-                    lane_key(receipt.chat), lambda: self._run(seq, ReceiptConsumer(self.rt, receipt))
+                    self._lane_keys.key(receipt.chat),
+                    lambda: self._run(seq, ReceiptConsumer(self.rt, receipt)),
                 )
             elif envelope.event == EventName.INSTANCE_STATE:
                 state = envelope.instance_state()
@@ -125,7 +128,7 @@ class InboundRelay:
         while True:
             started = time.monotonic()
             try:
-                await consume(ambiguous)
+                await self.rt.metrics.observe("wa_to_cw", consume(ambiguous))  # counts failures by reason
                 self.rt.note_progress()
                 self.rt.link_done(seq)
                 return
@@ -188,6 +191,7 @@ class InboundRelay:
             await asyncio.sleep(delay)
 
     async def _give_up(self, seq: int, error: str, wa_id: str, chat: Any = None) -> None:
+        self.rt.metrics.failed("wa_to_cw", "gave_up")
         log.error(
             "inbound event given up", extra={"integration_id": self.rt.id, "seq": seq, "error": error[:500]}
         )
@@ -295,6 +299,7 @@ class MessageConsumer:
             await rt.resolver.forget_conversation(msg.chat)
             raise
         await self._record(created.id, chat.conversation_id)
+        rt.metrics.relayed("wa_to_cw")
 
     def _participant(self) -> str:
         sender = self.message.sender

@@ -8,12 +8,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+
+from ryze.protocol import ChatRef
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
+
+
+class LaneKeys:
+    """Which lane a chat's events go to, stable across the person's PN and LID forms.
+
+    WhatsApp may address one person by LID first and only later reveal the phone number (or the
+    other way round). Keying a lane by "PN when known" would put the first message in the LID lane
+    and the next one in the PN lane, and the two could then overtake each other. Instead the first
+    form seen names the lane, and every form a later event reveals is aliased to it. Bounded: an
+    alias forgotten after a long idle time is harmless (nothing of that chat is in flight).
+    """
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self._alias: OrderedDict[str, str] = OrderedDict()
+        self._capacity = capacity
+
+    def key(self, chat: ChatRef) -> str:
+        forms = [f for f in (chat.jid, chat.pn, chat.lid) if f]
+        key = next((self._alias[f] for f in forms if f in self._alias), chat.jid)
+        for form in forms:
+            self._alias[form] = key
+            self._alias.move_to_end(form)
+        while len(self._alias) > self._capacity:
+            self._alias.popitem(last=False)
+        return key
 
 
 class LaneRouter:

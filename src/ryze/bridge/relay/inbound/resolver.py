@@ -44,11 +44,6 @@ def aliases_of(chat: ChatRef) -> list[str]:
     return [j for j in dict.fromkeys((chat.jid, chat.lid, chat.pn)) if j]
 
 
-def lane_key(chat: ChatRef) -> str:
-    """The same person's PN and LID forms share one lane."""
-    return chat.pn or chat.jid
-
-
 class ConversationResolver:
     def __init__(
         self,
