@@ -15,6 +15,7 @@ from ryze.api.chatwoot import module as chatwoot_module
 from ryze.api.db import Database
 from ryze.api.errors import install_error_handlers
 from ryze.api.events import EventBus
+from ryze.api.metrics import ApiMetrics, MetricsMiddleware
 from ryze.api.openapi import install_openapi
 from ryze.api.ratelimit import RateLimiter, RateLimitMiddleware
 from ryze.api.routes import health, instances, messages, simulator
@@ -28,6 +29,7 @@ from ryze.api.services.store import MessageStore
 from ryze.api.settings import ApiSettings
 from ryze.common.crypto import SecretBox
 from ryze.common.database import is_sqlite
+from ryze.common.logging import register_secret
 from ryze.engines.base import Engine
 from ryze.engines.simulated import SimulatedEngine
 
@@ -51,9 +53,10 @@ def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:
     db = Database(settings.database_url)
     secret_box = SecretBox.from_setting(settings.encryption_key, settings.key_file)
     bus = EventBus()
+    metrics = ApiMetrics()
     instances_service = InstanceService(db, secret_box, settings)
     store = MessageStore(db)
-    pipeline = InboundPipeline(settings, instances_service, store, bus)
+    pipeline = InboundPipeline(settings, instances_service, store, bus, metrics=metrics)
     sessions = SessionManager(engine, pipeline)
     return ApiServices(
         settings=settings,
@@ -61,15 +64,18 @@ def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:
         secret_box=secret_box,
         engine=engine,
         sessions=sessions,
-        messaging=MessagingService(instances_service, sessions, store, pipeline),
+        messaging=MessagingService(instances_service, sessions, store, pipeline, metrics=metrics),
         bus=bus,
         instances=instances_service,
         accounts=AccountService(db),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_create_per_minute),
+        metrics=metrics,
     )
 
 
 def create_app(settings: ApiSettings, *, engine: Engine | None = None) -> FastAPI:
+    for key in settings.encryption_key.split(","):  # each key of a "new,old" rotation list
+        register_secret(key.strip())
     services = build_services(settings, engine or build_engine(settings))
 
     @asynccontextmanager
@@ -108,8 +114,10 @@ def create_app(settings: ApiSettings, *, engine: Engine | None = None) -> FastAP
     if isinstance(services.engine, SimulatedEngine):
         app.include_router(simulator.router)
     chatwoot_module.install(app, services)
-    # The middleware added last runs first: the rate limiter wraps everything (its headers reach
-    # every response, the 413 included), then the body limit guards the routes.
+    # The middleware added last runs first: the metrics count every answer, the rate limiter wraps
+    # the rest (its headers reach every response, the 413 included), the body limit guards the routes.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitMiddleware, limiter=services.rate_limiter)
+    # Outermost: it sees the rate limiter's 429s and the body limit's 413s too.
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app

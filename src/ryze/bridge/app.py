@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from ryze.bridge.api import integrations
 from ryze.bridge.api.webhook import WebhookMiddleware
 from ryze.bridge.errors import BridgeProblem
+from ryze.bridge.metrics import CONTENT_TYPE
 from ryze.bridge.services import BridgeServices
 from ryze.bridge.settings import BridgeSettings
 from ryze.common.logging import register_secret
 from ryze.protocol import BridgeErrorBody, BridgeFailure, FailureKind
+
+log = logging.getLogger(__name__)
+READY_DB_TIMEOUT = 5.0  # a database that hangs is as unready as one that refuses
 
 
 def _error(status: int, failure: BridgeFailure) -> JSONResponse:
@@ -58,11 +66,27 @@ def create_app(settings: BridgeSettings) -> FastAPI:
         """Liveness: the process answers."""
         return {"ok": True}
 
-    @app.get("/readyz")
-    async def readyz() -> dict[str, object]:
-        """Readiness: migrations ran and the integrations were loaded (the lifespan finished)."""
-        bridge: BridgeServices = app.state.bridge
+    @app.get("/readyz", response_model=None)
+    async def readyz() -> dict[str, object] | JSONResponse:
+        """Readiness: the lifespan finished (migrations ran, integrations loaded) and the database answers."""
+        bridge: BridgeServices | None = getattr(app.state, "bridge", None)
+        if bridge is None:
+            return JSONResponse({"ok": False, "error": "starting"}, status_code=503)
+        try:
+            async with asyncio.timeout(READY_DB_TIMEOUT), bridge.db.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            log.warning("readiness check failed", extra={"error": str(exc)})
+            return JSONResponse({"ok": False, "error": "database unavailable"}, status_code=503)
         return {"ok": True, "integrations": len(bridge.manager.runtimes)}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus text exposition of this app's own registry (no auth: bind or proxy it privately)."""
+        bridge: BridgeServices | None = getattr(app.state, "bridge", None)
+        if bridge is None:
+            return Response("starting\n", status_code=503, media_type=CONTENT_TYPE)
+        return Response(bridge.metrics.exposition(), media_type=CONTENT_TYPE)
 
     app.include_router(integrations.router)
     app.add_middleware(WebhookMiddleware)  # the webhook route, served ahead of the router

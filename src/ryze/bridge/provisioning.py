@@ -192,7 +192,7 @@ class Provisioner:
             except ChatwootError as cleanup:
                 log.warning(
                     "could not remove the inbox of a failed activation",
-                    extra={"inbox_id": inbox.id, "error": str(cleanup)[:300]},
+                    extra={"integration_id": record.id, "inbox_id": inbox.id, "error": str(cleanup)[:300]},
                 )
             raise
         runtime = await self.manager.add(record)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from ryze.bridge.errors import IntegrationBlocked
 from ryze.bridge.link.client import LinkClient
+from ryze.bridge.metrics import BridgeMetrics, detached
 from ryze.bridge.relay.inbound.consumer import InboundRelay
 from ryze.bridge.relay.inbound.lanes import LaneRouter
 from ryze.bridge.relay.inbound.resolver import ConversationPolicy, ConversationResolver
@@ -43,8 +44,10 @@ class IntegrationRuntime:
         repos: Repositories,
         sessions: ChatwootSessions,
         box: SecretBox,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self.record = record
+        self.metrics = metrics if metrics is not None else detached()
         self.id = record.id
         self.settings = settings
         self.repos = repos

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ryze.bridge.link.manager import IntegrationManager
+from ryze.bridge.metrics import BridgeMetrics
 from ryze.bridge.provisioning import Provisioner
 from ryze.bridge.settings import BridgeSettings
 from ryze.bridge.store.db import BridgeDB
@@ -22,18 +23,25 @@ class BridgeServices:
     box: SecretBox
     manager: IntegrationManager
     provisioner: Provisioner
+    metrics: BridgeMetrics
 
     @classmethod
     def build(cls, settings: BridgeSettings) -> BridgeServices:
         db = BridgeDB(settings.database_url)
         repos = Repositories.create(db)
+        metrics = BridgeMetrics()
         sessions = ChatwootSessions(
-            limit_per_host=settings.chatwoot_connections_per_host, timeout=settings.chatwoot_timeout
+            limit_per_host=settings.chatwoot_connections_per_host,
+            timeout=settings.chatwoot_timeout,
+            on_request=metrics.chatwoot_request,
         )
         box = SecretBox.from_setting(settings.encryption_key, settings.key_file)
-        manager = IntegrationManager(settings=settings, repos=repos, sessions=sessions, box=box)
+        manager = IntegrationManager(
+            settings=settings, repos=repos, sessions=sessions, box=box, metrics=metrics
+        )
+        metrics.watch(lambda: manager.runtimes.values())
         provisioner = Provisioner(settings=settings, repos=repos, sessions=sessions, box=box, manager=manager)
-        return cls(settings, db, repos, sessions, box, manager, provisioner)
+        return cls(settings, db, repos, sessions, box, manager, provisioner, metrics)
 
     async def start(self) -> None:
         await self.db.migrate()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
@@ -25,6 +26,7 @@ from ryze.chatwoot.errors import (
     error_for,
 )
 from ryze.chatwoot.models import Attachment, Contact, Conversation, Inbox, Message, ToggleStatusResult
+from ryze.chatwoot.observe import RequestHook, path_template
 
 M = TypeVar("M", bound=BaseModel)
 ConversationStatus = Literal["open", "resolved", "pending", "snoozed"]
@@ -34,9 +36,15 @@ class ChatwootSessions:
     """One shared ``aiohttp.ClientSession`` per base URL, created lazily, closed together."""
 
     def __init__(
-        self, *, limit_per_host: int = 64, timeout: float = 15.0, connect_timeout: float = 5.0
+        self,
+        *,
+        limit_per_host: int = 64,
+        timeout: float = 15.0,
+        connect_timeout: float = 5.0,
+        on_request: RequestHook | None = None,
     ) -> None:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self.on_request = on_request  # handed to every client (metrics); None costs nothing
         self._limit = limit_per_host
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -59,7 +67,12 @@ class ChatwootSessions:
         self, base_url: str, account_id: int, token: str, *, timeout: float | None = None
     ) -> ChatwootClient:
         return ChatwootClient(
-            self.session(base_url), base_url, account_id, token, timeout=timeout or self.timeout
+            self.session(base_url),
+            base_url,
+            account_id,
+            token,
+            timeout=timeout or self.timeout,
+            on_request=self.on_request,
         )
 
     async def close(self) -> None:
@@ -85,8 +98,10 @@ class ChatwootClient:
         token: str,
         *,
         timeout: float = 15.0,
+        on_request: RequestHook | None = None,
     ) -> None:
         self._session = session
+        self._on_request = on_request
         self.base_url = base_url.rstrip("/")
         self.account_id = account_id
         self._headers = {"api_access_token": token, "Accept": "application/json"}
@@ -109,6 +124,8 @@ class ChatwootClient:
     ) -> Any:
         endpoint = f"{method} {path}"
         url = self.base_url + path
+        started = time.perf_counter()
+        status: int | None = None  # stays None when no HTTP answer arrives (time-out, unreachable)
         try:
             async with self._session.request(
                 method,
@@ -121,6 +138,7 @@ class ChatwootClient:
                 allow_redirects=False,
             ) as resp:
                 raw = await resp.read()
+                status = resp.status  # after the body: a time-out while reading it counts as no answer
                 if resp.status >= 400:
                     body = raw.decode(errors="replace")
                     if empty_404 and resp.status == 404:
@@ -147,6 +165,9 @@ class ChatwootClient:
             raise ChatwootUnreachable(
                 f"Chatwoot unreachable ({endpoint}): {exc}", endpoint=endpoint, body=str(exc)
             ) from exc
+        finally:
+            if self._on_request is not None:
+                self._on_request(method, path_template(path), status, time.perf_counter() - started)
 
     @staticmethod
     def _model(model: type[M], data: Any) -> M:

@@ -59,7 +59,10 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                out[key] = _clean(key, value)
+                try:
+                    out[key] = _clean(key, value)
+                except ReferenceError:  # a weakref proxy whose object is gone (websockets' extra)
+                    out[key] = None
         if record.exc_info:
             out["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(out, default=str, ensure_ascii=False)

@@ -10,14 +10,21 @@ Seqs are per instance, strictly increasing and never reused (the cursor row outl
 Acknowledged events are deleted, so the rows present for an instance are exactly its unacked events.
 
 Single-writer assumption: one RyzeAPI process per database (the seq cache lives in memory).
+
+Reads on the hot path come from memory: while a link listens to an instance, the rows this process
+commits for it are also kept in a bounded in-memory tail (dropped as they are acked), and a read
+that the tail fully covers never touches the database. Without this, every commit woke every link
+into its own ``SELECT`` (a pool checkout each, overflow connections and their aiosqlite threads
+opened and closed under load). The writer keeps one connection of its own for the same reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -25,6 +32,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ryze.api.chatwoot.models import ChatwootEventCursorRow, ChatwootEventRow
+from ryze.api.services.store import write_lock
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,23 @@ class _Prune:
 
 _Op = _Append | _Prune
 
+TAIL_LIMIT = 1024  # rows kept in memory per listened instance (the link's window is 256)
+
+
+@dataclass(slots=True)
+class _Tail:
+    """Rows committed by this process for one instance, in seq order. Authoritative above
+    ``floor``: every row of the instance with a seq > floor is in ``rows``."""
+
+    floor: int
+    rows: dict[int, str] = field(default_factory=dict)
+
+    def trim(self) -> None:
+        while len(self.rows) > TAIL_LIMIT:
+            seq = next(iter(self.rows))
+            del self.rows[seq]
+            self.floor = seq
+
 
 class EventLog:
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 1000) -> None:
@@ -63,6 +88,8 @@ class EventLog:
         self._listeners: dict[str, Listener] = {}
         self._task: asyncio.Task[None] | None = None
         self._direct = asyncio.Lock()  # serialises writes made without the writer task
+        self._tails: dict[str, _Tail] = {}  # listened instances only
+        self._conn: AsyncConnection | None = None  # the writer task's own connection
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -109,11 +136,15 @@ class EventLog:
     async def purge_orphans(self, keep: set[str]) -> int:
         """Drop the logs of instances without an integration (left by a crash between removing
         an integration and purging its log). Start-up only: nothing is activating then."""
-        async with self._engine.begin() as conn:
+        async with write_lock(self._engine), self._engine.begin() as conn:
             names = [r[0] for r in await conn.execute(select(_LOG.c.instance_name).distinct())]
             orphans = [n for n in names if n not in keep]
             for name in orphans:
                 await conn.execute(delete(_LOG).where(_LOG.c.instance_name == name))
+        for name in orphans:
+            tail = self._tails.get(name)
+            if tail is not None:
+                tail.rows.clear()
         return len(orphans)
 
     async def _submit(self, op: _Prune) -> None:
@@ -128,6 +159,17 @@ class EventLog:
     # -- reads ----------------------------------------------------------------------------------
 
     async def read(self, instance: str, *, after: int, limit: int) -> list[tuple[int, str]]:
+        tail = self._tails.get(instance)
+        if tail is not None and after >= tail.floor:
+            out: list[tuple[int, str]] = []
+            if limit <= 0:
+                return out
+            for seq, payload in tail.rows.items():
+                if seq > after:
+                    out.append((seq, payload))
+                    if len(out) >= limit:
+                        break
+            return out
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 select(_LOG.c.seq, _LOG.c.payload)
@@ -146,6 +188,11 @@ class EventLog:
             )
         return last, int(pending or 0)
 
+    async def unacked_total(self) -> int:
+        """Unacked events across every instance (the rows present are exactly those): for metrics."""
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(_LOG)) or 0)
+
     # -- notifications --------------------------------------------------------------------------
 
     def listen(self, instance: str, listener: Listener) -> None:
@@ -155,6 +202,7 @@ class EventLog:
     def unlisten(self, instance: str, listener: Listener) -> None:
         if self._listeners.get(instance) is listener:
             del self._listeners[instance]
+            self._tails.pop(instance, None)
 
     # -- the writer -----------------------------------------------------------------------------
 
@@ -166,7 +214,34 @@ class EventLog:
             return 0
         return int(value)
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self, own: bool) -> AsyncIterator[AsyncConnection]:
+        """A transaction on the writer task's own connection (``own``) or on a pooled one."""
+        async with write_lock(self._engine):
+            if not own:
+                async with self._engine.begin() as conn:
+                    yield conn
+                return
+            if self._conn is None:
+                self._conn = await self._engine.connect()
+            async with self._conn.begin():
+                yield self._conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:
+                log.warning("closing the event log connection failed", exc_info=True)
+
     async def _writer(self) -> None:
+        try:
+            await self._write_loop()
+        finally:
+            await self._drop_connection()
+
+    async def _write_loop(self) -> None:
         stopping = False
         while not stopping:
             first = await self._queue.get()
@@ -188,12 +263,15 @@ class EventLog:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[_Op]) -> None:
+        # The writer task uses its own connection; direct writes (writer not running) a pooled one.
+        own = self._task is not None and asyncio.current_task() is self._task
         appends = [op for op in batch if isinstance(op, _Append)]
         prunes = [op for op in batch if isinstance(op, _Prune)]
         assigned: list[tuple[_Append, int]] = []
         new_cursors: dict[str, int] = {}
+        first_seq: dict[str, int] = {}  # instance -> its cursor before this batch
         try:
-            async with self._engine.begin() as conn:
+            async with self._transaction(own) as conn:
                 # Prunes first: a purge in the same batch as later appends must not eat them.
                 await self._apply_prunes(conn, prunes)
                 for op in appends:
@@ -205,7 +283,7 @@ class EventLog:
                             if value is not None:
                                 self._cursor_rows.add(op.instance)
                             self._cursors[op.instance] = int(value or 0)
-                        new_cursors[op.instance] = self._cursors[op.instance]
+                        new_cursors[op.instance] = first_seq[op.instance] = self._cursors[op.instance]
                     new_cursors[op.instance] += 1
                     assigned.append((op, new_cursors[op.instance]))
                 if assigned:
@@ -246,7 +324,10 @@ class EventLog:
             for p in prunes:
                 if p.future is not None and not p.future.done():
                     p.future.set_exception(exc)
+            if own:  # the connection may be broken: reopen it for the next batch
+                await self._drop_connection()
             return
+        self._update_tails(prunes, assigned, first_seq)
         for instance, last in new_cursors.items():
             self._cursors[instance] = last
             self._cursor_rows.add(instance)
@@ -261,6 +342,34 @@ class EventLog:
             if listener is not None:
                 listener()
 
+    def _update_tails(
+        self, prunes: list[_Prune], assigned: list[tuple[_Append, int]], first_seq: dict[str, int]
+    ) -> None:
+        """Mirror a committed batch into the in-memory tails (same order as the SQL: prunes first)."""
+        for p in prunes:
+            tail = self._tails.get(p.instance)
+            if tail is None:
+                continue
+            if p.purge:
+                tail.rows.clear()
+            elif p.upto is not None:
+                for seq in [s for s in tail.rows if s <= p.upto]:
+                    del tail.rows[seq]
+            for seq in p.seqs:
+                tail.rows.pop(seq, None)
+        touched: set[str] = set()
+        for op, seq in assigned:
+            tail = self._tails.get(op.instance)
+            if tail is None:
+                if op.instance not in self._listeners:
+                    continue  # nobody streams this instance: its link will read from the database
+                # No row above the cursor existed before this batch: the tail covers everything.
+                tail = self._tails[op.instance] = _Tail(floor=first_seq[op.instance])
+            tail.rows[seq] = op.payload
+            touched.add(op.instance)
+        for instance in touched:
+            self._tails[instance].trim()
+
     @staticmethod
     async def _apply_prunes(conn: AsyncConnection, prunes: list[_Prune]) -> None:
         seqs: dict[str, list[int]] = defaultdict(list)
@@ -272,9 +381,11 @@ class EventLog:
                     delete(_LOG).where(_LOG.c.instance_name == p.instance, _LOG.c.seq <= p.upto)
                 )
             seqs[p.instance].extend(p.seqs)
-        for instance, values in seqs.items():
-            for i in range(0, len(values), 500):  # keep IN lists within every driver's limits
-                chunk = values[i : i + 500]
-                await conn.execute(
-                    delete(_LOG).where(_LOG.c.instance_name == instance, _LOG.c.seq.in_(chunk))
-                )
+        # Acks of every instance in one executemany: a statement per instance cost a round trip
+        # through the driver's thread each, and a batch carries the acks of every busy link.
+        pairs = [{"i": instance, "s": seq} for instance, values in seqs.items() for seq in values]
+        if pairs:
+            await conn.execute(
+                delete(_LOG).where(_LOG.c.instance_name == bindparam("i"), _LOG.c.seq == bindparam("s")),
+                pairs,
+            )

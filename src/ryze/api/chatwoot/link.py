@@ -235,6 +235,11 @@ class LinkHub:
     def connected(self, instance: str) -> bool:
         return instance in self._links
 
+    @property
+    def count(self) -> int:
+        """Instances with a live bridge link (for metrics)."""
+        return len(self._links)
+
     async def serve(self, ws: WebSocket, instance: str) -> None:
         """Run an accepted connection until it ends."""
         link = Link(self, ws, instance, self.settings)

@@ -105,4 +105,10 @@ def install(app: FastAPI, services: ApiServices) -> ChatwootModule:
     services.instance_hooks.append(module.hooks)
     services.on_startup.append(module.start)
     services.on_shutdown.append(module.stop)
+
+    async def scrape() -> None:
+        services.metrics.links_connected.set(module.hub.count)
+        services.metrics.events_unacked.set(await module.event_log.unacked_total())
+
+    services.metrics.on_scrape(scrape)
     return module

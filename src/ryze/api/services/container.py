@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ryze.api.db import Database
 from ryze.api.events import EventBus
+from ryze.api.metrics import ApiMetrics
 from ryze.api.services.hooks import InstanceHooks
 from ryze.api.settings import ApiSettings
 from ryze.common.crypto import SecretBox
@@ -35,6 +36,7 @@ class ApiServices:
     instances: InstanceService
     accounts: AccountService
     rate_limiter: RateLimiter
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
     instance_hooks: list[InstanceHooks] = field(default_factory=list)
     on_startup: list[LifecycleHook] = field(default_factory=list)
     on_shutdown: list[LifecycleHook] = field(default_factory=list)

@@ -17,6 +17,7 @@ from ryze.api.events import (
     status_envelope,
     wa_message,
 )
+from ryze.api.metrics import ApiMetrics
 from ryze.api.records import InstanceRecord
 from ryze.api.services.instances import InstanceService
 from ryze.api.services.store import MessageStore
@@ -29,9 +30,16 @@ log = logging.getLogger(__name__)
 
 class InboundPipeline:
     def __init__(
-        self, settings: ApiSettings, instances: InstanceService, store: MessageStore, bus: EventBus
+        self,
+        settings: ApiSettings,
+        instances: InstanceService,
+        store: MessageStore,
+        bus: EventBus,
+        *,
+        metrics: ApiMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._instances = instances
         self._store = store
         self._bus = bus
@@ -81,6 +89,8 @@ class InboundPipeline:
                 return False
         elif msg.kind == "edit" and msg.target_id:
             await self._store.apply_edit(instance.id, msg.target_id, msg.text)
+        if is_new and self._metrics is not None:  # a redelivered message is not a new one
+            self._metrics.message(msg.from_me, source.value)
         if self._bus.has_subscribers:
             try:
                 await self._bus.publish(

@@ -13,6 +13,7 @@ from typing import Literal
 
 from ryze.api.errors import ApiError
 from ryze.api.events import make_origin
+from ryze.api.metrics import ApiMetrics, counts_send_failures
 from ryze.api.records import InstanceRecord, StoredMessage
 from ryze.api.services import media as media_io
 from ryze.api.services.ingest import InboundPipeline
@@ -63,7 +64,10 @@ class MessagingService:
         sessions: SessionManager,
         store: MessageStore,
         pipeline: InboundPipeline,
+        *,
+        metrics: ApiMetrics | None = None,
     ) -> None:
+        self.metrics = metrics  # read by @counts_send_failures
         self._instances = instances
         self._sessions = sessions
         self.store = store
@@ -121,6 +125,7 @@ class MessagingService:
             raise ApiError(500, "Message was sent but could not be stored")
         return stored
 
+    @counts_send_failures
     async def send_text(
         self,
         instance: str,
@@ -143,6 +148,7 @@ class MessagingService:
             record, session, sent, origin, to=to, kind="text", text=text, reply_to=reply_to
         )
 
+    @counts_send_failures
     async def send_media(
         self,
         instance: str,
@@ -190,6 +196,7 @@ class MessagingService:
             reply_to=reply_to,
         )  # fmt: skip
 
+    @counts_send_failures
     async def react(
         self,
         instance: str,
@@ -219,6 +226,7 @@ class MessagingService:
             record, session, sent, origin, to=chat_jid, kind="reaction", target_id=message_id, emoji=emoji
         )
 
+    @counts_send_failures
     async def edit(
         self,
         instance: str,
@@ -237,6 +245,7 @@ class MessagingService:
             record, session, sent, origin, to=chat_jid, kind="edit", text=text, target_id=message_id
         )
 
+    @counts_send_failures
     async def revoke(
         self, instance: str, chat: str, message_id: str, *, source: str = "api", command_id: str | None = None
     ) -> StoredMessage:

@@ -7,13 +7,15 @@ sessions, many chats) share the next transaction, so the fsync cost is paid once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import weakref
 from typing import Any
 
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ryze.api.db import Database
 from ryze.api.db.models import MessageRow, utcnow
@@ -23,6 +25,26 @@ from ryze.engines.base import WhatsAppMessage
 log = logging.getLogger(__name__)
 
 _Pending = tuple[dict[str, Any], asyncio.Future[bool]]
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def write_lock(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager[Any]:
+    """The lock every hot-path writer of ``engine`` holds around its transaction.
+
+    The message store and the Chatwoot event log each keep their own writing connection. On SQLite
+    two connections that write at once collide on the database's write lock, and the loser sleeps
+    in SQLite's busy handler (1, 2, 5, 10, ... ms, in its aiosqlite thread) — under load that sleep
+    was most of an inbound message's latency. Taking turns on this lock instead costs nothing.
+    PostgreSQL has row locks: no turns there.
+    """
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    key = engine.sync_engine
+    lock = _WRITE_LOCKS.get(key)
+    if lock is None:
+        lock = _WRITE_LOCKS[key] = asyncio.Lock()
+    return lock
 
 
 class MessageStore:
@@ -101,7 +123,7 @@ class MessageStore:
     async def _write(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
         if self._conn is None:
             self._conn = await self._db.engine.connect()
-        async with self._conn.begin():
+        async with write_lock(self._db.engine), self._conn.begin():
             result = await self._conn.execute(self._insert, rows)
             return {(row[0], row[1]) for row in result}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -92,7 +93,9 @@ class WebhookMiddleware:
         if not path.startswith(PREFIX):
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         status, body = await self._serve(scope, receive, path[len(PREFIX) :])
+        scope["app"].state.bridge.metrics.webhook(status, time.perf_counter() - started)
         await send(
             {
                 "type": "http.response.start",

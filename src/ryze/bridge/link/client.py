@@ -106,6 +106,11 @@ class LinkClient:
     def connected(self) -> bool:
         return self.ready.is_set()
 
+    @property
+    def pending(self) -> int:
+        """Events received and not yet done (acked): the inbound queue depth, read by the metrics."""
+        return len(self._inflight)
+
     def start(self, *, delay: float = 0.0) -> None:
         if self._task is None or self._task.done():
             self._stopping = False

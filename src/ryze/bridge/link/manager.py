@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ryze.bridge.metrics import BridgeMetrics
 from ryze.bridge.runtime import IntegrationRuntime
 from ryze.bridge.settings import BridgeSettings
 from ryze.bridge.store.repositories import IntegrationRecord, Repositories
@@ -16,9 +17,16 @@ log = logging.getLogger(__name__)
 
 class IntegrationManager:
     def __init__(
-        self, *, settings: BridgeSettings, repos: Repositories, sessions: ChatwootSessions, box: SecretBox
+        self,
+        *,
+        settings: BridgeSettings,
+        repos: Repositories,
+        sessions: ChatwootSessions,
+        box: SecretBox,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.repos = repos
         self.sessions = sessions
         self.box = box
@@ -30,7 +38,12 @@ class IntegrationManager:
 
     def build(self, record: IntegrationRecord) -> IntegrationRuntime:
         return IntegrationRuntime(
-            record, settings=self.settings, repos=self.repos, sessions=self.sessions, box=self.box
+            record,
+            settings=self.settings,
+            repos=self.repos,
+            sessions=self.sessions,
+            box=self.box,
+            metrics=self.metrics,
         )
 
     async def start_all(self) -> int:

@@ -182,6 +182,7 @@ class OutboundWorker:
         except asyncio.CancelledError:
             raise
         except Exception:  # never lose the job: it stays pending and is retried
+            self.rt.metrics.failed("cw_to_wa", "internal")
             log.exception("outbound job crashed", extra={"integration_id": self.rt.id, "job_id": job.id})
             return await self._retry(job, "internal error", counted=True)
 
@@ -201,8 +202,10 @@ class OutboundWorker:
             try:
                 result = await self.rt.link.command(frame, budget=settings.command_timeout)
             except LinkUnavailable as exc:
+                self.rt.metrics.failed("cw_to_wa", "link_down")
                 return await self._retry(job, str(exc), counted=self.rt.link.connected)
             if not result.ok:
+                self.rt.metrics.failed("cw_to_wa", "ryzeapi_error")
                 reason = result.error or "WhatsApp refused the message"
                 if result.retryable:
                     return await self._retry(job, reason, counted=True)
@@ -222,6 +225,7 @@ class OutboundWorker:
             if job.parts_done < len(commands):  # progress of a multi-part message survives a restart
                 await self.rt.repos.outbound.update(job.id, parts_done=job.parts_done)
         await self.rt.repos.outbound.finish(job.id, "done")
+        self.rt.metrics.relayed("cw_to_wa")
         log.info(
             "agent message relayed",
             extra={
@@ -328,6 +332,7 @@ class OutboundWorker:
         return False
 
     async def _fail(self, job: OutboundJobRecord, reason: str) -> None:
+        self.rt.metrics.failed("cw_to_wa", "gave_up")
         await self.rt.repos.outbound.finish(job.id, "failed", reason)
         log.warning(
             "agent message failed",

@@ -1,0 +1,157 @@
+"""`ryze up`: RyzeAPI and the bridge on one host, as two supervised child processes.
+
+Each child is the ordinary `ryze api` / `ryze bridge` with its settings from the environment; `up`
+only fills in what ties the two together when the operator did not: a shared BRIDGE_TOKEN (generated
+once into DATA_DIR/bridge.token, mode 0600) and the loopback URLs each service uses to reach the
+other. The children run in their own sessions, so a Ctrl+C (or SIGTERM from systemd) reaches only
+`up`, which then stops them in order; if either child dies, `up` stops the other and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from ryze.api.settings import ApiSettings
+from ryze.bridge.settings import BridgeSettings
+from ryze.launcher import RunningService, ServiceFailed, ServiceSpec, Stack
+
+TOKEN_FILE = "bridge.token"  # noqa: S105 — a file name, not a secret
+START_TIMEOUT = 120.0  # neonize re-connects every stored instance at start; give it room
+
+
+def dial_host(bind_host: str) -> str:
+    """The address to reach a service bound to ``bind_host`` from this host."""
+    return "127.0.0.1" if bind_host in ("", "0.0.0.0", "::", "localhost") else bind_host
+
+
+def shared_token(configured: str, data_dir: Path) -> str:
+    """BRIDGE_TOKEN when set; otherwise the one in DATA_DIR/bridge.token, created once (0600) so a
+    restart keeps the links the bridge already holds."""
+    if configured.strip():
+        return configured.strip()
+    path = data_dir / TOKEN_FILE
+    if path.exists():
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token
+        path.unlink()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    # O_EXCL + mode at creation: the secret is never readable by others, not even for a moment.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+def service_specs(api: ApiSettings, bridge: BridgeSettings) -> tuple[ServiceSpec, ServiceSpec]:
+    token = shared_token(api.bridge_token or bridge.token, api.data_dir)
+    api_url = f"http://{dial_host(api.host)}:{api.port}"
+    bridge_url = f"http://{dial_host(bridge.host)}:{bridge.port}"
+    api_env = {"BRIDGE_TOKEN": token}
+    if not api.bridge_url.strip():
+        api_env["BRIDGE_URL"] = bridge_url
+    if not api.bridge_internal_ryzeapi_url.strip():
+        api_env["BRIDGE_INTERNAL_RYZEAPI_URL"] = api_url
+    return (
+        ServiceSpec(name="api", command=["api"], env=api_env, health_url=f"{api_url}/healthz"),
+        ServiceSpec(
+            name="bridge", command=["bridge"], env={"BRIDGE_TOKEN": token}, health_url=f"{bridge_url}/healthz"
+        ),
+    )
+
+
+class ConsoleStack(Stack):
+    """A :class:`Stack` whose children write to our stdout/stderr (terminal or journald) instead of
+    log files: `up` is what an operator runs in the foreground."""
+
+    def _spawn(self, spec: ServiceSpec) -> RunningService:
+        process = subprocess.Popen(  # noqa: S603 — our own interpreter and module, no shell
+            [sys.executable, "-m", "ryze", *spec.command],
+            env={**os.environ, **spec.env},
+            start_new_session=True,
+        )
+        return RunningService(spec, process)
+
+
+LABELS = {"api": "RyzeAPI", "bridge": "bridge"}
+
+
+async def _first_exit(stack: Stack, stop: asyncio.Event) -> tuple[str, int] | None:
+    """Wait for a stop signal (None) or for a child to exit (its name and exit code)."""
+    while not stop.is_set():
+        for name, service in stack.services.items():
+            code = service.process.poll()
+            if code is not None:
+                return name, code
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+    return None
+
+
+async def run(console: Console) -> int:
+    api, bridge = ApiSettings(), BridgeSettings()
+    api_spec, bridge_spec = service_specs(api, bridge)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # SIGHUP too: the children run in their own sessions, so a closed terminal must not leave them behind.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    if dial_host(bridge.public_url.split("//", 1)[-1].split(":", 1)[0].split("/", 1)[0]) == "127.0.0.1":
+        console.print(
+            "[yellow]BRIDGE_PUBLIC_URL is a loopback address: a Chatwoot on another host cannot deliver "
+            "webhooks to it. Set BRIDGE_PUBLIC_URL to the bridge's address as Chatwoot sees it.[/]"
+        )
+    stack = ConsoleStack()
+    code = 0
+    try:
+        # RyzeAPI first: the bridge re-links every integration to it as soon as it starts.
+        for spec in (api_spec, bridge_spec):
+            starting = asyncio.create_task(stack.start(spec, timeout=START_TIMEOUT))
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({starting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                console.print("ryze up: stopped during start-up", highlight=False)
+                return 130  # the finally below still stops whatever was started
+            service = starting.result()
+            base = spec.health_url.rsplit("/", 1)[0]
+            console.print(
+                f"ryze up: {LABELS[spec.name]} ready at {base} (pid {service.pid})", highlight=False
+            )
+        console.print("ryze up: running; Ctrl+C or SIGTERM stops both", highlight=False)
+        exited = await _first_exit(stack, stop)
+        if exited is not None:
+            name, status = exited
+            others = ", ".join(LABELS[n] for n in stack.services if n != name)
+            console.print(
+                f"[red]ryze up: the {LABELS[name]} exited with code {status}; stopping {others}[/]",
+                highlight=False,
+            )
+            code = 1
+    except ServiceFailed as exc:
+        console.print(f"[red]ryze up: {exc}[/]", highlight=False)
+        code = 1
+    finally:
+        for name in ("bridge", "api"):  # the bridge first: it closes its links before RyzeAPI goes
+            with contextlib.suppress(ProcessLookupError):
+                await stack.stop(name)
+    if code == 0:
+        console.print("ryze up: stopped", highlight=False)
+    return code
+
+
+def main(console: Console | None = None) -> int:
+    return asyncio.run(run(console or Console()))
