@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -23,9 +24,9 @@ def _pg_url(dbname: str) -> str:
     return f"{base}/{dbname}"
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A brand-new PostgreSQL database for one test."""
+@asynccontextmanager
+async def _fresh_postgres_database() -> AsyncIterator[str]:
+    """A brand-new database on the local server, dropped (connections forced out) afterwards."""
     name = f"ryze_t_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(PG_ADMIN_URL)
     try:
@@ -40,6 +41,13 @@ async def postgres_url() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A brand-new PostgreSQL database for one test."""
+    async with _fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -53,20 +61,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ryze.db'}"
         return
-    name = f"ryze_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield _pg_url(name)
-    finally:
-        admin = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with _fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
