@@ -21,12 +21,15 @@ def api() -> None:
 
     from ryze.api.app import create_app
     from ryze.api.settings import ApiSettings
+    from ryze.common.lifespan import freeze_gc_after_startup
     from ryze.common.logging import configure
 
     settings = ApiSettings()
     configure(settings.log_level, service="ryzeapi")
+    app = create_app(settings)
+    freeze_gc_after_startup(app)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",

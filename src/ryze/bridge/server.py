@@ -7,13 +7,16 @@ import uvicorn
 from ryze.bridge.app import create_app
 from ryze.bridge.settings import BridgeSettings
 from ryze.common import logging as ryze_logging
+from ryze.common.lifespan import freeze_gc_after_startup
 
 
 def serve(settings: BridgeSettings | None = None) -> None:
     settings = settings or BridgeSettings()
     ryze_logging.configure(settings.log_level, service="bridge")
+    app = create_app(settings)
+    freeze_gc_after_startup(app)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -34,8 +34,8 @@ def write_lock(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager[An
 
     The message store and the Chatwoot event log each keep their own writing connection. On SQLite
     two connections that write at once collide on the database's write lock, and the loser sleeps
-    in SQLite's busy handler (1, 2, 5, 10, ... ms, in its aiosqlite thread) — under load that sleep
-    was most of an inbound message's latency. Taking turns on this lock instead costs nothing.
+    in SQLite's busy handler (1, 2, 5, 10, ... ms, in its aiosqlite thread) while every message of
+    that batch waits. Taking turns on this lock instead costs nothing.
     PostgreSQL has row locks: no turns there.
     """
     if engine.dialect.name != "sqlite":

@@ -8,7 +8,6 @@ each awaiting its own result, so the commit rate is not the ceiling (python-stac
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,7 +25,6 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 K = TypeVar("K")
 R = TypeVar("R")
 READERS = 4  # concurrent read connections (the pool keeps 5; the group committer holds one more)
-CHECKPOINT_EVERY = 1.0  # seconds between WAL checkpoints while writes happen (SQLite)
 WriteOp = Callable[[AsyncConnection], Awaitable[Any]]
 
 
@@ -43,7 +41,6 @@ class GroupCommitter:
         self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
-        self.commits = 0  # batches committed (the checkpointer skips idle periods)
 
     def start(self) -> None:
         if self._task is None:
@@ -78,21 +75,6 @@ class GroupCommitter:
             except Exception:
                 log.warning("closing the group committer's connection failed", exc_info=True)
 
-    async def _open(self) -> AsyncConnection:
-        conn = await self._engine.connect()
-        if self._engine.dialect.name == "sqlite":
-            # A commit that crosses SQLite's auto-checkpoint threshold runs the checkpoint (and its
-            # fsyncs) itself, holding every writer waiting on that commit for as long as the disk
-            # takes: 250 ms stalls of the webhook acks were measured. The committer's commits never
-            # checkpoint; BridgeDB's checkpointer does, on another connection, in the background.
-            try:
-                await conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
-                await conn.commit()
-            except BaseException:
-                await conn.close()
-                raise
-        return conn
-
     async def _run(self) -> None:
         try:
             await self._loop()
@@ -107,12 +89,11 @@ class GroupCommitter:
             try:
                 results: list[Any] = []
                 if self._conn is None:
-                    self._conn = await self._open()
+                    self._conn = await self._engine.connect()
                 conn = self._conn
                 async with conn.begin():
                     for op, _ in items:
                         results.append(await op(conn))
-                self.commits += 1
                 for (_, fut), result in zip(items, results, strict=True):
                     if not fut.done():
                         fut.set_result(result)
@@ -143,7 +124,6 @@ class BridgeDB:
         # Never ask the pool for more connections than it keeps: an overflow connection is opened and
         # closed per use (a new aiosqlite thread each time), which costs far more than waiting.
         self._readers = asyncio.Semaphore(READERS)
-        self._checkpointer: asyncio.Task[None] | None = None
 
     async def migrate(self) -> None:
         await upgrade_schema(self.engine, MIGRATIONS)
@@ -160,39 +140,9 @@ class BridgeDB:
 
     def start(self) -> None:
         self.writer.start()
-        if self.dialect == "sqlite" and self._checkpointer is None:
-            self._checkpointer = asyncio.create_task(self._checkpoints(), name="bridge-wal-checkpoint")
-
-    async def _checkpoints(self) -> None:
-        """Keep the WAL short without ever making a committing writer wait for a checkpoint.
-
-        PASSIVE: copies what it can without blocking readers or the writer (which goes on appending
-        to the WAL meanwhile); the fsyncs happen in this connection's thread.
-        """
-        seen = self.writer.commits
-        while True:
-            await asyncio.sleep(CHECKPOINT_EVERY)
-            if self.writer.commits == seen:
-                continue
-            seen = self.writer.commits
-            try:
-                async with self.connect() as conn:
-                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            except Exception:  # the next round tries again; meanwhile the WAL only grows
-                log.warning("WAL checkpoint failed", exc_info=True)
 
     async def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
-            self._checkpointer = None
         await self.writer.stop()
-        # One last full checkpoint, so a stopped bridge leaves a short WAL behind.
-        if self.dialect == "sqlite":
-            with contextlib.suppress(Exception):
-                async with self.engine.connect() as conn:
-                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         await self.engine.dispose()
 
 
