@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ryze.engines.base import Party, ReceiptEvent, WhatsAppMessage
 from ryze.protocol import (
@@ -37,32 +40,79 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[str, EventEnvelope], Awaitable[None]]
 
 
+class LogWriter(Protocol):
+    """The transactional part of a subscriber: rows it writes in the *message store's* transaction.
+
+    For a ``message.exchange`` the message row and the subscriber's rows (the Chatwoot module's
+    event log) commit together, so a crash can never keep one without the other. The store calls,
+    for one batch: ``lock()`` (held from before the transaction until after ``committed``/
+    ``rolled_back``), ``write(conn, items)`` inside the transaction with the items of the batch's
+    new messages (in commit order), then ``committed(state)`` or ``rolled_back(state)``.
+    """
+
+    def prepare(self, instance: str, envelope: EventEnvelope) -> Any | None:
+        """The item to write for this event, or None when the subscriber does not log it."""
+
+    def lock(self) -> AbstractAsyncContextManager[Any]: ...
+
+    async def write(self, conn: AsyncConnection, items: list[Any]) -> Any: ...
+
+    def committed(self, state: Any) -> None: ...
+
+    def rolled_back(self, state: Any) -> None: ...
+
+
 class EventBus:
-    """In-process fan-out. ``publish`` awaits every handler in subscription order."""
+    """In-process fan-out. ``publish`` awaits every handler in subscription order.
+
+    A subscriber may also register a :class:`LogWriter`: the publisher of a message then writes
+    its rows in the message's own transaction (``writers``), and ``publish(..., logged=True)``
+    skips that subscriber's handler (its part is already committed).
+    """
 
     def __init__(self) -> None:
         self._handlers: list[EventHandler] = []
+        self._writers: dict[EventHandler, LogWriter] = {}
 
-    def subscribe(self, handler: EventHandler) -> None:
+    def subscribe(self, handler: EventHandler, *, writer: LogWriter | None = None) -> None:
         self._handlers.append(handler)
+        if writer is not None:
+            self._writers[handler] = writer
 
     def unsubscribe(self, handler: EventHandler) -> None:
         if handler in self._handlers:
             self._handlers.remove(handler)
+        self._writers.pop(handler, None)
 
     @property
     def has_subscribers(self) -> bool:
         return bool(self._handlers)
 
-    async def publish(self, instance: str, envelope: EventEnvelope) -> None:
+    @property
+    def writers(self) -> list[LogWriter]:
+        return list(self._writers.values())
+
+    def prepare(self, instance: str, envelope: EventEnvelope) -> list[tuple[LogWriter, Any]]:
+        """The transactional items of ``envelope``: (writer, item) for each writer that logs it."""
+        out: list[tuple[LogWriter, Any]] = []
+        for writer in self._writers.values():
+            item = writer.prepare(instance, envelope)
+            if item is not None:
+                out.append((writer, item))
+        return out
+
+    async def publish(self, instance: str, envelope: EventEnvelope, *, logged: bool = False) -> None:
         """Run every handler; raise :class:`PublishError` afterwards if any of them failed.
 
         One failing subscriber must not starve the others, but the failure must reach the caller:
-        a handler that could not persist (the Chatwoot module's durable log) means the event would
-        be lost, and the caller's retry (a redelivery) is what saves it.
+        a handler that could not persist means the event would be lost, and the caller's retry
+        (a redelivery) is what saves it. ``logged``: the writers' part of this event was committed
+        with the message; their handlers are skipped.
         """
         failed = 0
         for handler in self._handlers:
+            if logged and handler in self._writers:
+                continue
             try:
                 await handler(instance, envelope)
             except Exception:

@@ -9,6 +9,12 @@ commit order so a reader never sees seq N+1 before N.
 Seqs are per instance, strictly increasing and never reused (the cursor row outlives the log rows).
 Acknowledged events are deleted, so the rows present for an instance are exactly its unacked events.
 
+Messages do not go through ``append``: the message store's group committer writes their events in
+the message's own transaction (``EventLogWriter``, an ``EventBus`` log writer), so a crash cannot
+keep a message without its event. Both writers share the seq bookkeeping below and take turns on
+``_seq_lock`` (held from before the transaction until the cursors and tails are updated), so seqs
+stay strictly increasing in commit order.
+
 Single-writer assumption: one RyzeAPI process per database (the seq cache lives in memory).
 
 Reads on the hot path come from memory: while a link listens to an instance, the rows this process
@@ -26,13 +32,14 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ryze.api.chatwoot.models import ChatwootEventCursorRow, ChatwootEventRow
 from ryze.api.services.store import write_lock
+from ryze.protocol import EventEnvelope
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +53,7 @@ Listener = Callable[[], None]
 class _Append:
     instance: str
     payload: str
-    future: asyncio.Future[int]
+    future: asyncio.Future[int] | None = None  # None: written by the message store's transaction
 
 
 @dataclass(slots=True)
@@ -59,6 +66,16 @@ class _Prune:
 
 
 _Op = _Append | _Prune
+
+
+@dataclass(slots=True)
+class _Written:
+    """What a transaction appended, applied to the in-memory state once it committed."""
+
+    assigned: list[tuple[_Append, int]] = field(default_factory=list)
+    new_cursors: dict[str, int] = field(default_factory=dict)  # instance -> its last seq now
+    first_seq: dict[str, int] = field(default_factory=dict)  # instance -> its cursor before
+
 
 TAIL_LIMIT = 1024  # rows kept in memory per listened instance (the link's window is 256)
 
@@ -88,6 +105,9 @@ class EventLog:
         self._listeners: dict[str, Listener] = {}
         self._task: asyncio.Task[None] | None = None
         self._direct = asyncio.Lock()  # serialises writes made without the writer task
+        # Held by every transaction that assigns seqs or prunes (this writer's and the message
+        # store's), before the write lock, until the in-memory state reflects the commit.
+        self._seq_lock = asyncio.Lock()
         self._tails: dict[str, _Tail] = {}  # listened instances only
         self._conn: AsyncConnection | None = None  # the writer task's own connection
 
@@ -267,77 +287,90 @@ class EventLog:
         own = self._task is not None and asyncio.current_task() is self._task
         appends = [op for op in batch if isinstance(op, _Append)]
         prunes = [op for op in batch if isinstance(op, _Prune)]
-        assigned: list[tuple[_Append, int]] = []
-        new_cursors: dict[str, int] = {}
-        first_seq: dict[str, int] = {}  # instance -> its cursor before this batch
-        try:
-            async with self._transaction(own) as conn:
-                # Prunes first: a purge in the same batch as later appends must not eat them.
-                await self._apply_prunes(conn, prunes)
+        async with self._seq_lock:
+            written = _Written()
+            try:
+                async with self._transaction(own) as conn:
+                    # Prunes first: a purge in the same batch as later appends must not eat them.
+                    await self._apply_prunes(conn, prunes)
+                    written = await self._write_appends(conn, appends)
+            except Exception as exc:
+                log.exception(
+                    "event log commit failed", extra={"appends": len(appends), "prunes": len(prunes)}
+                )
+                self._rolled_back(written)
                 for op in appends:
-                    if op.instance not in new_cursors:
-                        if op.instance not in self._cursors:
-                            value = await conn.scalar(
-                                select(_CUR.c.last_seq).where(_CUR.c.instance_name == op.instance)
-                            )
-                            if value is not None:
-                                self._cursor_rows.add(op.instance)
-                            self._cursors[op.instance] = int(value or 0)
-                        new_cursors[op.instance] = first_seq[op.instance] = self._cursors[op.instance]
-                    new_cursors[op.instance] += 1
-                    assigned.append((op, new_cursors[op.instance]))
-                if assigned:
-                    await conn.execute(
-                        insert(_LOG),
-                        [
-                            {"instance_name": op.instance, "seq": seq, "payload": op.payload}
-                            for op, seq in assigned
-                        ],
-                    )
-                # One executemany per kind: a per-instance statement would cost a round trip
-                # each and dominate the batch.
-                updates = [
-                    {"k": inst, "v": last} for inst, last in new_cursors.items() if inst in self._cursor_rows
-                ]
-                inserts = [
-                    {"instance_name": inst, "last_seq": last}
-                    for inst, last in new_cursors.items()
-                    if inst not in self._cursor_rows
-                ]
-                if updates:
-                    await conn.execute(
-                        update(_CUR)
-                        .where(_CUR.c.instance_name == bindparam("k"))
-                        .values(last_seq=bindparam("v")),
-                        updates,
-                    )
-                if inserts:
-                    await conn.execute(insert(_CUR), inserts)
-        except Exception as exc:
-            log.exception("event log commit failed", extra={"appends": len(appends), "prunes": len(prunes)})
-            # Nothing of this batch is committed: forget cached cursors we may have advanced.
-            for instance in new_cursors:
-                self._cursors.pop(instance, None)
-            for op in appends:
-                if not op.future.done():
-                    op.future.set_exception(exc)
+                    self._cursors.pop(op.instance, None)  # reloaded from the database next time
+                    if op.future is not None and not op.future.done():
+                        op.future.set_exception(exc)
+                for p in prunes:
+                    if p.future is not None and not p.future.done():
+                        p.future.set_exception(exc)
+                if own:  # the connection may be broken: reopen it for the next batch
+                    await self._drop_connection()
+                return
+            self._committed(written, prunes)
             for p in prunes:
                 if p.future is not None and not p.future.done():
-                    p.future.set_exception(exc)
-            if own:  # the connection may be broken: reopen it for the next batch
-                await self._drop_connection()
-            return
-        self._update_tails(prunes, assigned, first_seq)
-        for instance, last in new_cursors.items():
+                    p.future.set_result(None)
+
+    async def _write_appends(self, conn: AsyncConnection, appends: list[_Append]) -> _Written:
+        """Assign seqs and write the rows and cursors of ``appends`` in ``conn``'s transaction.
+        The caller holds ``_seq_lock`` until ``_committed`` or ``_rolled_back``."""
+        written = _Written()
+        new_cursors, first_seq = written.new_cursors, written.first_seq
+        for op in appends:
+            if op.instance not in new_cursors:
+                if op.instance not in self._cursors:
+                    value = await conn.scalar(
+                        select(_CUR.c.last_seq).where(_CUR.c.instance_name == op.instance)
+                    )
+                    if value is not None:
+                        self._cursor_rows.add(op.instance)
+                    self._cursors[op.instance] = int(value or 0)
+                new_cursors[op.instance] = first_seq[op.instance] = self._cursors[op.instance]
+            new_cursors[op.instance] += 1
+            written.assigned.append((op, new_cursors[op.instance]))
+        if written.assigned:
+            await conn.execute(
+                insert(_LOG),
+                [
+                    {"instance_name": op.instance, "seq": seq, "payload": op.payload}
+                    for op, seq in written.assigned
+                ],
+            )
+        # One executemany per kind: a per-instance statement would cost a round trip
+        # each and dominate the batch.
+        updates = [{"k": inst, "v": last} for inst, last in new_cursors.items() if inst in self._cursor_rows]
+        inserts = [
+            {"instance_name": inst, "last_seq": last}
+            for inst, last in new_cursors.items()
+            if inst not in self._cursor_rows
+        ]
+        if updates:
+            await conn.execute(
+                update(_CUR).where(_CUR.c.instance_name == bindparam("k")).values(last_seq=bindparam("v")),
+                updates,
+            )
+        if inserts:
+            await conn.execute(insert(_CUR), inserts)
+        return written
+
+    def _rolled_back(self, written: _Written) -> None:
+        # Nothing of this transaction is committed: forget cached cursors we may have advanced.
+        for instance in written.new_cursors:
+            self._cursors.pop(instance, None)
+
+    def _committed(self, written: _Written, prunes: list[_Prune]) -> None:
+        """Mirror a commit into memory, resolve the appends, then wake the listeners."""
+        self._update_tails(prunes, written.assigned, written.first_seq)
+        for instance, last in written.new_cursors.items():
             self._cursors[instance] = last
             self._cursor_rows.add(instance)
-        for op, seq in assigned:
-            if not op.future.done():
+        for op, seq in written.assigned:
+            if op.future is not None and not op.future.done():
                 op.future.set_result(seq)
-        for p in prunes:
-            if p.future is not None and not p.future.done():
-                p.future.set_result(None)
-        for instance in new_cursors:
+        for instance in written.new_cursors:
             listener = self._listeners.get(instance)
             if listener is not None:
                 listener()
@@ -389,3 +422,31 @@ class EventLog:
                 delete(_LOG).where(_LOG.c.instance_name == bindparam("i"), _LOG.c.seq == bindparam("s")),
                 pairs,
             )
+
+
+class EventLogWriter:
+    """The event log as an ``EventBus`` log writer: a message's event is written by the message
+    store's transaction (see ``ryze.api.services.store``), not by ``append``.
+
+    ``payload`` turns an event into the row's payload, or None when the instance is not logged.
+    """
+
+    def __init__(self, event_log: EventLog, payload: Callable[[str, EventEnvelope], str | None]) -> None:
+        self._log = event_log
+        self._payload = payload
+
+    def prepare(self, instance: str, envelope: EventEnvelope) -> _Append | None:
+        payload = self._payload(instance, envelope)
+        return None if payload is None else _Append(instance, payload)
+
+    def lock(self) -> asyncio.Lock:
+        return self._log._seq_lock
+
+    async def write(self, conn: AsyncConnection, items: list[Any]) -> _Written:
+        return await self._log._write_appends(conn, items)
+
+    def committed(self, state: _Written) -> None:
+        self._log._committed(state, [])
+
+    def rolled_back(self, state: _Written) -> None:
+        self._log._rolled_back(state)

@@ -15,7 +15,7 @@ from ryze.api.chatwoot.bridge_client import BridgeClient
 from ryze.api.chatwoot.commands import CommandRunner
 from ryze.api.chatwoot.config import ChatwootConfig
 from ryze.api.chatwoot.errors import ModuleError, gate_closed
-from ryze.api.chatwoot.event_log import EventLog
+from ryze.api.chatwoot.event_log import EventLog, EventLogWriter
 from ryze.api.chatwoot.hooks import ChatwootHooks
 from ryze.api.chatwoot.link import LinkHub, LinkSettings
 from ryze.api.chatwoot.repository import IntegrationRepository
@@ -101,7 +101,11 @@ def install(app: FastAPI, services: ApiServices) -> ChatwootModule:
     module = build(services)
     app.state.chatwoot = module
     app.include_router(build_router(module, services))
-    services.bus.subscribe(module.service.on_event)
+    # Messages' events are written in the message store's transaction (the writer); the handler
+    # logs the other events (receipts, instance states).
+    services.bus.subscribe(
+        module.service.on_event, writer=EventLogWriter(module.event_log, module.service.log_payload)
+    )
     services.instance_hooks.append(module.hooks)
     services.on_startup.append(module.start)
     services.on_shutdown.append(module.stop)

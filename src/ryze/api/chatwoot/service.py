@@ -92,14 +92,22 @@ class ChatwootService:
 
     async def on_event(self, instance: str, envelope: EventEnvelope) -> None:
         """EventBus handler: commit the event to the log before returning (durable before offered).
+        Messages skip it: their event is written in the message's own transaction (``log_payload``
+        through the event log's bus writer)."""
+        payload = self.log_payload(instance, envelope)
+        if payload is not None:
+            await self.log.append(instance, payload)
+
+    def log_payload(self, instance: str, envelope: EventEnvelope) -> str | None:
+        """The event log row's payload for ``envelope``, or None when the instance is not logged.
         The instance token stays out of the link: the bridge authenticates with BRIDGE_TOKEN."""
         if not self.tracks(instance):
-            return
+            return None
         if envelope.instanceData.token is not None:
             envelope = envelope.model_copy(
                 update={"instanceData": envelope.instanceData.model_copy(update={"token": None})}
             )
-        await self.log.append(instance, envelope.model_dump_json(exclude_none=True))
+        return envelope.model_dump_json(exclude_none=True)
 
     # -- set / inline ---------------------------------------------------------------------------
 

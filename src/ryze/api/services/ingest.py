@@ -1,15 +1,19 @@
 """The inbound path: engine domain events -> message store / instance state -> event bus.
 
 Kept lean on purpose (it carries every message of every instance): one cached instance lookup,
-one grouped insert, one envelope, then the bus.
+one grouped insert, one envelope, then the bus. A message's event-log rows (the bus's transactional
+writers, e.g. the Chatwoot module) are written by that grouped insert's transaction, so the message
+and its event commit together; the other subscribers run after the commit.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from ryze.api.events import (
     EventBus,
+    LogWriter,
     PublishError,
     exchange_envelope,
     split_origin,
@@ -78,7 +82,15 @@ class InboundPipeline:
             mode="json", exclude_none=True
         )
         source, _ = split_origin(origin, msg.from_me)
-        is_new = await self._store.add(MessageStore.row_values(instance.id, msg, source.value, payload))
+        envelope = None
+        events: list[tuple[LogWriter, Any]] = []
+        if self._bus.has_subscribers:
+            envelope = exchange_envelope(self._base_url, instance.name, instance.token, payload)
+            # Transactional subscribers (the Chatwoot event log) commit with the message itself.
+            events = self._bus.prepare(instance.name, envelope)
+        is_new = await self._store.add(
+            MessageStore.row_values(instance.id, msg, source.value, payload), events
+        )
         key = (instance.id, msg.id)
         if not is_new:
             if msg.from_me and msg.media is not None and msg.media.handle:
@@ -91,11 +103,11 @@ class InboundPipeline:
             await self._store.apply_edit(instance.id, msg.target_id, msg.text)
         if is_new and self._metrics is not None:  # a redelivered message is not a new one
             self._metrics.message(msg.from_me, source.value)
-        if self._bus.has_subscribers:
+        if envelope is not None:
             try:
-                await self._bus.publish(
-                    instance.name, exchange_envelope(self._base_url, instance.name, instance.token, payload)
-                )
+                # The writers' part is committed: with the message, or (a retried publication)
+                # by the delivery that stored it.
+                await self._bus.publish(instance.name, envelope, logged=True)
             except PublishError:
                 self._unpublished[key] = None
                 while len(self._unpublished) > 10_000:

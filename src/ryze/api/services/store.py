@@ -2,6 +2,9 @@
 
 Writes go through a group committer: inserts that arrive while a commit is in flight (many
 sessions, many chats) share the next transaction, so the fsync cost is paid once per batch.
+A message may carry the rows of transactional subscribers (``EventBus`` log writers, e.g. the
+Chatwoot module's event log): those of the batch's new messages are written in the same
+transaction, so a message and its event commit together or not at all.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, or_, select, update
@@ -19,12 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ryze.api.db import Database
 from ryze.api.db.models import MessageRow, utcnow
+from ryze.api.events import LogWriter
 from ryze.api.records import StoredMessage
 from ryze.engines.base import WhatsAppMessage
 
 log = logging.getLogger(__name__)
 
-_Pending = tuple[dict[str, Any], asyncio.Future[bool]]
+_Pending = tuple[dict[str, Any], Sequence[tuple[LogWriter, Any]], asyncio.Future[bool]]
 
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
@@ -89,10 +94,13 @@ class MessageStore:
             "created_at": utcnow(),
         }
 
-    async def add(self, values: dict[str, Any]) -> bool:
-        """Insert one message; False when (instance, WhatsApp id) was already stored."""
+    async def add(self, values: dict[str, Any], events: Sequence[tuple[LogWriter, Any]] = ()) -> bool:
+        """Insert one message; False when (instance, WhatsApp id) was already stored.
+
+        ``events``: (writer, item) pairs written in the same transaction when the message is new.
+        """
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append((values, future))
+        self._queue.append((values, events, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await future
@@ -101,18 +109,18 @@ class MessageStore:
         while self._queue:
             batch, self._queue = self._queue, []
             rows: dict[tuple[str, str], dict[str, Any]] = {}
-            for values, _ in batch:
+            for values, _, _ in batch:
                 rows.setdefault((values["instance_id"], values["wa_id"]), values)
             try:
-                inserted = await self._write(list(rows.values()))
+                inserted = await self._write(list(rows.values()), batch)
             except Exception as exc:
                 log.exception("message store write failed", extra={"batch": len(batch)})
                 await self._drop_connection()
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for values, future in batch:
+            for values, _, future in batch:
                 key = (values["instance_id"], values["wa_id"])
                 # Only the first of in-batch duplicates counts as new.
                 is_new = key in inserted
@@ -120,12 +128,45 @@ class MessageStore:
                 if not future.done():
                     future.set_result(is_new)
 
-    async def _write(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    async def _write(self, rows: list[dict[str, Any]], batch: list[_Pending]) -> set[tuple[str, str]]:
+        writers: list[LogWriter] = []
+        for _, events, _ in batch:
+            for writer, _ in events:
+                if writer not in writers:
+                    writers.append(writer)
         if self._conn is None:
             self._conn = await self._db.engine.connect()
-        async with write_lock(self._db.engine), self._conn.begin():
-            result = await self._conn.execute(self._insert, rows)
-            return {(row[0], row[1]) for row in result}
+        conn = self._conn
+        async with contextlib.AsyncExitStack() as stack:
+            # The writers' locks before the write lock (the order their own commits take them in),
+            # held until their post-commit bookkeeping is done.
+            for writer in writers:
+                await stack.enter_async_context(writer.lock())
+            states: list[tuple[LogWriter, Any]] = []
+            try:
+                async with write_lock(self._db.engine), conn.begin():
+                    result = await conn.execute(self._insert, rows)
+                    inserted = {(row[0], row[1]) for row in result}
+                    if writers:
+                        items: dict[LogWriter, list[Any]] = {w: [] for w in writers}
+                        fresh = set(inserted)
+                        for values, events, _ in batch:
+                            key = (values["instance_id"], values["wa_id"])
+                            if key not in fresh:
+                                continue
+                            fresh.discard(key)  # only the first of in-batch duplicates is new
+                            for writer, item in events:
+                                items[writer].append(item)
+                        for writer, pending in items.items():
+                            if pending:
+                                states.append((writer, await writer.write(conn, pending)))
+            except BaseException:
+                for writer, state in states:
+                    writer.rolled_back(state)
+                raise
+            for writer, state in states:
+                writer.committed(state)
+        return inserted
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
