@@ -4,70 +4,35 @@ delete, resolve/reopen — and checks the webhooks the bridge would receive."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
 
+from browser import click_when_ready, headless_chromium, requires_chromium
 from ryze.emulator import run_emulator
 
 from .conftest import Api, Receiver
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not (Path(CHROMEDRIVER).exists() and (shutil.which("chromium") or shutil.which("chromium-browser"))),
-        reason="Debian packages chromium and chromium-driver are not installed",
-    ),
+    requires_chromium,
 ]
 
 
 def drive(app_url: str, upload: Path) -> None:
     """Blocking Selenium session; runs in a thread so the emulator's loop keeps serving."""
-    from selenium import webdriver
     from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    profile = tempfile.mkdtemp(prefix="emu-chromium-")
-    options = webdriver.ChromeOptions()
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    try:
-        wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
+    with headless_chromium("emu") as (driver, wait):
         driver.get(app_url)
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
 
         def click(element_id: str) -> None:
-            def attempt(d: WebDriver) -> bool:
-                try:
-                    el = d.find_element(By.ID, element_id)
-                    if not (el.is_displayed() and el.is_enabled()):
-                        return False
-                    el.click()
-                    return True
-                except StaleElementReferenceException:
-                    return False
-
-            wait.until(attempt)
+            click_when_ready(wait, element_id)
 
         click("conv-1")
         wait.until(ec.text_to_be_present_in_element((By.ID, "thread"), "hello from whatsapp"))
@@ -104,9 +69,6 @@ def drive(app_url: str, upload: Path) -> None:
         click("toggle-status")
         wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "open"))
         assert driver.find_element(By.ID, "error").text == ""
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 async def test_agent_page_in_headless_chromium(receiver: Receiver, tmp_path: Path) -> None:

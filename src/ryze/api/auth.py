@@ -54,6 +54,11 @@ def extract_token(conn: HTTPConnection) -> str | None:
 
 async def caller_for_token(services: ApiServices, token: str) -> Caller | None:
     token_hash = hash_token(token)
+    # A known account token first: it would otherwise miss the instance-token cache and cost a
+    # database query on every request (measured: 35-45 % of RyzeAPI's CPU per injected message).
+    cached_account = services.instances.cached_account(token_hash)
+    if cached_account is not None:
+        return Caller(account_id=cached_account, kind="account")
     instance = await services.instances.instance_for_token(token_hash)
     if instance is not None:
         return Caller(account_id=instance.account_id, kind="instance", instance_id=instance.id)

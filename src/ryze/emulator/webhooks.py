@@ -39,6 +39,7 @@ class Delivery:
     error: str | None
     message_id: int | None
     payload: JSON = field(repr=False)
+    duration_ms: float | None = None  # POST sent → answer read (the receiver's acknowledgement time)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -168,6 +169,7 @@ class WebhookDispatcher:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
         status: int | None = None
         error: str | None = None
+        started = time.perf_counter()
         try:
             async with self._client().post(
                 job.url, data=body, headers=headers, timeout=timeout, allow_redirects=True, max_redirects=10
@@ -182,8 +184,9 @@ class WebhookDispatcher:
             error = f"Failed to open TCP connection to {exc.host}:{exc.port} ({exc.os_error})"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
+        duration_ms = round(1000 * (time.perf_counter() - started), 3)
         self.deliveries.append(
-            Delivery(job.event, job.url, delivery_id, status, error, job.message_id, job.payload)
+            Delivery(job.event, job.url, delivery_id, status, error, job.message_id, job.payload, duration_ms)
         )
         if len(self.deliveries) > self._keep:
             del self.deliveries[: len(self.deliveries) - self._keep]

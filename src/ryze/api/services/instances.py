@@ -91,6 +91,10 @@ class InstanceService:
         self._by_token_hash[hash_token(record.token)] = record
         return record
 
+    def cached_account(self, token_hash: str) -> str | None:
+        """The account of a TokenAccount seen before, without touching the database."""
+        return self._accounts_by_hash.get(token_hash)
+
     async def account_for_token(self, token_hash: str) -> str | None:
         cached = self._accounts_by_hash.get(token_hash)
         if cached is not None:

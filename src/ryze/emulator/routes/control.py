@@ -211,6 +211,7 @@ async def webhooks(request: Request, emu: ChatwootEmulator) -> Response:
                 "status": d.status,
                 "error": d.error,
                 "message_id": d.message_id,
+                "duration_ms": d.duration_ms,
                 "payload": d.payload,
             }
             for d in emu.webhooks.deliveries
@@ -222,6 +223,42 @@ async def webhooks(request: Request, emu: ChatwootEmulator) -> Response:
 async def idle(_request: Request, emu: ChatwootEmulator) -> Response:
     await emu.incoming_dispatch_idle()
     return json_response({"ok": True})
+
+
+@control
+async def account_messages(request: Request, emu: ChatwootEmulator) -> Response:
+    """Messages of an account with ``id > after_id``, oldest first, with float creation times
+    (benchmarks: latency from injection to the message existing here). Walks the id-ordered
+    message table from its newest end, so a poll costs O(new messages), not O(all)."""
+    account_id = cast_int(request.path_params.get("account_id"))
+    after_id = cast_int(request.query_params.get("after_id")) or 0
+    limit = max(1, min(cast_int(request.query_params.get("limit")) or 10_000, 50_000))
+    store = emu.state
+    newer = []
+    for message_id in reversed(store.messages):
+        if message_id <= after_id:
+            break
+        newer.append(store.messages[message_id])
+    newer.reverse()
+    out = []
+    for m in newer:
+        if m.account_id != account_id:
+            continue
+        conv = store.conversations.get(m.conversation_pk)
+        out.append(
+            {
+                "id": m.id,
+                "conversation_id": conv.display_id if conv else None,
+                "inbox_id": m.inbox_id,
+                "message_type": m.message_type,
+                "source_id": m.source_id,
+                "content": m.content,
+                "created_at": m.created_at,
+            }
+        )
+        if len(out) >= limit:
+            break
+    return json_response(out)
 
 
 async def sink(request: Request) -> Response:
@@ -243,6 +280,7 @@ routes = [
     Route("/app", page, methods=["GET"]),
     Route("/_emulator/accounts", accounts, methods=["GET"]),
     Route("/_emulator/accounts/{account_id}/conversations", conversations, methods=["GET"]),
+    Route("/_emulator/accounts/{account_id}/messages", account_messages, methods=["GET"]),
     Route(
         "/_emulator/accounts/{account_id}/conversations/{conversation_id}/messages", messages, methods=["GET"]
     ),

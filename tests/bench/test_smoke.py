@@ -1,0 +1,110 @@
+"""Smoke test of the benchmark harness: every phase with tiny counts against a real local system.
+
+Correctness only (every injected message found exactly once, every agent message reaches the phone,
+the result has the shape the report and the JSON expect). Never speed: timing assertions do not
+belong in tests. No ``__init__.py`` here on purpose: a ``tests/bench`` package would shadow the
+top-level ``bench`` package this test exercises.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # `bench` lives at the repository root, next to `src`
+    sys.path.insert(0, str(REPO))
+
+from bench.ceiling import CeilingConfig, run_ceiling  # noqa: E402
+from bench.common import lift_flood_guard  # noqa: E402
+from bench.inbound import InboundConfig, chats_of, run_inbound  # noqa: E402
+from bench.outbound import OutboundConfig, run_outbound  # noqa: E402
+from bench.report import build_table, derive, write_json  # noqa: E402
+from bench.scale import ScaleConfig, run_scale  # noqa: E402
+from bench.stats import latency_summary, percentile, steady_rate  # noqa: E402
+
+from ryze.devstack import LocalSystem, start_system  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+LATENCY_KEYS = {"count", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"}
+
+
+@pytest.fixture(scope="module")
+async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalSystem]:
+    running = await start_system(tmp_path_factory.mktemp("bench-system"))
+    try:
+        await lift_flood_guard(running)
+        yield running
+    finally:
+        await running.aclose()
+
+
+def test_stats_helpers() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert latency_summary([])["count"] == 0
+    assert set(latency_summary([0.001, 0.002])) == LATENCY_KEYS
+    assert steady_rate([float(i) for i in range(20)]) == pytest.approx(1.0)
+
+
+async def test_relay_phases_find_every_message(system: LocalSystem, tmp_path: Path) -> None:
+    inbound, instances, tracker = await run_inbound(
+        system,
+        InboundConfig(
+            instances=2,
+            contacts=2,
+            messages=10,
+            batch=3,
+            concurrency=4,
+            setup_seconds=30,
+            latency_seconds=0.5,
+        ),
+    )
+    assert inbound["warmup"]["complete"] and inbound["warmup"]["found"] == 4
+    assert inbound["messages"] == 10
+    assert inbound["found"] == 10 and inbound["lost"] == 0 and inbound["duplicates"] == 0
+    assert inbound["post_errors"] == 0
+    assert inbound["complete"] is True
+    assert set(inbound["latency_saturated"]) == LATENCY_KEYS and inbound["latency_saturated"]["count"] == 10
+    assert inbound["paced"]["complete"] is True and inbound["paced"]["messages"] >= 3
+    assert {"api", "bridge", "emulator", "bench"} <= set(inbound["cpu_seconds_per_1000"])
+
+    ceiling = await run_ceiling(system, CeilingConfig(conversations=2, messages=10, concurrency=4))
+    assert ceiling["messages"] == 10 and ceiling["conversations"] == 2
+    assert ceiling["latency"]["count"] == 10
+
+    chats = chats_of(instances, tracker)
+    assert len(chats) == 4
+    outbound = await run_outbound(
+        system, chats, OutboundConfig(messages=6, concurrency=3, latency_seconds=0.5)
+    )
+    assert outbound["delivered"] == 6 and outbound["lost"] == 0 and outbound["duplicates"] == 0
+    assert outbound["post_errors"] == 0
+    assert outbound["complete"] is True and outbound["paced"]["complete"] is True
+    sent = outbound["messages"] + outbound["paced"]["messages"]  # flat-out run, then the paced one
+    assert outbound["webhook_ack"]["deliveries"] == sent and outbound["webhook_ack"]["failed"] == 0
+
+    results = {"machine": {}, "phases": {"inbound": inbound, "ceiling": ceiling, "outbound": outbound}}
+    results["derived"] = derive(results)
+    assert results["derived"]["inbound_relay_over_ceiling"] is not None
+    build_table(results)  # renders without the scale phase
+    write_json(results, tmp_path / "latest.json")
+    assert (tmp_path / "latest.json").read_text().startswith("{")
+
+
+async def test_scale_phase_links_and_relinks(tmp_path: Path) -> None:
+    system = await start_system(tmp_path / "scale")
+    try:
+        scale = await run_scale(
+            system,
+            ScaleConfig(integrations=20, settle_seconds=0.5, idle_seconds=1.0, relink_seconds=30.0),
+        )
+    finally:
+        await system.aclose()
+    assert scale["created"] == 20 and scale["linked"] is True
+    assert scale["relink"]["complete"] is True
+    assert {"bridge", "api", "emulator"} <= set(scale["rss_kib_per_integration"])
+    assert {"bridge", "api"} <= set(scale["idle_cpu_percent"])
