@@ -243,3 +243,26 @@ async def test_get_message_returns_stored_messages(api: Api, account_token: str)
     resp = await api.client.get("/api/chat/getMessage/orion?messageId=NOPE", headers={"token": token})
     assert resp.status_code == 404
     assert resp.json()["error"]["message"] == "Message not found"
+
+
+@pytest.mark.parametrize(("retryable", "status"), [(True, 503), (False, 500)])
+async def test_engine_failures_say_whether_to_try_again(
+    api: Api, account_token: str, monkeypatch: pytest.MonkeyPatch, retryable: bool, status: int
+) -> None:
+    """WhatsApp's servers unreachable is a 503 (the same call may work later); whatsmeow refusing
+    the operation is the documented 500. Either way the engine's message reaches the caller."""
+    from ryze.engines.base import EngineError
+
+    token = await api.connected_instance(account_token)
+    session = api.engine.session("orion")
+    assert session is not None
+
+    async def refuse(*_args: object, **_kwargs: object) -> None:
+        raise EngineError("Could not reach WhatsApp servers", retryable=retryable)
+
+    monkeypatch.setattr(session, "send_text", refuse)
+    resp = await api.client.post(
+        "/api/message/text/orion", json={"number": "5511999999999", "message": "x"}, headers={"token": token}
+    )
+    assert resp.status_code == status
+    assert resp.json() == {"success": False, "error": {"message": "Could not reach WhatsApp servers"}}

@@ -116,7 +116,9 @@ async def _engine_error(_request: Request, exc: Exception) -> Response:
     if isinstance(exc, UnsupportedError):
         return error_response(501, exc.message)
     log.warning("engine operation failed", extra={"error": exc.message, "retryable": exc.retryable})
-    return error_response(500, exc.message)
+    # A transient failure (WhatsApp's servers unreachable, a time-out) is 503: the same call may
+    # work later. Anything else is whatsmeow refusing the operation: 500, as documented.
+    return error_response(503 if exc.retryable else 500, exc.message)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ryze.api.chatwoot.models import ChatwootEventCursorRow, ChatwootEventRow
 from ryze.api.services.store import write_lock
+from ryze.common.database import WriterConnection
 from ryze.protocol import EventEnvelope
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class EventLog:
         # store's), before the write lock, until the in-memory state reflects the commit.
         self._seq_lock = asyncio.Lock()
         self._tails: dict[str, _Tail] = {}  # listened instances only
-        self._conn: AsyncConnection | None = None  # the writer task's own connection
+        self._writer_conn = WriterConnection(engine, "chatwoot event log")  # the writer task's own
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -242,18 +243,12 @@ class EventLog:
                 async with self._engine.begin() as conn:
                     yield conn
                 return
-            if self._conn is None:
-                self._conn = await self._engine.connect()
-            async with self._conn.begin():
-                yield self._conn
+            conn = await self._writer_conn.get()
+            async with conn.begin():
+                yield conn
 
     async def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except Exception:
-                log.warning("closing the event log connection failed", exc_info=True)
+        await self._writer_conn.drop()
 
     async def _writer(self) -> None:
         try:

@@ -19,12 +19,13 @@ from typing import Any
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ryze.api.db import Database
 from ryze.api.db.models import MessageRow, utcnow
 from ryze.api.events import LogWriter
 from ryze.api.records import StoredMessage
+from ryze.common.database import WriterConnection
 from ryze.engines.base import WhatsAppMessage
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,7 @@ class MessageStore:
         )
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
-        # The writer keeps one connection: no pool checkout and reset per batch (that halves the
-        # single-row commit rate on SQLite). It is dropped after an error and reopened.
-        self._conn: AsyncConnection | None = None
+        self._writer_conn = WriterConnection(db.engine, "message store")
 
     @staticmethod
     def row_values(
@@ -134,9 +133,7 @@ class MessageStore:
             for writer, _ in events:
                 if writer not in writers:
                     writers.append(writer)
-        if self._conn is None:
-            self._conn = await self._db.engine.connect()
-        conn = self._conn
+        conn = await self._writer_conn.get()
         async with contextlib.AsyncExitStack() as stack:
             # The writers' locks before the write lock (the order their own commits take them in),
             # held until their post-commit bookkeeping is done.
@@ -169,12 +166,7 @@ class MessageStore:
         return inserted
 
     async def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except Exception:
-                log.warning("closing the message store connection failed", exc_info=True)
+        await self._writer_conn.drop()
 
     async def aclose(self) -> None:
         """Finish pending writes and release the writer's connection (before the engine is disposed)."""

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ryze.common.database import make_engine, upgrade_schema
+from ryze.common.database import WriterConnection, make_engine, upgrade_schema
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class GroupCommitter:
         self._batch = batch
         self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._conn: AsyncConnection | None = None
+        self._writer_conn = WriterConnection(engine, "bridge group committer")
 
     def start(self) -> None:
         if self._task is None:
@@ -68,12 +68,7 @@ class GroupCommitter:
         return await fut
 
     async def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except Exception:
-                log.warning("closing the group committer's connection failed", exc_info=True)
+        await self._writer_conn.drop()
 
     async def _run(self) -> None:
         try:
@@ -88,9 +83,7 @@ class GroupCommitter:
                 items.append(self._queue.get_nowait())
             try:
                 results: list[Any] = []
-                if self._conn is None:
-                    self._conn = await self._engine.connect()
-                conn = self._conn
+                conn = await self._writer_conn.get()
                 async with conn.begin():
                     for op, _ in items:
                         results.append(await op(conn))
