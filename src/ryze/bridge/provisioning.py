@@ -46,41 +46,29 @@ def hash_path_secret(path_secret: str) -> str:
 def classify(exc: ChatwootError) -> BridgeProblem:
     """A Chatwoot failure as the bridge reports it: kind, Chatwoot status, raw body, endpoint."""
     if isinstance(exc, ChatwootTimeout):
-        return BridgeProblem(
-            504,
-            BridgeFailure(
-                kind=FailureKind.CHATWOOT_TIMEOUT,
-                message=str(exc),
-                detail=exc.body,
-                chatwoot_endpoint=exc.endpoint or None,
-            ),
-        )
+        return _chatwoot_problem(504, FailureKind.CHATWOOT_TIMEOUT, exc, str(exc))
     if isinstance(exc, ChatwootUnreachable):
-        return BridgeProblem(
-            502,
-            BridgeFailure(
-                kind=FailureKind.CHATWOOT_UNREACHABLE,
-                message=str(exc),
-                detail=exc.body,
-                chatwoot_endpoint=exc.endpoint or None,
-            ),
-        )
+        return _chatwoot_problem(502, FailureKind.CHATWOOT_UNREACHABLE, exc, str(exc))
     if isinstance(exc, ChatwootHTTPError):
-        return BridgeProblem(
-            502,
-            BridgeFailure(
-                kind=FailureKind.CHATWOOT_HTTP,
-                message=f"Chatwoot answered {exc.status} to {exc.endpoint}",
-                chatwoot_status=exc.status,
-                detail=exc.body,
-                chatwoot_endpoint=exc.endpoint or None,
-            ),
-        )
+        message = f"Chatwoot answered {exc.status} to {exc.endpoint}"
+        return _chatwoot_problem(502, FailureKind.CHATWOOT_HTTP, exc, message, chatwoot_status=exc.status)
+    return _chatwoot_problem(502, FailureKind.CHATWOOT_HTTP, exc, str(exc))
+
+
+def _chatwoot_problem(
+    http_status: int,
+    kind: FailureKind,
+    exc: ChatwootError,
+    message: str,
+    *,
+    chatwoot_status: int | None = None,
+) -> BridgeProblem:
     return BridgeProblem(
-        502,
+        http_status,
         BridgeFailure(
-            kind=FailureKind.CHATWOOT_HTTP,
-            message=str(exc),
+            kind=kind,
+            message=message,
+            chatwoot_status=chatwoot_status,
             detail=exc.body,
             chatwoot_endpoint=exc.endpoint or None,
         ),
