@@ -26,6 +26,7 @@ import pydantic
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from ryze.common.tasks import cancel_and_wait
 from ryze.protocol import (
     AckFrame,
     CommandFrame,
@@ -124,11 +125,7 @@ class LinkClient:
         if ws is not None:
             with contextlib.suppress(ConnectionClosed, OSError):  # already gone: nothing to close
                 await ws.close()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         self._task = self._saver = None
         self._fail_pending("link closed")
         self.ready.clear()

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ryze.common.database import WriterConnection, make_engine, upgrade_schema
+from ryze.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,7 @@ class GroupCommitter:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait([self._task])
             self._task = None
         while not self._queue.empty():
             _, fut = self._queue.get_nowait()

@@ -11,6 +11,7 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 
+from ryze.common.tasks import cancel_and_wait
 from ryze.protocol import ChatRef
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,5 @@ class LaneRouter:
         return len(self._lanes)
 
     async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(list(self._tasks))
         self._lanes.clear()

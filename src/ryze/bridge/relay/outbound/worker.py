@@ -24,6 +24,7 @@ from ryze.bridge.link.client import LinkUnavailable, backoff_delay
 from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
 from ryze.bridge.store.repositories import OutboundJobRecord
 from ryze.chatwoot import ChatwootError
+from ryze.common.tasks import cancel_and_wait
 from ryze.protocol import (
     CommandAction,
     CommandFrame,
@@ -118,14 +119,7 @@ class OutboundWorker:
 
     async def stop(self) -> None:
         self._started = False
-        tasks = [*self._runners.values(), *self._tasks]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait([*self._runners.values(), *self._tasks])
         self._runners.clear()
         self._tasks.clear()
         self._queues.clear()
