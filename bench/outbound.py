@@ -166,9 +166,11 @@ async def run_outbound(
             io_after = ActivitySnapshot.take(pids)
             watcher.requests_flat = watcher.requests
             saturated = list(watcher.sent)
-            offered = (
-                steady_rate([watcher.arrived[c] for c in saturated if c in watcher.arrived]) or 0.0
-            ) * (config.latency_load)
+            arrivals = [watcher.arrived[c] for c in saturated if c in watcher.arrived]
+            # Arrivals are seen by polling: a small run can land in one poll round, where the
+            # trimmed steady rate is undefined; the whole run's rate stands in for it then.
+            whole_run = len(arrivals) / (max(arrivals) - began) if arrivals and max(arrivals) > began else 0.0
+            offered = (steady_rate(arrivals) or whole_run) * config.latency_load
             if offered > 0 and config.latency_seconds > 0:
                 # Only what the emulator certainly took: a transport failure is out of the books.
                 paced = [c for c in await _paced(post, offered, config) if c in watcher.sent]
