@@ -23,7 +23,7 @@ import aiohttp
 
 from bench.common import client_session, emulator_messages_after, last_message_id, run_pool, wall
 from bench.procstats import ActivitySnapshot, CpuSnapshot, watched_pids
-from bench.stats import latency_summary, steady_rate
+from bench.stats import latency_summary, paced_count, pacing_rate, steady_rate
 from ryze.devstack import LocalSystem
 
 
@@ -242,7 +242,7 @@ async def _paced(
     """Open loop: batch k leaves at t0 + k * batch / rate whatever the answers do. A message's
     injection time is its *scheduled* time, so a stalled client cannot hide a slow server
     (no coordinated omission)."""
-    total = max(config.batch, int(rate * config.latency_seconds))
+    total = max(config.batch, paced_count(rate, config.latency_seconds, config.messages))
     jobs = list(_batches(instances, total, config.batch, tracker.prefix + "P", 0))
     interval = config.batch / rate
     slots = asyncio.Semaphore(config.concurrency)
@@ -311,9 +311,8 @@ async def run_inbound(
             io_after = ActivitySnapshot.take(pids)
             ended = wall()
 
-            offered = (steady_rate([tracker.found[i][0] for i in measured if i in tracker.found]) or 0.0) * (
-                config.latency_load
-            )
+            found_at = [tracker.found[i][0] for i in measured if i in tracker.found]
+            offered = pacing_rate(found_at, began) * config.latency_load
             paced_ids: list[str] = []
             paced_ok = False
             if offered > 0 and config.latency_seconds > 0:

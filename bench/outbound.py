@@ -24,7 +24,7 @@ import aiohttp
 from bench.common import client_session, run_pool, wall, webhook_log
 from bench.inbound import BenchInstance
 from bench.procstats import ActivitySnapshot, CpuSnapshot, cpu_seconds, watched_pids
-from bench.stats import latency_summary, percentile, steady_rate
+from bench.stats import latency_summary, paced_count, pacing_rate, percentile, steady_rate
 from ryze.devstack import EMULATOR_ACCOUNT_ID, LocalSystem
 
 
@@ -167,10 +167,8 @@ async def run_outbound(
             watcher.requests_flat = watcher.requests
             saturated = list(watcher.sent)
             arrivals = [watcher.arrived[c] for c in saturated if c in watcher.arrived]
-            # Arrivals are seen by polling: a small run can land in one poll round, where the
-            # trimmed steady rate is undefined; the whole run's rate stands in for it then.
-            whole_run = len(arrivals) / (max(arrivals) - began) if arrivals and max(arrivals) > began else 0.0
-            offered = (steady_rate(arrivals) or whole_run) * config.latency_load
+            # Arrivals are seen by polling: a small run can land in one poll round.
+            offered = pacing_rate(arrivals, began) * config.latency_load
             if offered > 0 and config.latency_seconds > 0:
                 # Only what the emulator certainly took: a transport failure is out of the books.
                 paced = [c for c in await _paced(post, offered, config) if c in watcher.sent]
@@ -251,7 +249,7 @@ async def _paced(
 ) -> list[str]:
     """Open loop at ``rate``: message k is due at t0 + k / rate, and that due time is its send time
     (no coordinated omission when the server, or the client, falls behind)."""
-    total = max(1, int(rate * config.latency_seconds))
+    total = paced_count(rate, config.latency_seconds, config.messages)
     slots = asyncio.Semaphore(config.concurrency)
     t0, w0 = time.monotonic(), wall()
     first = 1_000_000  # sequence numbers apart from the flat-out run's

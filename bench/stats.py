@@ -52,6 +52,27 @@ def steady_rate(completions: Sequence[float], trim: float = 0.1) -> float | None
     return (hi - lo) / span if span > 0 else None
 
 
+def pacing_rate(completions: Sequence[float], began: float) -> float:
+    """The rate a paced (open-loop) run is offered a fraction of, from the flat-out run.
+
+    Below 10 completions the trimmed steady rate means nothing: a handful of arrivals seen in one
+    poll round sit milliseconds apart and would claim thousands per second. The whole run's rate
+    (completions since the run began) is the honest figure then.
+    """
+    if len(completions) >= 10:
+        rate = steady_rate(completions)
+        if rate is not None:
+            return rate
+    last = max(completions, default=began)
+    return len(completions) / (last - began) if last > began else 0.0
+
+
+def paced_count(rate: float, seconds: float, flat_out_messages: int) -> int:
+    """How many messages a paced run of ``seconds`` at ``rate`` sends, bounded at 10× the flat-out
+    run so a mismeasured rate can never queue more than the system can drain in the budget."""
+    return max(1, min(int(rate * seconds), 10 * flat_out_messages))
+
+
 def ratio(value: float | None, reference: float | None) -> float | None:
     if value is None or not reference:
         return None

@@ -24,7 +24,7 @@ from bench.inbound import InboundConfig, chats_of, run_inbound  # noqa: E402
 from bench.outbound import OutboundConfig, run_outbound  # noqa: E402
 from bench.report import build_table, derive, write_json  # noqa: E402
 from bench.scale import ScaleConfig, run_scale  # noqa: E402
-from bench.stats import latency_summary, percentile, steady_rate  # noqa: E402
+from bench.stats import latency_summary, paced_count, pacing_rate, percentile, steady_rate  # noqa: E402
 
 from ryze.devstack import LocalSystem, start_system  # noqa: E402
 
@@ -48,6 +48,17 @@ def test_stats_helpers() -> None:
     assert latency_summary([])["count"] == 0
     assert set(latency_summary([0.001, 0.002])) == LATENCY_KEYS
     assert steady_rate([float(i) for i in range(20)]) == pytest.approx(1.0)
+
+
+def test_a_handful_of_bunched_arrivals_paces_at_the_whole_runs_rate() -> None:
+    # Six arrivals seen in one poll round, 1 ms apart, 3 s after the run began: the trimmed rate
+    # would claim 1,000/s and queue thousands of paced messages for a six-message run.
+    bunched = [103.000, 103.001, 103.002, 103.003, 103.004, 103.005]
+    assert pacing_rate(bunched, began=100.0) == pytest.approx(6 / 3.005)
+    assert pacing_rate([float(i) for i in range(20)], began=-5.0) == pytest.approx(1.0)
+    assert pacing_rate([], began=100.0) == 0.0
+    assert paced_count(1000.0, 10.0, flat_out_messages=6) == 60
+    assert paced_count(0.01, 10.0, flat_out_messages=6) == 1
 
 
 async def test_relay_phases_find_every_message(system: LocalSystem, tmp_path: Path) -> None:

@@ -58,6 +58,23 @@ async def wait_outbox(
     return await system.wait_for(ready, timeout=timeout, what=f"{count} messages sent by {instance}")
 
 
+async def wait_webhook_answered(system: LocalSystem, event: str, conversation_id: int) -> None:
+    """Wait until the bridge has answered 200 to Chatwoot's ``event`` webhook for a conversation.
+
+    The bridge applies a conversation's status before it answers, so after this the next WhatsApp
+    message is routed with that status in mind (a message racing the webhook could not be).
+    """
+
+    async def answered() -> bool:
+        _, deliveries = await system.call("GET", f"{system.emulator_url}/_emulator/webhooks")
+        return any(
+            d["event"] == event and d["status"] == 200 and d["payload"].get("id") == conversation_id
+            for d in deliveries
+        )
+
+    await system.wait_for(answered, what=f"the bridge's answer to {event} of conversation {conversation_id}")
+
+
 async def chatwoot_inbox(system: LocalSystem, inbox_id: int) -> tuple[int, Any]:
     """GET the inbox through Chatwoot's own API, as the account's administrator."""
     url = f"{system.emulator_url}/api/v1/accounts/{EMULATOR_ACCOUNT_ID}/inboxes/{inbox_id}"

@@ -14,6 +14,7 @@ from .helpers import (
     wait_conversation,
     wait_messages,
     wait_outbox,
+    wait_webhook_answered,
 )
 
 pytestmark = pytest.mark.e2e
@@ -105,6 +106,7 @@ async def test_reopen_resolved_decides_between_reopening_and_a_new_conversation(
     [first] = await wait_conversation(system, inbox_id)
     await wait_messages(system, first["id"], 1)
     await _resolve(system, first["id"])
+    await wait_webhook_answered(system, "conversation_status_changed", first["id"])
 
     await system.inject(name, [{"from": "5511988880005", "text": "second"}])
     if reopen:

@@ -31,6 +31,19 @@ class ApiError(Exception):
         self.headers = headers
 
 
+class SentNotStored(ApiError):
+    """WhatsApp accepted the message, then storing it failed (the database is unreachable).
+
+    Distinct from a failed send: whoever retries this sends the message a second time, so it is
+    answered as sent (bridge commands) or as a 500 that says so (public routes)."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(
+            500, f"Message {message_id} was sent to WhatsApp but could not be stored; do not send it again"
+        )
+        self.message_id = message_id
+
+
 def error_body(message: str) -> dict[str, Any]:
     return {"success": False, "error": {"message": message}}
 

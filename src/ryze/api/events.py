@@ -73,11 +73,17 @@ class EventBus:
     def __init__(self) -> None:
         self._handlers: list[EventHandler] = []
         self._writers: dict[EventHandler, LogWriter] = {}
+        self._standalone: list[LogWriter] = []  # writers without a handler (add_writer)
 
     def subscribe(self, handler: EventHandler, *, writer: LogWriter | None = None) -> None:
         self._handlers.append(handler)
         if writer is not None:
             self._writers[handler] = writer
+
+    def add_writer(self, writer: LogWriter) -> None:
+        """A log writer without a handler: it only writes rows in the message store's transaction
+        (the Chatwoot module's command recorder stores a command's result with the message it sent)."""
+        self._standalone.append(writer)
 
     def unsubscribe(self, handler: EventHandler) -> None:
         if handler in self._handlers:
@@ -86,16 +92,18 @@ class EventBus:
 
     @property
     def has_subscribers(self) -> bool:
-        return bool(self._handlers)
+        """Whether publishing (and preparing) an envelope has any effect at all."""
+        return bool(self._handlers) or bool(self._standalone)
 
     @property
     def writers(self) -> list[LogWriter]:
+        """The subscribers' log writers (not the standalone ones of ``add_writer``)."""
         return list(self._writers.values())
 
     def prepare(self, instance: str, envelope: EventEnvelope) -> list[tuple[LogWriter, Any]]:
         """The transactional items of ``envelope``: (writer, item) for each writer that logs it."""
         out: list[tuple[LogWriter, Any]] = []
-        for writer in self._writers.values():
+        for writer in (*self._writers.values(), *self._standalone):
             item = writer.prepare(instance, envelope)
             if item is not None:
                 out.append((writer, item))

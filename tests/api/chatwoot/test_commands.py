@@ -3,23 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any, cast
+
+import pytest
+from sqlalchemy import event, text
 
 from ryze.api.chatwoot.commands import INTERRUPTED, CommandRunner
 from ryze.api.db import Database
 from ryze.api.errors import ApiError
 from ryze.engines.base import EngineError, NotConnectedError
-from ryze.protocol import CommandFrame
+from ryze.protocol import CommandFrame, ResultFrame
 
-from .fakes import FakeMessaging
+from .fakes import FakeMessaging, Sent
 
 
 def text_command(cid: str, text: str = "hello", to: str = "5511999999999") -> CommandFrame:
     return CommandFrame(id=cid, action="send_text", params={"to": to, "text": text})
 
 
+_RUNNERS: list[CommandRunner] = []
+
+
 def runner(db: Database, messaging: FakeMessaging) -> CommandRunner:
-    return CommandRunner(db.engine, cast(Any, messaging))
+    made = CommandRunner(db.engine, cast(Any, messaging))
+    _RUNNERS.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+async def _close_runners() -> AsyncIterator[None]:
+    """Each runner keeps a writer connection: release it before the database is disposed."""
+    yield
+    while _RUNNERS:
+        await _RUNNERS.pop().aclose()
+
+
+async def _rows(db: Database) -> dict[str, tuple[str, str]]:
+    """command id -> (state, result JSON) of every stored claim."""
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(text("SELECT command_id, state, result FROM chatwoot_commands"))
+        return {r[0]: (r[1], r[2]) for r in rows}
 
 
 async def test_replayed_id_sends_once_and_returns_the_stored_result(db: Database) -> None:
@@ -123,3 +148,82 @@ async def test_invalid_params_fail_without_retry(db: Database) -> None:
     )
     assert not result.ok and not result.retryable
     assert result.error is not None and result.error.startswith("invalid params: text")
+
+
+@dataclass
+class GatedMessaging(FakeMessaging):
+    """Sends wait at the gate; ``entered`` is set once ``expect`` sends are waiting there."""
+
+    expect: int = 1
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiting: int = 0
+
+    async def _send(self, action: str, *args: Any, **kwargs: Any) -> Sent:
+        self._waiting += 1
+        if self._waiting >= self.expect:
+            self.entered.set()
+        return await super()._send(action, *args, **kwargs)
+
+
+async def test_concurrent_claims_share_one_transaction_and_all_land(db: Database) -> None:
+    fake = GatedMessaging(gate=asyncio.Event(), expect=20)
+    r = runner(db, fake)
+    inserts: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO CHATWOOT_COMMANDS"):
+            inserts.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        # Twenty commands for twenty chats arrive together (one link read burst).
+        tasks = [
+            asyncio.create_task(r.run("inst", text_command(f"b{n}", to=f"55119{n:08d}"))) for n in range(20)
+        ]
+        await fake.entered.wait()  # every claim committed, every send waiting at the gate
+        assert len(inserts) == 1  # one multi-row INSERT for the twenty claims
+        rows = await _rows(db)
+        assert sorted(rows) == sorted(f"b{n}" for n in range(20))
+        assert {state for state, _ in rows.values()} == {"pending"}
+        fake.gate.set()  # type: ignore[union-attr]
+        results = await asyncio.gather(*tasks)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert all(res.ok for res in results) and len(fake.outbox) == 20
+    rows = await _rows(db)
+    assert {state for state, _ in rows.values()} == {"done"}
+    for res in results:  # each id kept its own result
+        assert ResultFrame.model_validate_json(rows[res.id][1]) == res
+
+
+async def test_a_crash_during_the_send_answers_interrupted_and_never_sends_again(db: Database) -> None:
+    fake = GatedMessaging(gate=asyncio.Event())
+    r = runner(db, fake)
+    doomed = asyncio.create_task(r.run("inst", text_command("crash")))
+    await fake.entered.wait()  # claimed (committed), now inside the send
+    doomed.cancel()  # the process dies here: no result, no release
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert (await _rows(db))["crash"][0] == "pending"
+    fake.gate.set()  # type: ignore[union-attr]
+    result = await runner(db, fake).run("inst", text_command("crash"))  # after the restart
+    assert (result.ok, result.retryable, result.error) == (False, False, INTERRUPTED)
+    assert fake.outbox == []
+
+
+async def test_results_releases_and_claims_of_one_batch(db: Database) -> None:
+    """A stored failure, a released retryable failure and a fresh claim, written together."""
+    fake = FakeMessaging()
+    r = runner(db, fake)
+    fake.fail_with = ApiError(400, "Invalid number")
+    final, retryable_cmd = text_command("f1"), text_command("f2", to="5511000000002")
+    first = await r.run("inst", final)
+    fake.fail_with = ApiError(503, "Instance is not connected to WhatsApp")
+    second = await r.run("inst", retryable_cmd)
+    fake.fail_with = None
+    # The retry of f2 and a replay of f1 arrive together.
+    again, retried = await asyncio.gather(r.run("inst", final), r.run("inst", retryable_cmd))
+    assert again == first and not first.ok and not first.retryable
+    assert second.retryable and retried.ok and len(fake.outbox) == 1
+    rows = await _rows(db)
+    assert rows["f1"][0] == rows["f2"][0] == "done"

@@ -90,18 +90,21 @@ def texts_of(events: list[dict[str, Any]]) -> list[str]:
 async def test_link_refuses_bad_tokens_before_upgrade(ryze_lite: Ryze, fake_bridge: FakeBridge) -> None:
     await ryze_lite.new_instance("noint")
     await linked_instance(ryze_lite, "guarded")
+    # A wrong secret is a failed authentication: 401, like a missing one (the words differ).
     cases = [
-        ("guarded", None, 401),
-        ("guarded", "wrong-token", 403),
-        ("guarded", ryze_lite.account_token, 403),  # a RyzeAPI token is not the bridge token
-        ("missing", fake_bridge.token, 404),
-        ("noint", fake_bridge.token, 404),
+        ("guarded", None, 401, "Missing token"),
+        ("guarded", "wrong-token", 401, "Invalid token"),
+        ("guarded", ryze_lite.account_token, 401, "Invalid token"),  # not the bridge token
+        ("missing", fake_bridge.token, 404, "instance not found"),
+        ("noint", fake_bridge.token, 404, "no chatwoot integration for this instance"),
     ]
-    for instance, token, status in cases:
+    for instance, token, status, words in cases:
         with pytest.raises(InvalidStatus) as caught:
             async with link(ryze_lite, instance, token):
                 pass
-        assert caught.value.response.status_code == status, (instance, token)
+        response = caught.value.response
+        assert response.status_code == status, (instance, token)
+        assert json.loads(response.body or b"{}")["error"]["message"] == words, (instance, token)
     async with link(ryze_lite, "guarded", fake_bridge.token) as ws:
         ready = await LinkClient(ws).resume(0)
         assert ready["instance"] == "guarded"
@@ -160,22 +163,51 @@ async def test_replayed_command_sends_one_whatsapp_message(ryze: Ryze, fake_brid
         ready = await client.resume(0)
         await client.events(ready["pending"])
         await client.send(command)
-        frames = [await client.recv(), await client.recv()]  # the result and the own-message event
-        [result] = [f for f in frames if f["type"] == "result"]
-        [echo] = [f for f in frames if f["type"] == "event"]
-        assert result["ok"] is True and result["id"] == "cw-msg-1"
-        message = echo["event"]["data"]["message"]
-        assert message["id"] == result["wa_message_id"]
-        assert (message["source"], message["commandId"]) == ("chatwoot", "cw-msg-1")
+        result = await client.recv()  # the result only: its message is not echoed as an event
+        assert result["type"] == "result" and result["ok"] is True and result["id"] == "cw-msg-1"
         await client.send(command)  # the bridge did not see the result: it retries
         assert await client.recv() == result
+        assert await client.until_pong() == []
     async with link(ryze, "cmd", fake_bridge.token) as ws:  # a retry on a new link
         client = LinkClient(ws)
-        await client.resume(echo["seq"])
+        # Nothing was logged after the first link's ready: the sent message waits nowhere.
+        assert (await client.resume(ready["last_seq"]))["pending"] == 0
         await client.send(command)
         assert await client.recv() == result
     sent = [m for m in session.outbox_after(0) if m.get("action") == "message" and m.get("text") == "hi!"]
     assert len(sent) == 1
+
+
+async def test_a_send_that_cannot_be_stored_is_answered_sent_and_never_sent_twice(
+    ryze: Ryze, fake_bridge: FakeBridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = await linked_instance(ryze, "unstored")
+    pipeline = ryze.services.messaging._pipeline
+
+    async def database_down(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("database is unreachable")
+
+    command = {
+        "type": "command",
+        "id": "cw-unstored-1",
+        "action": "send_text",
+        "params": {"to": CONTACT, "text": "out, not stored"},
+    }
+    async with link(ryze, "unstored", fake_bridge.token) as ws:
+        client = LinkClient(ws)
+        ready = await client.resume(0)
+        await client.events(ready["pending"])
+        monkeypatch.setattr(pipeline, "store_message", database_down)
+        await client.send(command)
+        result = await client.recv()
+        sent = [m for m in session.outbox_after(0) if m.get("text") == "out, not stored"]
+        assert len(sent) == 1
+        # Retrying a "failed" send would put a second copy on WhatsApp: it is answered as sent.
+        assert (result["ok"], result["wa_message_id"]) == (True, sent[0]["id"])
+        monkeypatch.undo()
+        await client.send(command)  # the bridge retries anyway (it missed the result)
+        assert await client.recv() == result
+    assert len([m for m in session.outbox_after(0) if m.get("text") == "out, not stored"]) == 1
 
 
 async def test_command_while_phone_disconnected_is_retryable(
@@ -253,7 +285,9 @@ async def test_media_route_for_the_bridge(ryze_lite: Ryze, fake_bridge: FakeBrid
         ok = await c.get(path, headers={"Authorization": f"Bearer {fake_bridge.token}"})
         assert ok.status_code == 200 and ok.content == png and ok.headers["content-type"] == "image/png"
         assert (await c.get(path)).status_code == 401
-        assert (await c.get(path, headers={"Authorization": "Bearer nope"})).status_code == 403
+        assert (await c.get(path)).json()["error"]["message"] == "Missing token"
+        wrong = await c.get(path, headers={"Authorization": "Bearer nope"})
+        assert (wrong.status_code, wrong.json()["error"]["message"]) == (401, "Invalid token")
         missing = await c.get(
             "/internal/media/media/nope", headers={"Authorization": f"Bearer {fake_bridge.token}"}
         )

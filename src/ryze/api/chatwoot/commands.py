@@ -11,30 +11,44 @@ A command id is claimed in ``chatwoot_commands`` before anything is sent. Then:
   answers a non-retryable failure, which the bridge shows on the Chatwoot message.
 
 Commands for one chat run in arrival order; different chats run concurrently.
+
+Cost: every command used to commit three transactions of its own (claim, the sent message, the
+result), each several hops to the database driver's thread. Now the claims, releases and stored
+failures of concurrent commands share one transaction per batch on a writer connection of their
+own (group commit, the message store's pattern), and a successful send's ``done`` row is written
+by the transaction that stores the sent message (``CommandRecorder``, a log writer of the event
+bus): the common path costs one shared claim commit and nothing after the send.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import Table, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Table, bindparam, delete, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ryze.api.chatwoot.models import ChatwootCommandRow
-from ryze.api.errors import ApiError
+from ryze.api.errors import ApiError, SentNotStored
 from ryze.api.services.messaging import MessagingService
+from ryze.api.services.store import write_lock
+from ryze.common.database import WriterConnection
 from ryze.engines.base import EngineError
 from ryze.protocol import (
     CommandAction,
     CommandFrame,
     EditParams,
+    EventEnvelope,
+    EventName,
     MarkReadParams,
     PresenceParams,
     ReactParams,
@@ -49,6 +63,33 @@ log = logging.getLogger(__name__)
 _CMD = cast(Table, ChatwootCommandRow.__table__)
 SOURCE = "chatwoot"
 INTERRUPTED = "command was interrupted by a RyzeAPI restart; whether it was sent is unknown"
+_RECORDED_LIMIT = 10_000  # results recorded by a message transaction, not yet taken (bounded)
+
+# Pending writes of the command committer, keyed (instance, command id).
+_Key = tuple[str, str]
+
+
+@dataclass(slots=True)
+class _Claim:
+    key: _Key
+    future: asyncio.Future[ResultFrame | None]
+
+
+@dataclass(slots=True)
+class _Finish:
+    key: _Key
+    result: str  # the ResultFrame JSON
+    future: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class _Release:
+    key: _Key
+    future: asyncio.Future[None]
+
+
+_Op = _Claim | _Finish | _Release
+_AGAIN = object()  # a conflicting claim vanished before it could be read: claim again
 
 
 def _wa_id(result: Any) -> str | None:
@@ -89,6 +130,23 @@ class CommandRunner:
         self._messaging = messaging
         self._inflight: dict[tuple[str, str], asyncio.Future[ResultFrame]] = {}
         self._chats = _ChatLocks()
+        insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
+        # Built once (SQLAlchemy caches the compiled form); one multi-row INSERT per batch that
+        # reports which claims were new.
+        self._claim_stmt = (
+            insert(_CMD)
+            .on_conflict_do_nothing(index_elements=["instance_name", "command_id"])
+            .returning(_CMD.c.instance_name, _CMD.c.command_id)
+        )
+        self._queue: list[_Op] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._writer_conn = WriterConnection(engine, "chatwoot commands")
+        # Commands this runner claimed and is executing: only their claims may be marked done by
+        # the transaction of the message they send (CommandRecorder).
+        self._running: set[_Key] = set()
+        # Results a message transaction stored (CommandRecorder), taken by the command's run.
+        self._recorded: dict[_Key, ResultFrame] = {}
+        self.recorder = CommandRecorder(self)
 
     async def run(self, instance: str, frame: CommandFrame) -> ResultFrame:
         key = (instance, frame.id)
@@ -112,6 +170,7 @@ class CommandRunner:
             self._inflight.pop(key, None)
 
     async def _run_once(self, instance: str, frame: CommandFrame) -> ResultFrame:
+        key = (instance, frame.id)
         try:
             stored = await self._claim(instance, frame.id)
         except Exception:
@@ -121,8 +180,22 @@ class CommandRunner:
             )
         if stored is not None:
             return stored
-        async with self._chats.hold((instance, _chat_of(frame))):
-            result = await self._execute(instance, frame)
+        self._running.add(key)
+        try:
+            async with self._chats.hold((instance, _chat_of(frame))):
+                result = await self._execute(instance, frame)
+        finally:
+            self._running.discard(key)
+        recorded = self._recorded.pop(key, None)
+        if recorded is not None:
+            # The sent message's transaction already stored the result: that is what a replay
+            # answers, so answer it now too (even if something after the store failed).
+            if recorded != result:
+                log.warning(
+                    "command failed after its message was stored; answering the stored result",
+                    extra={"instance": instance, "command_id": frame.id, "error": result.error},
+                )
+            return recorded
         try:
             if result.ok or not result.retryable:
                 await self._finish(instance, frame.id, result)
@@ -136,59 +209,126 @@ class CommandRunner:
             )
         return result
 
+    # -- the command committer: claims, stored results and releases, group-committed -----------
+
+    def _submit(self, op: _Op) -> None:
+        self._queue.append(op)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_loop(), name="chatwoot-commands-writer")
+
     async def _claim(self, instance: str, command_id: str) -> ResultFrame | None:
-        """None when this call owns the execution; else the result to answer with."""
-        try:
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    insert(_CMD).values(
-                        instance_name=instance,
-                        command_id=command_id,
-                        state="pending",
-                        result="",
-                        created_at=datetime.now(UTC),
-                    )
-                )
-            return None
-        except IntegrityError:
-            pass
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(_CMD.c.state, _CMD.c.result).where(
-                        _CMD.c.instance_name == instance, _CMD.c.command_id == command_id
-                    )
-                )
-            ).first()
-        if row is None:  # released between our insert attempt and this read: run it
-            return await self._claim(instance, command_id)
-        if row[0] == "done":
-            return ResultFrame.model_validate_json(row[1])
-        return ResultFrame(id=command_id, ok=False, error=INTERRUPTED, retryable=False)
+        """None when this call owns the execution; else the result to answer with.
+
+        Returns only once the claim is committed: a crash after this never sends twice."""
+        future: asyncio.Future[ResultFrame | None] = asyncio.get_running_loop().create_future()
+        self._submit(_Claim((instance, command_id), future))
+        return await future
 
     async def _finish(self, instance: str, command_id: str, result: ResultFrame) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(_CMD)
-                .where(_CMD.c.instance_name == instance, _CMD.c.command_id == command_id)
-                .values(state="done", result=result.model_dump_json())
-            )
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._submit(_Finish((instance, command_id), result.model_dump_json(), future))
+        await future
 
     async def _release(self, instance: str, command_id: str) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                delete(_CMD).where(_CMD.c.instance_name == instance, _CMD.c.command_id == command_id)
-            )
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._submit(_Release((instance, command_id), future))
+        await future
+
+    async def _commit_loop(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                answers = await self._write(batch)
+            except Exception as exc:
+                log.exception("bridge command write failed", extra={"batch": len(batch)})
+                await self._writer_conn.drop()  # it may be what failed: the next batch reopens it
+                for op in batch:
+                    if not op.future.done():
+                        op.future.set_exception(exc)
+                continue
+            for op in batch:
+                if op.future.done():
+                    continue
+                if isinstance(op, _Claim):
+                    answer = answers.get(op.key)
+                    if answer is _AGAIN:
+                        self._queue.append(op)  # released meanwhile (PostgreSQL): claim it again
+                    else:
+                        op.future.set_result(cast(ResultFrame | None, answer))
+                else:
+                    op.future.set_result(None)
+
+    async def _write(self, batch: list[_Op]) -> dict[_Key, object]:
+        """One transaction for the batch; returns each claim's answer (None: claimed by us)."""
+        finishes = [
+            {"i": op.key[0], "c": op.key[1], "r": op.result} for op in batch if isinstance(op, _Finish)
+        ]
+        releases = [{"i": op.key[0], "c": op.key[1]} for op in batch if isinstance(op, _Release)]
+        claims = list(dict.fromkeys(op.key for op in batch if isinstance(op, _Claim)))
+        answers: dict[_Key, object] = {}
+        conn = await self._writer_conn.get()
+        async with write_lock(self._engine), conn.begin():
+            # Results and releases first: a release followed by a new claim of the same id (the
+            # bridge's retry) in one batch must leave the new claim in place.
+            if finishes:
+                await _mark_done(conn, finishes)
+            if releases:
+                await conn.execute(
+                    delete(_CMD).where(
+                        _CMD.c.instance_name == bindparam("i"),
+                        _CMD.c.command_id == bindparam("c"),
+                        _CMD.c.state == "pending",
+                    ),
+                    releases,
+                )
+            if claims:
+                now = datetime.now(UTC)
+                rows = [
+                    {"instance_name": i, "command_id": c, "state": "pending", "result": "", "created_at": now}
+                    for i, c in claims
+                ]
+                claimed = {(r[0], r[1]) for r in await conn.execute(self._claim_stmt, rows)}
+                taken = [key for key in claims if key not in claimed]
+                found: dict[_Key, tuple[str, str]] = {}
+                if taken:
+                    result = await conn.execute(
+                        select(_CMD.c.instance_name, _CMD.c.command_id, _CMD.c.state, _CMD.c.result).where(
+                            tuple_(_CMD.c.instance_name, _CMD.c.command_id).in_(taken)
+                        )
+                    )
+                    found = {(r[0], r[1]): (r[2], r[3]) for r in result}
+                for key in claims:
+                    if key in claimed:
+                        answers[key] = None
+                    elif key not in found:
+                        answers[key] = _AGAIN
+                    elif found[key][0] == "done":
+                        answers[key] = ResultFrame.model_validate_json(found[key][1])
+                    else:
+                        answers[key] = ResultFrame(id=key[1], ok=False, error=INTERRUPTED, retryable=False)
+        return answers
+
+    async def aclose(self) -> None:
+        """Finish pending writes and release the writer's connection (before the engine is disposed)."""
+        if self._committer is not None:
+            await asyncio.gather(self._committer, return_exceptions=True)
+        await self._writer_conn.drop()
+
+    def _recorded_by_message(self, items: Sequence[tuple[str, str, ResultFrame]]) -> None:
+        for instance, command_id, result in items:
+            self._recorded[(instance, command_id)] = result
+        while len(self._recorded) > _RECORDED_LIMIT:  # a run that never took its result (cancelled)
+            del self._recorded[next(iter(self._recorded))]
 
     async def forget(self, instance: str) -> None:
-        async with self._engine.begin() as conn:
+        async with write_lock(self._engine), self._engine.begin() as conn:
             await conn.execute(delete(_CMD).where(_CMD.c.instance_name == instance))
 
     async def prune(self, older_than: timedelta) -> int:
         """Drop claims older than ``older_than`` (the bridge retries within minutes), including
         ones a crash left pending: nobody replays those any more."""
         cutoff = datetime.now(UTC) - older_than
-        async with self._engine.begin() as conn:
+        async with write_lock(self._engine), self._engine.begin() as conn:
             result = await conn.execute(delete(_CMD).where(_CMD.c.created_at < cutoff))
         return int(result.rowcount or 0)
 
@@ -201,6 +341,9 @@ class CommandRunner:
             return ResultFrame(id=frame.id, ok=False, error=f"invalid params: {where}: {first['msg']}")
         try:
             wa_id = await self._dispatch(instance, frame, params)
+        except SentNotStored as exc:
+            # Out on WhatsApp: a retry would send it twice. The bridge maps it like any success.
+            return ResultFrame(id=frame.id, ok=True, wa_message_id=exc.message_id)
         except ApiError as exc:
             # 503 not connected / 429 throttled / 5xx: trying later can work; other 4xx cannot.
             retryable = exc.status >= 500 or exc.status == 429
@@ -255,3 +398,59 @@ class CommandRunner:
         assert isinstance(params, PresenceParams)
         await m.presence(instance, params.chat, params.state)
         return None
+
+
+async def _mark_done(conn: AsyncConnection, rows: list[dict[str, str]]) -> None:
+    """Store final results (``i`` instance, ``c`` command id, ``r`` result JSON) of pending claims."""
+    await conn.execute(
+        update(_CMD)
+        .where(
+            _CMD.c.instance_name == bindparam("i"),
+            _CMD.c.command_id == bindparam("c"),
+            _CMD.c.state == "pending",
+        )
+        .values(state="done", result=bindparam("r")),
+        rows,
+    )
+
+
+class CommandRecorder:
+    """Stores a successful send's result in the transaction that stores the message it sent.
+
+    An ``EventBus`` log writer (see ``ryze.api.events.LogWriter``): the message store calls it for
+    each new message in its group commit. A message whose origin is a command this runner is
+    executing marks that command ``done`` with ``{ok: true, wa_message_id: <the message id>}``, the
+    result the command answers; message row and stored result commit together, so after a crash
+    either both exist (a replay answers the result) or neither (the claim is still pending and a
+    replay answers "interrupted"). The runner then skips its own result write.
+    """
+
+    def __init__(self, runner: CommandRunner) -> None:
+        self._runner = runner
+
+    def prepare(self, instance: str, envelope: EventEnvelope) -> tuple[str, str, ResultFrame] | None:
+        if envelope.event is not EventName.MESSAGE_EXCHANGE:
+            return None
+        message = envelope.data.get("message")
+        if not isinstance(message, dict) or message.get("source") != SOURCE:
+            return None
+        command_id = message.get("commandId")
+        if not isinstance(command_id, str) or (instance, command_id) not in self._runner._running:
+            return None
+        return instance, command_id, ResultFrame(id=command_id, ok=True, wa_message_id=str(message["id"]))
+
+    def lock(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        # Claims of running commands are only touched by their own run: nothing to serialise.
+        return contextlib.nullcontext()
+
+    async def write(
+        self, conn: AsyncConnection, items: list[tuple[str, str, ResultFrame]]
+    ) -> list[tuple[str, str, ResultFrame]]:
+        await _mark_done(conn, [{"i": i, "c": c, "r": r.model_dump_json()} for i, c, r in items])
+        return items
+
+    def committed(self, state: list[tuple[str, str, ResultFrame]]) -> None:
+        self._runner._recorded_by_message(state)
+
+    def rolled_back(self, state: list[tuple[str, str, ResultFrame]]) -> None:
+        """Nothing was stored: the run writes its result itself, as without the recorder."""

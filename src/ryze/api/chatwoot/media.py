@@ -14,7 +14,8 @@ from starlette.datastructures import Headers
 
 def bearer_matches(headers: Headers, token: str) -> bool | None:
     """True when the request carries ``Bearer <token>``; None when it carries no bearer at all
-    (a 401), False when it carries a different one (a 403). Constant-time compare."""
+    (401 ``Missing token``), False when it carries a different one (401 ``Invalid token``).
+    Constant-time compare."""
     scheme, _, value = headers.get("authorization", "").partition(" ")
     value = value.strip()
     if scheme.lower() != "bearer" or not value:

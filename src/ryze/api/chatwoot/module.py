@@ -58,6 +58,7 @@ class ChatwootModule:
                 await self._housekeeping
         await self.hub.close_all()
         await self.event_log.stop()
+        await self.commands.aclose()
         await self.bridge.close()
 
     async def _housekeep(self) -> None:
@@ -106,6 +107,8 @@ def install(app: FastAPI, services: ApiServices) -> ChatwootModule:
     services.bus.subscribe(
         module.service.on_event, writer=EventLogWriter(module.event_log, module.service.log_payload)
     )
+    # A successful command's result commits with the message it sent (no transaction of its own).
+    services.bus.add_writer(module.commands.recorder)
     services.instance_hooks.append(module.hooks)
     services.on_startup.append(module.start)
     services.on_shutdown.append(module.stop)

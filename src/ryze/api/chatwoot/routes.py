@@ -114,7 +114,9 @@ def build_router(module: ChatwootModule, services: ApiServices) -> APIRouter:
             await _deny(websocket, 401, BRIDGE_TOKEN_MISSING)
             return
         if not verdict:
-            await _deny(websocket, 403, BRIDGE_TOKEN_INVALID)
+            # A wrong secret is a failed authentication (401), as everywhere else in RyzeAPI;
+            # 403 would mean "authenticated but not allowed".
+            await _deny(websocket, 401, BRIDGE_TOKEN_INVALID)
             return
         if await services.instances.get(instance) is None:
             await _deny(websocket, 404, INSTANCE_NOT_FOUND)
@@ -131,7 +133,7 @@ def build_router(module: ChatwootModule, services: ApiServices) -> APIRouter:
         if verdict is None:
             raise ApiError(401, BRIDGE_TOKEN_MISSING)
         if not verdict:
-            raise ApiError(403, BRIDGE_TOKEN_INVALID)
+            raise ApiError(401, BRIDGE_TOKEN_INVALID)
         data, mimetype, file_name = await services.messaging.get_media(instance, message_id)
         return Response(
             content=data,

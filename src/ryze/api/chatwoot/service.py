@@ -16,6 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ryze.api.chatwoot.bridge_client import BridgeClient, BridgeHTTPError, BridgeTransportError
 from ryze.api.chatwoot.config import ChatwootConfig
 from ryze.api.chatwoot.errors import (
@@ -33,7 +35,7 @@ from ryze.api.chatwoot.repository import Integration, IntegrationRepository
 from ryze.api.chatwoot.validation import ActivationInput
 from ryze.common.crypto import SecretBox
 from ryze.common.logging import MASK, register_secret
-from ryze.protocol import ActivateRequest, EventEnvelope, IntegrationView
+from ryze.protocol import ActivateRequest, EventEnvelope, EventName, IntegrationView, MessageSource
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,31 @@ class Activated:
 
 def rfc3339(value: Any) -> str:
     return str(value.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def link_payload(envelope: EventEnvelope) -> str:
+    """The envelope's JSON without ``instanceData.token`` (= ``model_dump_json(exclude_none=True)``
+    of the copy without it). Built as a dict for orjson: this runs for every logged event, and two
+    model copies plus pydantic's dump cost several times more (``data`` is already JSON-ready)."""
+    instance_data = envelope.instanceData
+    try:
+        return orjson.dumps(
+            {
+                "event": envelope.event.value,
+                "data": envelope.data,
+                "instanceData": {"baseUrl": instance_data.baseUrl, "instance": instance_data.instance},
+            }
+        ).decode()
+    except TypeError:  # a value orjson cannot take (never on RyzeAPI's own envelopes): pydantic can
+        without_token = envelope.model_copy(
+            update={"instanceData": instance_data.model_copy(update={"token": None})}
+        )
+        return without_token.model_dump_json(exclude_none=True)
+
+
+def _sent_by_bridge(envelope: EventEnvelope) -> bool:
+    message = envelope.data.get("message")
+    return isinstance(message, dict) and message.get("source") == MessageSource.CHATWOOT.value
 
 
 def _scrub(error: ModuleError, secret: str) -> ModuleError:
@@ -99,15 +126,15 @@ class ChatwootService:
             await self.log.append(instance, payload)
 
     def log_payload(self, instance: str, envelope: EventEnvelope) -> str | None:
-        """The event log row's payload for ``envelope``, or None when the instance is not logged.
+        """The event log row's payload for ``envelope``, or None when it is not offered to the bridge.
         The instance token stays out of the link: the bridge authenticates with BRIDGE_TOKEN."""
         if not self.tracks(instance):
             return None
-        if envelope.instanceData.token is not None:
-            envelope = envelope.model_copy(
-                update={"instanceData": envelope.instanceData.model_copy(update={"token": None})}
-            )
-        return envelope.model_dump_json(exclude_none=True)
+        if envelope.event is EventName.MESSAGE_EXCHANGE and _sent_by_bridge(envelope):
+            # The bridge's own command sent it: the bridge already has it (it maps the WhatsApp id
+            # from the command's result), so it is not offered back: no log row, frame, ack or prune.
+            return None
+        return link_payload(envelope)
 
     # -- set / inline ---------------------------------------------------------------------------
 

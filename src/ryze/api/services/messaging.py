@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Literal
 
-from ryze.api.errors import ApiError
+from ryze.api.errors import ApiError, SentNotStored
 from ryze.api.events import make_origin
 from ryze.api.metrics import ApiMetrics, counts_send_failures
 from ryze.api.records import InstanceRecord, StoredMessage
@@ -111,18 +111,29 @@ class MessagingService:
         target_id: str | None = None,
         emoji: str | None = None,
     ) -> StoredMessage:
-        stored = await self.store.get(instance.id, sent.id)
-        if stored is None:
-            me = session.me or Party(jid=instance.number_jid or "")
-            msg = WhatsAppMessage(
-                id=sent.id, chat=Party(jid=to), sender=me, from_me=True, timestamp=sent.timestamp,
-                kind=kind, is_group=to.endswith("@g.us"), text=text, media=media, reply_to=reply_to,
-                target_id=target_id, emoji=emoji,
-            )  # fmt: skip
-            await self._pipeline.store_message(instance, msg, origin)
+        # An engine that reports its own sends (the simulated one, before the send returns) had
+        # the pipeline store it already: answer from that record, no read back.
+        stored = self._pipeline.take_sent(instance.id, sent.id)
+        if stored is not None:
+            return stored
+        try:
             stored = await self.store.get(instance.id, sent.id)
+            if stored is None:
+                me = session.me or Party(jid=instance.number_jid or "")
+                msg = WhatsAppMessage(
+                    id=sent.id, chat=Party(jid=to), sender=me, from_me=True, timestamp=sent.timestamp,
+                    kind=kind, is_group=to.endswith("@g.us"), text=text, media=media, reply_to=reply_to,
+                    target_id=target_id, emoji=emoji,
+                )  # fmt: skip
+                await self._pipeline.store_message(instance, msg, origin)
+                stored = self._pipeline.take_sent(instance.id, sent.id) or await self.store.get(
+                    instance.id, sent.id
+                )
+        except Exception as exc:
+            log.exception("a sent message could not be stored", extra={"message_id": sent.id})
+            raise SentNotStored(sent.id) from exc
         if stored is None:  # pragma: no cover - the insert above either stored it or raised
-            raise ApiError(500, "Message was sent but could not be stored")
+            raise SentNotStored(sent.id)
         return stored
 
     @counts_send_failures

@@ -8,7 +8,15 @@ import logging
 from ryze.api.records import InstanceRecord
 from ryze.api.services.ingest import InboundPipeline
 from ryze.api.services.instances import InstanceService
-from ryze.engines.base import ConnectionState, DomainEvent, Engine, EngineError, EventSink, Session
+from ryze.engines.base import (
+    ConnectionState,
+    DomainEvent,
+    Engine,
+    EngineError,
+    EventSink,
+    MessageEvent,
+    Session,
+)
 
 log = logging.getLogger(__name__)
 _TRANSIENT = {ConnectionState.CONNECTING.value, ConnectionState.QR_READY.value}
@@ -24,7 +32,15 @@ class SessionManager:
 
     def _sink(self, instance: str) -> EventSink:
         async def sink(event: DomainEvent) -> None:
-            await self._pipeline.handle(instance, event)
+            try:
+                await self._pipeline.handle(instance, event)
+            except Exception:
+                if not (isinstance(event, MessageEvent) and event.origin is not None):
+                    raise
+                # Our own send, reported while it goes out: failing the engine's send now would
+                # tell the caller "not sent" and invite a second send. The send path stores it
+                # again, or answers "sent but not stored".
+                log.exception("could not store an own send as it was reported", extra={"instance": instance})
 
         return sink
 

@@ -211,6 +211,26 @@ class MessageStore:
             await session.commit()
 
 
+def stored_from_values(values: dict[str, Any]) -> StoredMessage:
+    """The record ``get`` would read back for a row just inserted from ``values`` (``row_values``)."""
+    payload: dict[str, Any] = values["payload"] or {}
+    media = payload.get("media") or {}
+    return StoredMessage(
+        id=values["wa_id"],
+        chat=values["chat_jid"],
+        sender=values["sender_jid"],
+        from_me=values["from_me"],
+        timestamp=values["timestamp"],
+        kind=values["kind"],
+        text=values["text"],
+        source=values["source"],
+        media_mimetype=values["media_mimetype"],
+        media_file_name=values["media_file_name"],
+        media_size=media.get("size"),
+        payload=dict(payload),
+    )
+
+
 def _stored(row: MessageRow) -> StoredMessage:
     media = (row.payload or {}).get("media") or {}
     return StoredMessage(
