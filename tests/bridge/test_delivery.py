@@ -181,6 +181,29 @@ async def test_bridge_restart_replays_without_duplicates(
         assert status == 200 and shown["status"] == "active"
 
 
+async def test_replay_after_restart_is_deduplicated_by_the_database(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, database_url: str, tmp_path: Path
+) -> None:
+    """A new process has no memory of what it relayed: the seqs offered before its link was ready
+    (seq <= ready.last_seq) are checked against the mapping table. Only the first replayed message
+    of a lane is also verified in Chatwoot, so "x1" (second in its lane) is kept out by the table
+    alone."""
+    async with run_bridge(tmp_path, database_url) as bridge:
+        view = await _setup(emulator, fake, bridge)
+        await fake.emit("shop", "message.exchange", text_message("x1", A, "x1"))
+        await eventually(lambda: not fake.unacked("shop"))
+    # while the bridge is down the log holds a new message and x1 again (e.g. an ack RyzeAPI lost)
+    await fake.emit("shop", "message.exchange", text_message("y1", A, "y1"))
+    await fake.emit("shop", "message.exchange", text_message("x1", A, "x1"))
+    async with run_bridge(tmp_path, database_url) as bridge:
+        await eventually(lambda: fake.connected("shop"))
+        await eventually(lambda: not fake.unacked("shop"))
+        # after the replay, a live seq goes straight through (and is relayed once)
+        await fake.emit("shop", "message.exchange", text_message("z1", A, "z1"))
+        await eventually(lambda: not fake.unacked("shop"))
+        assert contents(emulator, view["inbox_id"]) == ["x1", "y1", "z1"]
+
+
 async def test_failed_send_marks_chatwoot_message_failed(
     emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
 ) -> None:

@@ -148,6 +148,11 @@ async def test_own_messages_mirrored_outgoing_and_chatwoot_origin_skipped(
     # the bridge's own outgoing mirrors come back as webhooks and are not sent to WhatsApp
     await emulator.emulator.incoming_dispatch_idle()
     assert fake.phone == []
+    # the echo was acked without a database write (the outbound worker maps agent messages)
+    await eventually(lambda: not fake.unacked("shop"))
+    integration_id = next(iter(bridge.services.manager.runtimes))
+    assert await bridge.services.repos.messages.find_wa_any(integration_id, "CW1") is None
+    assert await bridge.services.repos.messages.find_wa_any(integration_id, "API1") is not None
 
 
 async def test_reply_and_quote_mapping(

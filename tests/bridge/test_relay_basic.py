@@ -41,12 +41,16 @@ async def _scenario(emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: Runnin
     ci = emulator.emulator.state.contact_inboxes[conv.contact_inbox_id]
     assert ci.source_id == CHAT
 
-    await emulator.emulator.agent_reply(ACCOUNT, conv.display_id, "Hi **Ana**")
+    reply = await emulator.emulator.agent_reply(ACCOUNT, conv.display_id, "Hi **Ana**")
     await eventually(lambda: fake.phone)
     [(instance, action, params)] = fake.phone
     assert (instance, action) == ("shop", "send_text")
     assert params["to"] == CHAT and params["text"] == "Hi *Ana*"
     # the echo of the agent's own message (source=chatwoot) is acked without a mirror
     await eventually(lambda: not fake.unacked("shop"))
+    # The WhatsApp id is mapped by the outbound worker from the command's result, with its
+    # conversation (the fake echoes before it answers, so an echo-written row would win the race).
+    mapped = await bridge.services.repos.messages.find_chatwoot(view["id"], int(reply["id"]))
+    assert [(m.direction, m.conversation_id, m.chat_jid) for m in mapped] == [("out", conv.display_id, CHAT)]
     assert contents(emulator, inbox_id) == ["Hello **there**", "Hi **Ana**"]
     assert emulator.emulator.recorder.conformance_errors() == []

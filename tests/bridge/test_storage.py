@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ryze.bridge.store.db import BridgeDB
-from ryze.bridge.store.repositories import ChatRecord, IntegrationRecord, Repositories
+from ryze.bridge.store.repositories import INTEGRATIONS, JOBS, ChatRecord, IntegrationRecord, Repositories
 
 
 def _record(integration_id: str = "a" * 32) -> IntegrationRecord:
@@ -131,3 +134,107 @@ async def test_failures_are_recorded(repos: Repositories) -> None:
     assert [(f["seq"], f["wa_message_id"]) for f in failures] == [(4, "P1"), (5, "")]
     mapped = await repos.messages.find_wa(rid, "P1")
     assert mapped is not None and mapped.state == "failed"
+
+
+async def test_a_webhook_job_is_committed_ahead_of_a_large_batch(database_url: str) -> None:
+    """The webhook's insert goes through the committer's urgent lane: it overtakes the normal writes
+    queued before it (waiting for at most the one being executed), and it is durable — visible to
+    another connection — when ``enqueue`` returns."""
+    db = BridgeDB(database_url)
+    await db.migrate()
+    db.start()
+    repos = Repositories.create(db)
+    record = _record("d" * 32)
+    await repos.integrations.insert(record)
+    order: list[str] = []
+    first_running, release = asyncio.Event(), asyncio.Event()
+
+    def normal_write(index: int) -> Any:
+        async def op(conn: AsyncConnection) -> None:
+            if index == 0:  # the batch is being executed: hold it there until the webhook came in
+                first_running.set()
+                await release.wait()
+            await conn.execute(
+                update(INTEGRATIONS).where(INTEGRATIONS.c.id == record.id).values(watermark=index)
+            )
+            order.append(f"n{index}")
+
+        return op
+
+    try:
+        normal = [asyncio.create_task(db.writer.submit(normal_write(i))) for i in range(200)]
+        await first_running.wait()
+        webhook = asyncio.create_task(repos.outbound.enqueue(record.id, 77, 5, "send", "{}"))
+        await asyncio.sleep(0)  # the job is queued behind the held batch
+        release.set()
+        job = await webhook
+        assert job is not None
+        assert order == ["n0"]  # answered after the op in progress, before the other 199
+        async with db.engine.connect() as other:  # committed, not just written
+            rows = (await other.execute(select(JOBS.c.id).where(JOBS.c.chatwoot_message_id == 77))).all()
+        assert [r[0] for r in rows] == [job.id]
+        await asyncio.gather(*normal)
+        assert order == [f"n{i}" for i in range(200)]
+        loaded = await repos.integrations.get(record.id)
+        assert loaded is not None and loaded.watermark == 199
+    finally:
+        await db.close()
+
+
+async def test_enqueue_returns_the_ids_of_new_jobs_only(repos: Repositories) -> None:
+    rid = "c" * 32
+    first = await repos.outbound.enqueue(rid, 1, 9, "send", '{"n":1}')
+    assert first is not None
+    # one batch mixing a job already queued, two new ones and an in-batch duplicate
+    results = await asyncio.gather(
+        repos.outbound.enqueue(rid, 1, 9, "send", "{}"),
+        repos.outbound.enqueue(rid, 2, 9, "send", '{"n":2}'),
+        repos.outbound.enqueue(rid, 3, 9, "send", '{"n":3}'),
+        repos.outbound.enqueue(rid, 3, 9, "send", "{}"),
+    )
+    assert results[0] is None and results[3] is None
+    assert results[1] is not None and results[2] is not None
+    by_id = {j.id: (j.chatwoot_message_id, j.payload) for j in await repos.outbound.pending(rid)}
+    assert by_id == {
+        first.id: (1, '{"n":1}'),
+        results[1].id: (2, '{"n":2}'),
+        results[2].id: (3, '{"n":3}'),
+    }
+
+
+async def test_a_failing_write_fails_alone_and_nobody_is_stranded(database_url: str) -> None:
+    """A write that raises inside a shared transaction gets its error; its neighbours (normal and
+    urgent, committed or handed back to the lane) all complete."""
+    db = BridgeDB(database_url)
+    await db.migrate()
+    db.start()
+    repos = Repositories.create(db)
+    record = _record("b" * 32)
+    await repos.integrations.insert(record)
+
+    def write(mark: int) -> Any:
+        async def op(conn: AsyncConnection) -> int:
+            if mark == 13:
+                raise ValueError("bad write")
+            await conn.execute(
+                update(INTEGRATIONS).where(INTEGRATIONS.c.id == record.id).values(watermark=mark)
+            )
+            return mark
+
+        return op
+
+    try:
+        normal = [asyncio.create_task(db.writer.submit(write(i))) for i in range(50)]
+        await asyncio.sleep(0)
+        urgent = [
+            asyncio.create_task(repos.outbound.enqueue(record.id, 500 + i, 5, "send", "{}")) for i in range(5)
+        ]
+        results = await asyncio.gather(*normal, return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == [results[13]]
+        assert isinstance(results[13], ValueError)
+        assert [r for i, r in enumerate(results) if i != 13] == [i for i in range(50) if i != 13]
+        jobs = await asyncio.gather(*urgent)
+        assert all(job is not None for job in jobs)
+        assert len(await repos.outbound.pending(record.id)) == 5
+    finally:
+        await db.close()

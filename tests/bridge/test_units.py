@@ -14,7 +14,7 @@ from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, 
 from ryze.bridge.relay.outbound.worker import command_id, target_chat
 from ryze.protocol import ChatRef, WAMessage
 
-from .fake_ryzeapi import text_message
+from .fake_ryzeapi import envelope, text_message
 
 
 def test_markdown_both_ways() -> None:
@@ -142,3 +142,45 @@ async def test_batcher_coalesces_and_never_strands_a_caller() -> None:
     failing = Batcher(boom)
     results = await asyncio.gather(failing(1), failing(2), return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)
+
+
+async def test_a_seq_done_above_the_watermark_is_reacked_not_relayed_again() -> None:
+    """Seq 2 finishes while seq 1 is still in flight (watermark stays 0); a new connection offers 2
+    again (its ack was lost): the link re-acks it without handing it to the relay a second time."""
+    from ryze.bridge.link.client import LinkClient
+    from ryze.protocol import EventFrame
+
+    offered: list[tuple[int, bool]] = []
+
+    async def on_state(connected: bool, error: str, refused: bool) -> None:
+        return None
+
+    async def save(mark: int) -> None:
+        return None
+
+    link = LinkClient(
+        integration_id="i",
+        url="ws://127.0.0.1:1",
+        token="t",
+        watermark=0,
+        on_event=lambda seq, envelope, replay: offered.append((seq, replay)),
+        on_state=on_state,
+        save_watermark=save,
+    )
+
+    def frame(seq: int) -> EventFrame:
+        data = text_message(f"W{seq}", "1@s.whatsapp.net", "x")
+        return EventFrame.model_validate({"seq": seq, "event": envelope("message.exchange", data, "shop")})
+
+    for seq in (1, 2, 3):
+        await link._accept_event(frame(seq))
+    link.done(2)
+    assert link.watermark == 0
+    await link._accept_event(frame(2))  # replayed on a new connection: done already
+    link.done(1)
+    assert link.watermark == 2
+    link.done(3)
+    assert link.watermark == 3
+    await link._accept_event(frame(3))
+    assert offered == [(1, False), (2, False), (3, False)]
+    await link.stop()

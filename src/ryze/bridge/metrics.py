@@ -15,8 +15,8 @@ live runtimes when Prometheus scrapes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Literal, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -37,7 +37,6 @@ from ryze.protocol import IntegrationStatus
 if TYPE_CHECKING:
     from ryze.bridge.runtime import IntegrationRuntime
 
-T = TypeVar("T")
 Direction = Literal["wa_to_cw", "cw_to_wa"]
 DIRECTIONS: tuple[Direction, ...] = ("wa_to_cw", "cw_to_wa")
 
@@ -140,14 +139,6 @@ class BridgeMetrics:
 
     def failed(self, direction: Direction, reason: str) -> None:
         self.failures.labels(direction, reason).inc()
-
-    async def observe(self, direction: Direction, work: Awaitable[T]) -> T:
-        """Await ``work``; a failure is counted under its reason and re-raised unchanged."""
-        try:
-            return await work
-        except Exception as exc:
-            self.failed(direction, failure_reason(exc))
-            raise
 
     def webhook(self, status: int, seconds: float) -> None:
         self.webhooks.labels(str(status)).inc()

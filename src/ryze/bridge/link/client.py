@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import random
 import time
@@ -100,6 +101,16 @@ class LinkClient:
         self._stopping = False
         self._dirty = asyncio.Event()
         self._unsent_acks: set[int] = set()  # done while the link was down: sent after the next ready
+        # Acks due, sent by one task per burst: the lanes finishing in one loop iteration (a group
+        # commit resolves many at once) share it instead of starting a task per ack.
+        self._due_acks: list[int] = []
+        self._ack_task: asyncio.Task[None] | None = None
+        # Seqs done (committed, acked) above the watermark, i.e. finished while a lower seq is still
+        # in flight. A new connection of this process may offer them again (their ack was lost with
+        # the old one); they are re-acked like seqs <= watermark instead of being relayed again, so
+        # a replay within one run never needs the database to be deduplicated.
+        self._done_above: set[int] = set()
+        self._done_above_heap: list[int] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -132,6 +143,8 @@ class LinkClient:
         # events still held were abandoned with their lanes: they are owed again after a restart,
         # and may have been half-done, so the next link verifies its replay against Chatwoot
         self._inflight.clear()
+        self._done_above.clear()  # forgotten: the next ready's replay is deduplicated by the database
+        self._done_above_heap.clear()
         self._capacity = asyncio.Semaphore(self._max_inflight)
         self._max_received = self.watermark
         self._first_ready = True
@@ -249,13 +262,15 @@ class LinkClient:
         seq = frame.seq
         if seq in self._inflight:
             return  # replayed while still being worked on: the ack will follow when it is done
-        if seq <= self.watermark:
+        if seq <= self.watermark or seq in self._done_above:
             # already done and acked (ack lost in a drop): ack again, nothing to redo
             await self._send_ack(seq)
             return
         await self._capacity.acquire()
         self._inflight[seq] = None
         self._max_received = max(self._max_received, seq)
+        # replay=True: the seq was handed out before this link started (seq <= the first ready's
+        # last_seq), so a previous run may have relayed it. Later seqs were offered to this run only.
         self._on_event(seq, frame.event, seq <= self._replay_until)
 
     # ------------------------------------------------------------------ acks and watermark
@@ -270,7 +285,24 @@ class LinkClient:
         if new_mark > self.watermark:
             self.watermark = new_mark
             self._dirty.set()
-        asyncio.get_running_loop().create_task(self._send_ack(seq))
+            heap = self._done_above_heap
+            while heap and heap[0] <= new_mark:
+                self._done_above.discard(heapq.heappop(heap))
+        if seq > self.watermark:
+            self._done_above.add(seq)
+            heapq.heappush(self._done_above_heap, seq)
+        self._due_acks.append(seq)
+        if self._ack_task is None:
+            self._ack_task = asyncio.get_running_loop().create_task(self._send_due_acks())
+
+    async def _send_due_acks(self) -> None:
+        try:
+            while self._due_acks:
+                due, self._due_acks = self._due_acks, []
+                for seq in due:
+                    await self._send_ack(seq)
+        finally:
+            self._ack_task = None
 
     async def _send_ack(self, seq: int) -> None:
         ws = self._ws
@@ -317,10 +349,11 @@ class LinkClient:
     async def command(self, frame: CommandFrame, *, budget: float) -> ResultFrame:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
-        try:
-            await asyncio.wait_for(self.ready.wait(), budget)
-        except TimeoutError as exc:
-            raise LinkUnavailable("link to RyzeAPI is down") from exc
+        if not self.ready.is_set():  # (wait_for costs a task: only when there is something to wait for)
+            try:
+                await asyncio.wait_for(self.ready.wait(), budget)
+            except TimeoutError as exc:
+                raise LinkUnavailable("link to RyzeAPI is down") from exc
         ws = self._ws
         if ws is None:
             raise LinkUnavailable("link to RyzeAPI is down")

@@ -203,7 +203,8 @@ class ChatRepository:
                 .values(conversation_status=status, updated_at=time.time())
             )
 
-        await self.db.writer.submit(op)
+        # urgent: a webhook (conversation_*) is waiting for this write before it answers Chatwoot
+        await self.db.writer.submit(op, urgent=True)
 
 
 # ------------------------------------------------------------------------------------------ message map
@@ -401,36 +402,31 @@ class OutboundRepository:
         self._finish = Batcher(self._finish_many)
 
     async def _enqueue_many(self, rows: list[dict[str, Any]]) -> list[int | None]:
-        """Insert the jobs not already queued (one transaction); their ids, None for duplicates."""
+        """Insert the jobs not already queued (one statement); their ids, None for duplicates.
+
+        ``INSERT … ON CONFLICT DO NOTHING RETURNING`` returns exactly the rows it inserted, so one
+        statement both deduplicates (the unique key) and yields the new ids: the webhook's answer
+        waits for one statement and a commit, in the committer's urgent lane.
+        """
 
         def key(row: dict[str, Any]) -> tuple[str, int, str]:
             return (row["integration_id"], row["chatwoot_message_id"], row["kind"])
 
-        columns = (JOBS.c.integration_id, JOBS.c.chatwoot_message_id, JOBS.c.kind)
+        fresh: dict[tuple[str, int, str], dict[str, Any]] = {}
+        for row in rows:
+            fresh.setdefault(key(row), row)  # in-batch duplicates: only the first may be new
 
-        async def op(conn: AsyncConnection) -> list[int | None]:
-            keys = list(dict.fromkeys(key(r) for r in rows))
-            existing = {
-                (str(r[0]), int(r[1]), str(r[2]))
-                for r in await conn.execute(select(*columns).where(tuple_(*columns).in_(keys)))
-            }
-            fresh: dict[tuple[str, int, str], dict[str, Any]] = {}
-            for row in rows:
-                if key(row) not in existing and key(row) not in fresh:
-                    fresh[key(row)] = row
-            if not fresh:
-                return [None] * len(rows)
-            await conn.execute(insert_ignore(conn, JOBS), list(fresh.values()))
-            ids = {
-                (str(r[1]), int(r[2]), str(r[3])): int(r[0])
-                for r in await conn.execute(
-                    select(JOBS.c.id, *columns).where(tuple_(*columns).in_(list(fresh)))
-                )
-            }
-            return [ids[key(row)] if fresh.get(key(row)) is row else None for row in rows]
+        async def op(conn: AsyncConnection) -> dict[tuple[str, int, str], int]:
+            # executemany form: SQLAlchemy sends it as one multi-row INSERT ("insertmanyvalues")
+            # from a statement compiled once and cached, whatever the number of rows
+            statement = insert_ignore(conn, JOBS).returning(
+                JOBS.c.id, JOBS.c.integration_id, JOBS.c.chatwoot_message_id, JOBS.c.kind
+            )
+            result = await conn.execute(statement, list(fresh.values()))
+            return {(str(r[1]), int(r[2]), str(r[3])): int(r[0]) for r in result}
 
-        result: list[int | None] = await self.db.writer.submit(op)
-        return result
+        ids: dict[tuple[str, int, str], int] = await self.db.writer.submit(op, urgent=True)
+        return [ids.get(key(row)) if fresh[key(row)] is row else None for row in rows]
 
     async def finish(self, job_id: int, state: str, last_error: str = "") -> None:
         """Mark a job done or failed (batched with concurrent callers)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ import pydantic
 
 from ryze.bridge.errors import IntegrationBlocked
 from ryze.bridge.link.client import backoff_delay
+from ryze.bridge.metrics import failure_reason
 from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.lanes import LaneKeys
 from ryze.bridge.relay.inbound.resolver import jid_user, phone_of
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+RELAYED_MEMORY = 2048  # WhatsApp ids remembered per integration (≈ 150 KiB when full)
 Consume = Callable[[bool], Awaitable[None]]  # argument: "a previous attempt may have taken effect"
 
 
@@ -69,6 +72,22 @@ class InboundRelay:
         self._verified_lanes: set[str] = set()
         self._replaying = False
         self._lane_keys = LaneKeys()
+        # WhatsApp ids whose mapping this run committed, most recent last: catches an id delivered
+        # again under a *new* seq within this run (the contract dedupes by WhatsApp id). A seq
+        # replayed within the run is re-acked by the link without reaching a consumer, and a seq a
+        # previous run may have relayed is checked against the database (``maybe_relayed``).
+        self._relayed: OrderedDict[str, None] = OrderedDict()
+
+    def remember(self, wa_id: str) -> None:
+        """The mapping row of ``wa_id`` is committed: a later delivery of it in this run is a duplicate."""
+        relayed = self._relayed
+        relayed[wa_id] = None
+        relayed.move_to_end(wa_id)
+        if len(relayed) > RELAYED_MEMORY:
+            relayed.popitem(last=False)
+
+    def relayed_recently(self, wa_id: str) -> bool:
+        return wa_id in self._relayed
 
     # ------------------------------------------------------------------ dispatch (called by the link)
 
@@ -77,7 +96,9 @@ class InboundRelay:
             if envelope.event == EventName.MESSAGE_EXCHANGE:
                 message = envelope.message_exchange().message
                 key = self._lane_keys.key(message.chat)
-                consumer = MessageConsumer(self.rt, message, seq, self._first_replay_of_lane(key, replay))
+                consumer = MessageConsumer(
+                    self.rt, message, seq, self._first_replay_of_lane(key, replay), maybe_relayed=replay
+                )
                 self.rt.lanes.submit(key, lambda: self._run(seq, consumer, message.id, message.chat))
             elif envelope.event == EventName.MESSAGE_STATUS:
                 receipt = envelope.message_status()
@@ -128,7 +149,11 @@ class InboundRelay:
         while True:
             started = time.monotonic()
             try:
-                await self.rt.metrics.observe("wa_to_cw", consume(ambiguous))  # counts failures by reason
+                try:
+                    await consume(ambiguous)
+                except Exception as exc:  # counted by reason here, without a wrapper coroutine per attempt
+                    self.rt.metrics.failed("wa_to_cw", failure_reason(exc))
+                    raise
                 self.rt.note_progress()
                 self.rt.link_done(seq)
                 return
@@ -223,6 +248,7 @@ class InboundRelay:
                 seq=seq,
                 failure=error,
             )
+            self.remember(wa_id)
         else:
             await self.rt.repos.messages.record_failure(self.rt.id, seq, error)
         self.rt.link_done(seq)
@@ -239,23 +265,38 @@ class InboundRelay:
 class MessageConsumer:
     """``message.exchange``: one WhatsApp message → at most one Chatwoot message, ever."""
 
-    def __init__(self, rt: IntegrationRuntime, message: WAMessage, seq: int, replay: bool) -> None:
+    def __init__(
+        self,
+        rt: IntegrationRuntime,
+        message: WAMessage,
+        seq: int,
+        replay: bool,
+        *,
+        maybe_relayed: bool = True,
+    ) -> None:
         self.rt = rt
         self.message = message
         self.seq = seq
-        self.replay = replay
+        self.replay = replay  # the first replayed message of its lane: may be half-done in Chatwoot
+        # seq <= the first ready's last_seq: offered before this link started, so a previous run may
+        # have relayed it and the mapping table is asked; a later seq was offered to this run only
+        self.maybe_relayed = maybe_relayed
 
     async def __call__(self, ambiguous: bool) -> None:
         rt, msg = self.rt, self.message
+        if msg.source == MessageSource.CHATWOOT:
+            # The agent's own reply, sent by one of our commands: never mirrored, and mapped by the
+            # outbound worker from the command's result (RyzeAPI answers a retried command id with
+            # the stored result), so the echo is acked without touching the database.
+            return
         repo = rt.repos.messages
-        if await repo.seen(rt.id, msg.id):
-            return  # already relayed (duplicate delivery, replay, or the WhatsApp side of an agent message)
+        if rt.inbound.relayed_recently(msg.id):
+            return  # delivered twice within this run
+        if self.maybe_relayed and await repo.seen(rt.id, msg.id):
+            return  # already relayed by this or a previous run (replay after a restart)
         if msg.chat.type in (ChatType.NEWSLETTER, ChatType.BROADCAST) or msg.chat.jid == "status@broadcast":
             return
         if msg.chat.type == ChatType.GROUP and rt.record.ignore_groups:
-            return
-        if msg.source == MessageSource.CHATWOOT:
-            await self._record_agent_echo()
             return
         draft = convert(msg)
         if draft is None:
@@ -317,11 +358,6 @@ class MessageConsumer:
                 return ref.messageId
         return None
 
-    async def _record_agent_echo(self) -> None:
-        parsed = parse_command_id(self.message.commandId)
-        chatwoot_id, part = parsed if parsed else (None, 0)
-        await self._record(chatwoot_id, None, direction="out", part=part)
-
     async def _record(
         self,
         chatwoot_id: int | None,
@@ -342,6 +378,7 @@ class MessageConsumer:
             state=state,
             seq=self.seq,
         )
+        self.rt.inbound.remember(self.message.id)
 
 
 _RECEIPT_STATUS = {
