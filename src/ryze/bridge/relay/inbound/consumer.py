@@ -49,7 +49,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RELAYED_MEMORY = 2048  # WhatsApp ids remembered per integration (≈ 150 KiB when full)
+# WhatsApp ids remembered per integration (≈ 20 KiB when full): a second line of defence only,
+# since RyzeAPI never logs one message under two seqs (bridge-protocol.md §3.5 item 7).
+RELAYED_MEMORY = 256
 Consume = Callable[[bool], Awaitable[None]]  # argument: "a previous attempt may have taken effect"
 
 
