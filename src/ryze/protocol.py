@@ -318,20 +318,28 @@ class EventEnvelope(_Model):
 # WebSocket frames on /ws/chatwoot/{instance}
 # --------------------------------------------------------------------------------------------
 #
-# bridge -> RyzeAPI: resume (first frame), ack, command, ping, pong
-# RyzeAPI -> bridge: ready (answer to resume), event, result, ping, pong
+# bridge -> RyzeAPI: resume (first frame), ack, acks, command, ping, pong
+# RyzeAPI -> bridge: ready (answer to resume), event, events, result, ping, pong
 #
 # Delivery: every event is persisted in RyzeAPI's per-instance log before it is offered. The bridge
 # acks each seq once its effect is committed in Chatwoot (acks may arrive out of order: one lane per
 # chat). On reconnect the bridge sends resume{after=W}, W being its watermark (every seq <= W is
 # committed); RyzeAPI replays, in seq order, every unacked event with seq > W. Commands carry an
 # idempotency id: a replayed id returns the stored result and sends nothing twice.
+#
+# Batching is negotiated per connection (either side may be the older one): the bridge asks with
+# resume{batch: true}; a RyzeAPI that understands it answers ready{batch: true} and from then on
+# sends `events` frames (several events each) instead of `event` frames, and accepts `acks` frames
+# (several seqs each). An older RyzeAPI ignores the unknown field and answers without it (false),
+# an older bridge never asks: both keep the one-event, one-ack frames. Batching changes only the
+# framing: flow control, replay and acks still count events (seqs), never frames.
 
 
 class ResumeFrame(_Model):
     type: Literal["resume"] = "resume"
     after: int = 0
     protocol: int = PROTOCOL_VERSION
+    batch: bool = False  # the bridge understands `events` frames and would like to send `acks`
 
 
 class ReadyFrame(_Model):
@@ -340,6 +348,7 @@ class ReadyFrame(_Model):
     last_seq: int  # highest seq in the log
     pending: int  # how many events will be replayed
     protocol: int = PROTOCOL_VERSION
+    batch: bool = False  # RyzeAPI will send `events` frames and accepts `acks` on this connection
 
 
 class EventFrame(_Model):
@@ -348,9 +357,31 @@ class EventFrame(_Model):
     event: EventEnvelope
 
 
+class BatchedEvent(_Model):
+    """One event of an ``events`` frame: the same ``seq`` and ``event`` as an ``event`` frame."""
+
+    seq: int
+    event: EventEnvelope
+
+
+class EventsFrame(_Model):
+    """Several events, in seq order, only on a connection whose ``ready`` said ``batch: true``.
+    Each is processed and acked exactly as if it had come in its own ``event`` frame."""
+
+    type: Literal["events"] = "events"
+    events: list[BatchedEvent]
+
+
 class AckFrame(_Model):
     type: Literal["ack"] = "ack"
     seq: int
+
+
+class AcksFrame(_Model):
+    """Several acks at once (any order), only after a ``ready`` with ``batch: true``."""
+
+    type: Literal["acks"] = "acks"
+    seqs: list[int]
 
 
 class CommandAction(StrEnum):
@@ -459,10 +490,11 @@ class ErrorFrame(_Model):
 
 
 ClientFrame = Annotated[
-    ResumeFrame | AckFrame | CommandFrame | PingFrame | PongFrame, Field(discriminator="type")
+    ResumeFrame | AckFrame | AcksFrame | CommandFrame | PingFrame | PongFrame, Field(discriminator="type")
 ]
 ServerFrame = Annotated[
-    ReadyFrame | EventFrame | ResultFrame | PingFrame | PongFrame | ErrorFrame, Field(discriminator="type")
+    ReadyFrame | EventFrame | EventsFrame | ResultFrame | PingFrame | PongFrame | ErrorFrame,
+    Field(discriminator="type"),
 ]
 
 client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)

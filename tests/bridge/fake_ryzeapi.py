@@ -5,6 +5,12 @@ a per-instance event log with seqs, ``resume`` → ``ready`` + replay of unacked
 watermark, ``ack`` bookkeeping, ``command`` → ``result`` executed once per idempotency id (the
 "phone" records what WhatsApp would have sent), and an echo ``message.exchange`` event with
 ``source=chatwoot`` for every send, as RyzeAPI emits for bridge-caused messages.
+
+Both generations of RyzeAPI: with ``batch = True`` (the default) it grants a ``resume {batch:
+true}`` and then sends ``events`` frames (the replay in frames of up to ``max_batch`` events) and
+accepts ``acks``; with ``batch = False`` it is an older RyzeAPI that ignores the request, sends one
+``event`` per frame and answers an ``acks`` frame with an ``error`` (recorded in ``violations``).
+Every frame type sent and received is counted per instance, for assertions on the framing.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,8 +30,12 @@ from websockets.http11 import Request, Response
 
 from ryze.protocol import (
     AckFrame,
+    AcksFrame,
+    BatchedEvent,
     CommandFrame,
+    ErrorFrame,
     EventFrame,
+    EventsFrame,
     PingFrame,
     PongFrame,
     ReadyFrame,
@@ -90,7 +101,12 @@ class InstanceLog:
     results: dict[str, ResultFrame] = field(default_factory=dict)
     conn: ServerConnection | None = None
     resumes: list[int] = field(default_factory=list)
+    resume_frames: list[ResumeFrame] = field(default_factory=list)
     seq: int = 0
+    batch: bool = False  # negotiated on the current connection
+    sent: Counter[str] = field(default_factory=Counter)  # frame types sent to the bridge
+    received: Counter[str] = field(default_factory=Counter)  # frame types the bridge sent
+    acks_received: list[int] = field(default_factory=list)  # every acked seq, in arrival order
 
 
 class FakeRyzeAPI:
@@ -104,6 +120,9 @@ class FakeRyzeAPI:
         self.echo = True
         self.result_hook: Callable[[CommandFrame], ResultFrame | None] | None = None
         self.hold_results = False
+        self.batch = True  # False: an older RyzeAPI, without events/acks frames
+        self.max_batch = 64
+        self.violations: list[str] = []
         self._ids = itertools.count(1)
 
     def log(self, instance: str) -> InstanceLog:
@@ -118,8 +137,22 @@ class FakeRyzeAPI:
         log.events.append((log.seq, env))
         if log.conn is not None:
             with contextlib.suppress(Exception):
-                await log.conn.send(dump_frame(EventFrame.model_validate({"seq": log.seq, "event": env})))
+                await self._send_events(log, log.conn, [(log.seq, env)])
         return log.seq
+
+    async def _send_events(
+        self, log: InstanceLog, ws: ServerConnection, events: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        if log.batch:
+            for start in range(0, len(events), self.max_batch):
+                chunk = events[start : start + self.max_batch]
+                items = [BatchedEvent.model_validate({"seq": s, "event": e}) for s, e in chunk]
+                await ws.send(dump_frame(EventsFrame(events=items)))
+                log.sent["events"] += 1
+            return
+        for seq, env in events:
+            await ws.send(dump_frame(EventFrame.model_validate({"seq": seq, "event": env})))
+            log.sent["event"] += 1
 
     async def drop(self, instance: str) -> None:
         conn = self.log(instance).conn
@@ -154,16 +187,30 @@ class FakeRyzeAPI:
         first = parse_client_frame(await ws.recv())
         assert isinstance(first, ResumeFrame), first
         log.resumes.append(first.after)
+        log.resume_frames.append(first)
+        log.batch = self.batch and first.batch
         replay = [(s, e) for s, e in log.events if s > first.after and s not in log.acked]
-        await ws.send(dump_frame(ReadyFrame(instance=instance, last_seq=log.seq, pending=len(replay))))
-        for seq, env in replay:
-            await ws.send(dump_frame(EventFrame.model_validate({"seq": seq, "event": env})))
+        ready = ReadyFrame(instance=instance, last_seq=log.seq, pending=len(replay))
+        if log.batch:
+            ready.batch = True
+        # An older RyzeAPI has no such field: leave it out of its answer entirely.
+        await ws.send(ready.model_dump_json(exclude={"batch"} if not self.batch else set()))
+        await self._send_events(log, ws, replay)
         log.conn = ws
         try:
             async for raw in ws:
                 frame = parse_client_frame(raw)
-                if isinstance(frame, AckFrame):
+                log.received[frame.type] += 1
+                if isinstance(frame, AcksFrame):
+                    if not log.batch:  # an older RyzeAPI cannot read it: the acks would be lost
+                        self.violations.append(f"acks frame on a connection without batching: {raw!r}")
+                        await ws.send(dump_frame(ErrorFrame(message="unreadable frame: unknown type")))
+                        continue
+                    log.acked.update(frame.seqs)
+                    log.acks_received.extend(frame.seqs)
+                elif isinstance(frame, AckFrame):
                     log.acked.add(frame.seq)
+                    log.acks_received.append(frame.seq)
                 elif isinstance(frame, CommandFrame):
                     asyncio.get_running_loop().create_task(self._command(instance, ws, frame))
                 elif isinstance(frame, PingFrame):

@@ -144,8 +144,13 @@ class EventLog:
     def ack(self, instance: str, seq: int) -> None:
         """Prune an acknowledged event. Fire-and-forget: a lost prune (or an ack arriving while
         stopped) only means a redundant replay, which the bridge's watermark and mapping dedupe."""
-        if self._task is not None:
-            self._queue.put_nowait(_Prune(instance, seqs=[seq]))
+        self.ack_many(instance, [seq])
+
+    def ack_many(self, instance: str, seqs: list[int]) -> None:
+        """Prune several acknowledged events (an ``acks`` frame) as one queued operation, so the
+        writer handles a frame's worth of acks at the cost of one. Fire-and-forget, as ``ack``."""
+        if self._task is not None and seqs:
+            self._queue.put_nowait(_Prune(instance, seqs=list(seqs)))
 
     async def prune_upto(self, instance: str, upto: int) -> None:
         await self._submit(_Prune(instance, upto=upto))

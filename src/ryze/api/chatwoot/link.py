@@ -3,9 +3,16 @@
 Per connection: the bridge sends ``resume {after}``; we prune everything ``<= after`` (committed on
 its side), answer ``ready`` and stream the log's rows ``> after`` in seq order. Acks delete rows,
 out of order allowed. At most ``window`` events are in flight (sent, unacked); the rest stay in the
-database and go out as acks free the window, so a slow bridge costs bounded memory. New rows wake
-the sender through the log's listener. Commands run as tasks (bounded), their results are sent
-as they complete. Pings both ways; a link silent for three ping intervals is closed.
+database and go out as acks free the window, so a slow bridge costs bounded memory.
+
+Batching (negotiated: ``resume {batch: true}`` → ``ready {batch: true}``): the rows one read
+returns go out as ``events`` frames (capped in events and bytes) instead of one ``event`` frame
+each, and the bridge may ack with ``acks`` frames. Nothing waits for a batch to fill: a frame
+carries what was already committed when the sender woke, so latency does not grow. The window
+still counts events.
+
+New rows wake the sender through the log's listener. Commands run as tasks (bounded), their
+results are sent as they complete. Pings both ways; a link silent for three ping intervals is closed.
 
 One link per instance: a new connection closes the previous one with code 4000.
 """
@@ -16,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -25,6 +33,7 @@ from ryze.api.chatwoot.commands import CommandRunner
 from ryze.api.chatwoot.event_log import EventLog
 from ryze.protocol import (
     AckFrame,
+    AcksFrame,
     CommandFrame,
     ErrorFrame,
     PingFrame,
@@ -51,11 +60,35 @@ class LinkSettings:
     ping_interval: float = 20.0
     resume_timeout: float = 30.0
     max_concurrent_commands: int = 64
+    batch: bool = True  # offer `events`/`acks` frames to a bridge that asks (False: behave as before)
+    batch_max_events: int = 64  # per `events` frame
+    batch_max_bytes: int = 256 * 1024  # per `events` frame, payload characters (one event may exceed it)
 
 
 def event_frame(seq: int, payload: str) -> str:
     # The payload is already the envelope's JSON; splice it instead of parse + re-serialize.
     return f'{{"type":"event","seq":{seq},"event":{payload}}}'
+
+
+def events_frame(rows: Sequence[tuple[int, str]]) -> str:
+    """An ``events`` frame for ``rows`` (seq order), spliced like ``event_frame``."""
+    return '{"type":"events","events":[' + ",".join(f'{{"seq":{s},"event":{p}}}' for s, p in rows) + "]}"
+
+
+def chunk_rows(
+    rows: Sequence[tuple[int, str]], max_events: int, max_bytes: int
+) -> Iterator[Sequence[tuple[int, str]]]:
+    """Split rows into consecutive frames of at most ``max_events`` events and about ``max_bytes``
+    of payload (an event larger than that still goes out, alone): one frame never grows without
+    bound however much a read returned."""
+    start = size = 0
+    for i, (_, payload) in enumerate(rows):
+        if i > start and (i - start >= max_events or size + len(payload) > max_bytes):
+            yield rows[start:i]
+            start, size = i, 0
+        size += len(payload)
+    if start < len(rows):
+        yield rows[start:]
 
 
 class Link:
@@ -66,6 +99,7 @@ class Link:
         self.settings = settings
         self.in_flight: set[int] = set()
         self.cursor = 0  # highest seq sent on this connection
+        self.batch = False  # negotiated by resume: `events` frames out, `acks` expected in
         self._wake = asyncio.Event()
         self._send_lock = asyncio.Lock()
         self._sender: asyncio.Task[None] | None = None
@@ -152,7 +186,14 @@ class Link:
         except ValidationError as exc:
             await self.send(dump_frame(ErrorFrame(message=f"unreadable frame: {exc.errors()[0]['msg']}")))
             return
-        if isinstance(frame, AckFrame):
+        if isinstance(frame, AcksFrame):
+            # Accepted whatever was negotiated: understanding it costs nothing, and a bridge that
+            # sends it early loses nothing.
+            for seq in frame.seqs:
+                self.in_flight.discard(seq)
+            self.hub.log.ack_many(self.instance, frame.seqs)
+            self._wake.set()
+        elif isinstance(frame, AckFrame):
             self.in_flight.discard(frame.seq)
             self.hub.log.ack(self.instance, frame.seq)
             self._wake.set()
@@ -163,12 +204,12 @@ class Link:
             self._commands.add(task)
             task.add_done_callback(self._commands.discard)
         elif isinstance(frame, ResumeFrame):
-            await self._resume(frame.after)
+            await self._resume(frame.after, batch=frame.batch and self.settings.batch)
         elif isinstance(frame, PingFrame):
             await self.send(dump_frame(PongFrame(ts=frame.ts)))
         # A pong only refreshes _last_heard (done above).
 
-    async def _resume(self, after: int) -> None:
+    async def _resume(self, after: int, *, batch: bool) -> None:
         if self._sender is not None:  # a second resume on the same link restarts the stream
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -178,7 +219,9 @@ class Link:
         last_seq, pending = await self.hub.log.stats(self.instance, after=after)
         self.in_flight.clear()
         self.cursor = after
-        await self.send(dump_frame(ReadyFrame(instance=self.instance, last_seq=last_seq, pending=pending)))
+        self.batch = batch
+        ready = ReadyFrame(instance=self.instance, last_seq=last_seq, pending=pending, batch=batch)
+        await self.send(dump_frame(ready))
         self._sender = asyncio.create_task(self._send_loop(), name=f"chatwoot-link-send-{self.instance}")
 
     async def _send_loop(self) -> None:
@@ -196,11 +239,21 @@ class Link:
             room = self.settings.window - len(self.in_flight)
             if room > 0:
                 rows = await self.hub.log.read(self.instance, after=self.cursor, limit=room)
-                for seq, payload in rows:
-                    self.in_flight.add(seq)
-                    self.cursor = seq
-                    if not await self.send(event_frame(seq, payload)):
-                        return
+                if self.batch:
+                    # What this read returned goes out now, in as few frames as the caps allow;
+                    # never held back waiting for more. In flight before sent, as below.
+                    settings = self.settings
+                    for chunk in chunk_rows(rows, settings.batch_max_events, settings.batch_max_bytes):
+                        self.in_flight.update(seq for seq, _ in chunk)
+                        self.cursor = chunk[-1][0]
+                        if not await self.send(events_frame(chunk)):
+                            return
+                else:
+                    for seq, payload in rows:
+                        self.in_flight.add(seq)
+                        self.cursor = seq
+                        if not await self.send(event_frame(seq, payload)):
+                            return
                 if len(rows) == room:
                     continue  # maybe more waiting and the window may have room again
             await self._wake.wait()

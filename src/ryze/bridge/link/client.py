@@ -5,6 +5,10 @@
   committed, which sends ``ack{seq}`` and advances the watermark: the highest seq W such that every
   seq <= W received so far is done (frames arrive in seq order, so seqs never received were already
   acked before and are not owed).
+* Batching is asked for in every ``resume`` (``batch: true``). When ``ready`` grants it, RyzeAPI
+  sends ``events`` frames, whose events are handed to ``on_event`` one by one exactly as single
+  ``event`` frames would be, and the acks due in one burst go out as one ``acks`` frame. Without
+  it (an older RyzeAPI) events come one per frame and acks go one per frame, as before.
 * At most ``max_inflight`` events are held; beyond that the socket is not read (TCP back-pressure).
 * Commands: ``await command(frame)`` sends it and waits for the ``result`` with the same id; on a
   dropped link or a time-out it raises :class:`LinkUnavailable`, and the caller retries with the
@@ -30,9 +34,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from ryze.common.tasks import cancel_and_wait
 from ryze.protocol import (
     AckFrame,
+    AcksFrame,
+    BatchedEvent,
     CommandFrame,
     EventEnvelope,
     EventFrame,
+    EventsFrame,
     PingFrame,
     PongFrame,
     ReadyFrame,
@@ -101,6 +108,9 @@ class LinkClient:
         self._stopping = False
         self._dirty = asyncio.Event()
         self._unsent_acks: set[int] = set()  # done while the link was down: sent after the next ready
+        # Whether the current connection's ready granted batching (acks frames); reset on every drop
+        # so a RyzeAPI downgraded between two connections never gets a frame it cannot read.
+        self._batch = False
         # Acks due, sent by one task per burst: the lanes finishing in one loop iteration (a group
         # commit resolves many at once) share it instead of starting a task per ack.
         self._due_acks: list[int] = []
@@ -171,7 +181,7 @@ class LinkClient:
                     max_queue=16,
                 ) as ws:
                     self._ws = ws
-                    await ws.send(dump_frame(ResumeFrame(after=self.watermark)))
+                    await ws.send(dump_frame(ResumeFrame(after=self.watermark, batch=True)))
                     attempt = 0
                     pinger = asyncio.create_task(self._ping(ws), name=f"link-ping-{self.integration_id}")
                     try:
@@ -194,6 +204,7 @@ class LinkClient:
                 self._ws = None
                 was_ready = self.ready.is_set()
                 self.ready.clear()
+                self._batch = False
                 self._fail_pending("link dropped")
             if self._stopping:
                 return
@@ -225,7 +236,10 @@ class LinkClient:
                     "malformed frame from RyzeAPI ignored", extra={"integration_id": self.integration_id}
                 )
                 continue
-            if isinstance(frame, EventFrame):
+            if isinstance(frame, EventsFrame):
+                for item in frame.events:  # in order, each exactly as its own frame would be
+                    await self._accept_event(item)
+            elif isinstance(frame, EventFrame):
                 await self._accept_event(frame)
             elif isinstance(frame, ResultFrame):
                 fut = self._results.pop(frame.id, None)
@@ -233,12 +247,13 @@ class LinkClient:
                     fut.set_result(frame)
             elif isinstance(frame, ReadyFrame):
                 self.last_seq_at_ready = frame.last_seq
+                self._batch = frame.batch
                 if self._first_ready:
                     self._replay_until = frame.last_seq
                     self._first_ready = False
                 self.ready.set()
                 if self._unsent_acks:
-                    await self._flush_acks(ws)
+                    await self._flush_acks()
                 log.info(
                     "link ready",
                     extra={
@@ -258,20 +273,21 @@ class LinkClient:
                     extra={"integration_id": self.integration_id, "error": getattr(frame, "message", "")},
                 )
 
-    async def _accept_event(self, frame: EventFrame) -> None:
-        seq = frame.seq
+    async def _accept_event(self, item: EventFrame | BatchedEvent) -> None:
+        seq = item.seq
         if seq in self._inflight:
             return  # replayed while still being worked on: the ack will follow when it is done
         if seq <= self.watermark or seq in self._done_above:
-            # already done and acked (ack lost in a drop): ack again, nothing to redo
-            await self._send_ack(seq)
+            # already done and acked (ack lost in a drop): ack again, nothing to redo. Queued with
+            # the other due acks, so a replayed batch of done seqs is re-acked in one frame.
+            self._queue_ack(seq)
             return
         await self._capacity.acquire()
         self._inflight[seq] = None
         self._max_received = max(self._max_received, seq)
         # replay=True: the seq was handed out before this link started (seq <= the first ready's
         # last_seq), so a previous run may have relayed it. Later seqs were offered to this run only.
-        self._on_event(seq, frame.event, seq <= self._replay_until)
+        self._on_event(seq, item.event, seq <= self._replay_until)
 
     # ------------------------------------------------------------------ acks and watermark
 
@@ -291,6 +307,9 @@ class LinkClient:
         if seq > self.watermark:
             self._done_above.add(seq)
             heapq.heappush(self._done_above_heap, seq)
+        self._queue_ack(seq)
+
+    def _queue_ack(self, seq: int) -> None:
         self._due_acks.append(seq)
         if self._ack_task is None:
             self._ack_task = asyncio.get_running_loop().create_task(self._send_due_acks())
@@ -299,29 +318,33 @@ class LinkClient:
         try:
             while self._due_acks:
                 due, self._due_acks = self._due_acks, []
-                for seq in due:
-                    await self._send_ack(seq)
+                await self._send_acks(due)
         finally:
             self._ack_task = None
 
-    async def _send_ack(self, seq: int) -> None:
+    async def _send_acks(self, seqs: list[int]) -> None:
+        """Ack ``seqs`` on the current connection: one ``acks`` frame when its ready granted
+        batching, else one ``ack`` frame each. Whatever cannot be sent waits for the next ready."""
         ws = self._ws
         if ws is None or not self.ready.is_set():
-            self._unsent_acks.add(seq)  # sent after the next ready
+            self._unsent_acks.update(seqs)  # sent after the next ready
             return
-        try:
-            await ws.send(dump_frame(AckFrame(seq=seq)))
-        except ConnectionClosed:
-            self._unsent_acks.add(seq)
-
-    async def _flush_acks(self, ws: ClientConnection) -> None:
-        pending, self._unsent_acks = sorted(self._unsent_acks), set()
-        for seq in pending:
+        if self._batch:
+            try:
+                await ws.send(dump_frame(AcksFrame(seqs=seqs)))
+            except ConnectionClosed:
+                self._unsent_acks.update(seqs)
+            return
+        for i, seq in enumerate(seqs):
             try:
                 await ws.send(dump_frame(AckFrame(seq=seq)))
             except ConnectionClosed:
-                self._unsent_acks.update(pending)
+                self._unsent_acks.update(seqs[i:])
                 return
+
+    async def _flush_acks(self) -> None:
+        pending, self._unsent_acks = sorted(self._unsent_acks), set()
+        await self._send_acks(pending)
 
     async def _save_loop(self) -> None:
         while True:
