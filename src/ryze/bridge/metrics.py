@@ -126,6 +126,14 @@ class BridgeMetrics:
             ["method", "endpoint", "status"],
             registry=r,
         )
+        # Labelled children by label values: ``labels()`` re-validates and locks on every call, and
+        # these are called once per relayed message. The label sets are small and fixed (see the
+        # module docstring), so the caches stay small too.
+        self._webhook_children: dict[int, Counter] = {}
+        self._chatwoot_children: dict[tuple[str, str, int | None], tuple[Histogram, Counter]] = {}
+        self._relayed_children = {
+            direction: self.messages_relayed.labels(direction) for direction in DIRECTIONS
+        }
         # Series exist at 0 from the start, so rate() and alerts work before the first event.
         for direction in DIRECTIONS:
             self.messages_relayed.labels(direction)
@@ -135,19 +143,29 @@ class BridgeMetrics:
     # -- called from the relay and the webhook receiver (one line each at the call site) -------
 
     def relayed(self, direction: Direction) -> None:
-        self.messages_relayed.labels(direction).inc()
+        self._relayed_children[direction].inc()
 
     def failed(self, direction: Direction, reason: str) -> None:
         self.failures.labels(direction, reason).inc()
 
     def webhook(self, status: int, seconds: float) -> None:
-        self.webhooks.labels(str(status)).inc()
+        counter = self._webhook_children.get(status)
+        if counter is None:
+            counter = self._webhook_children[status] = self.webhooks.labels(str(status))
+        counter.inc()
         self.webhook_seconds.observe(seconds)
 
     def chatwoot_request(self, method: str, template: str, status: int | None, seconds: float) -> None:
         """The Chatwoot client's ``on_request`` hook (:data:`ryze.chatwoot.observe.RequestHook`)."""
-        self.chatwoot_seconds.labels(method, template).observe(seconds)
-        self.chatwoot_requests.labels(method, template, _status_label(status)).inc()
+        key = (method, template, status)
+        children = self._chatwoot_children.get(key)
+        if children is None:
+            children = self._chatwoot_children[key] = (
+                self.chatwoot_seconds.labels(method, template),
+                self.chatwoot_requests.labels(method, template, _status_label(status)),
+            )
+        children[0].observe(seconds)
+        children[1].inc()
 
     # -- scrape-time state ---------------------------------------------------------------------
 

@@ -11,11 +11,10 @@ dependency solving, no pydantic), installed by :class:`WebhookMiddleware`.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import hmac
 import logging
 import time
-from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,35 +29,50 @@ log = logging.getLogger(__name__)
 PREFIX = "/v1/chatwoot/webhook/"
 MAX_BODY = 4 * 1024 * 1024
 _OK = b'{"ok":true}'
+_SIGNATURE = b"x-chatwoot-signature"
+_TIMESTAMP = b"x-chatwoot-timestamp"
+# message_types whose message_created can become a WhatsApp send (filters.classify); any other
+# message_created is dropped before the rest of the payload is looked at (see handle()).
+_SENDABLE_TYPES = frozenset(("outgoing", "template"))
 
 
 def signature_ok(secret: str, timestamp: str, raw: bytes, presented: str) -> bool:
-    expected = (
-        "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
-    )
-    return hmac.compare_digest(expected.encode(), presented.strip().encode())
+    # hmac.digest is the one-shot C implementation: no HMAC object per webhook.
+    digest = hmac.digest(secret.encode(), timestamp.encode() + b"." + raw, "sha256")
+    return hmac.compare_digest(b"sha256=" + digest.hex().encode(), presented.strip().encode())
 
 
 async def handle(
-    bridge: BridgeServices, integration_id: str, path_secret: str, headers: dict[str, str], raw: bytes
+    bridge: BridgeServices,
+    integration_id: str,
+    path_secret: str,
+    signature: str,
+    timestamp: str,
+    raw: bytes,
 ) -> tuple[int, bytes]:
     runtime = bridge.manager.get(integration_id)
     if runtime is None or not hmac.compare_digest(
         hash_path_secret(path_secret).encode(), runtime.record.path_secret_hash.encode()
     ):
         return 404, b'{"error":"not found"}'
-    if runtime.inbox_secret:
-        presented = headers.get("x-chatwoot-signature", "")
-        timestamp = headers.get("x-chatwoot-timestamp", "")
-        if not presented or not signature_ok(runtime.inbox_secret, timestamp, raw, presented):
-            log.warning("webhook signature rejected", extra={"integration_id": integration_id})
-            return 401, b'{"error":"bad signature"}'
+    # Nothing in the body is looked at before the signature is verified.
+    if runtime.inbox_secret and (
+        not signature or not signature_ok(runtime.inbox_secret, timestamp, raw, signature)
+    ):
+        log.warning("webhook signature rejected", extra={"integration_id": integration_id})
+        return 401, b'{"error":"bad signature"}'
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return 400, b'{"error":"body is not JSON"}'
     if not isinstance(payload, dict):
         return 400, b'{"error":"body is not a JSON object"}'
+    event = payload.get("event")
+    if event == "message_created" and payload.get("message_type") not in _SENDABLE_TYPES:
+        # The commonest webhook by far: Chatwoot echoes every incoming message the bridge itself
+        # created (about one per relayed WhatsApp message). Two fields decide it: classify() would
+        # drop it, and no other handler below takes a message_created. Same answer as the full path.
+        return 200, _OK
     inbox = payload.get("inbox")
     if isinstance(inbox, dict) and inbox.get("id") not in (None, runtime.record.inbox_id):
         return 200, _OK  # another inbox's event (misconfigured URL): not ours to relay
@@ -82,6 +96,12 @@ async def handle(
     return 200, _OK
 
 
+@functools.cache
+def _response_headers(length: int) -> tuple[tuple[bytes, bytes], ...]:
+    """The answer's headers by body length (a handful of fixed bodies: built once each)."""
+    return ((b"content-type", b"application/json"), (b"content-length", str(length).encode()))
+
+
 class WebhookMiddleware:
     """Serves the webhook route directly; everything else goes on to the FastAPI app."""
 
@@ -94,21 +114,17 @@ class WebhookMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status, body = await self._serve(scope, receive, path[len(PREFIX) :])
-        scope["app"].state.bridge.metrics.webhook(status, time.perf_counter() - started)
+        bridge: BridgeServices = scope["app"].state.bridge  # Starlette sets scope["app"] before middleware
+        status, body = await self._serve(bridge, scope, receive, path[len(PREFIX) :])
+        bridge.metrics.webhook(status, time.perf_counter() - started)
         await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+            {"type": "http.response.start", "status": status, "headers": list(_response_headers(len(body)))}
         )
         await send({"type": "http.response.body", "body": body})
 
-    async def _serve(self, scope: Scope, receive: Receive, rest: str) -> tuple[int, bytes]:
+    async def _serve(
+        self, bridge: BridgeServices, scope: Scope, receive: Receive, rest: str
+    ) -> tuple[int, bytes]:
         parts = rest.split("/")
         if len(parts) != 2 or not all(parts):
             return 404, b'{"error":"not found"}'
@@ -117,16 +133,23 @@ class WebhookMiddleware:
         chunks: list[bytes] = []
         size = 0
         while True:
-            message: dict[str, Any] = dict(await receive())
+            message = await receive()
             if message["type"] == "http.disconnect":
                 return 400, b'{"error":"client disconnected"}'
-            chunk = message.get("body", b"")
+            chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY:
                 return 413, b'{"error":"body too large"}'
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        bridge: BridgeServices = scope["app"].state.bridge  # Starlette sets scope["app"] before middleware
-        return await handle(bridge, parts[0], parts[1], headers, b"".join(chunks))
+        # Only the two signature headers are read (the last one wins, as in a dict of them all).
+        signature = timestamp = ""
+        for name, value in scope.get("headers", ()):
+            lowered = name.lower()
+            if lowered == _SIGNATURE:
+                signature = value.decode("latin-1")
+            elif lowered == _TIMESTAMP:
+                timestamp = value.decode("latin-1")
+        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return await handle(bridge, parts[0], parts[1], signature, timestamp, raw)

@@ -113,7 +113,9 @@ class ConversationResolver:
         cached = self._cache.get(chat.jid)
         if cached is not None and self._usable(cached):
             self._cache.move_to_end(chat.jid)
-            if any(alias not in self._cache for alias in aliases_of(chat)):
+            # The per-message hit path: the JID was just found, so only the other two aliases can
+            # be new (same test as over aliases_of(chat), without building the list every time).
+            if (chat.lid and chat.lid not in self._cache) or (chat.pn and chat.pn not in self._cache):
                 await self._learn(chat, cached)
             return cached
         aliases = aliases_of(chat)

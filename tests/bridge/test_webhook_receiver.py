@@ -1,0 +1,216 @@
+"""The webhook receiver as an ASGI handler, with stub services: the signature is checked before the
+body is trusted, the bridge's own incoming echoes are dropped without touching the store, and the
+answer codes stay as they were. (tests/bridge/test_webhook.py covers the same route end to end.)"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ryze.bridge.api.webhook import MAX_BODY, PREFIX, WebhookMiddleware, signature_ok
+from ryze.bridge.metrics import BridgeMetrics
+from ryze.bridge.provisioning import hash_path_secret
+
+INTEGRATION = "int-1"
+PATH_SECRET = "p" * 43
+SECRET = "inbox-signing-secret"
+INBOX = 7
+URL = f"{PREFIX}{INTEGRATION}/{PATH_SECRET}"
+
+
+@dataclass
+class Calls:
+    enqueued: list[tuple[Any, ...]] = field(default_factory=list)
+    statuses: list[tuple[int, str]] = field(default_factory=list)
+    presence: list[tuple[Any, str]] = field(default_factory=list)
+
+
+class Services:
+    """Just what the receiver reaches: manager.get, repos.outbound.enqueue, runtime parts, metrics."""
+
+    def __init__(self, secret: str = SECRET) -> None:
+        self.calls = Calls()
+        calls = self.calls
+
+        async def enqueue(*args: Any) -> Any:
+            calls.enqueued.append(args)
+            return SimpleNamespace(id=len(calls.enqueued))
+
+        async def note_status(conversation_id: int, status: str) -> None:
+            calls.statuses.append((conversation_id, status))
+
+        self.runtime = SimpleNamespace(
+            record=SimpleNamespace(path_secret_hash=hash_path_secret(PATH_SECRET), inbox_id=INBOX),
+            inbox_secret=secret,
+            outbound=SimpleNamespace(
+                submit=lambda job: None, presence=lambda chat, state: calls.presence.append((chat, state))
+            ),
+            resolver=SimpleNamespace(note_status=note_status),
+        )
+        self.manager = SimpleNamespace(get=lambda i: self.runtime if i == INTEGRATION else None)
+        self.repos = SimpleNamespace(outbound=SimpleNamespace(enqueue=enqueue))
+        self.metrics = BridgeMetrics()
+
+
+def sign(raw: bytes, ts: str = "1700000000", secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
+
+
+async def post(
+    services: Services,
+    raw: bytes,
+    *,
+    path: str = URL,
+    method: str = "POST",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    chunks: int = 1,
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the webhook route must not reach the FastAPI app")
+
+    step = max(1, -(-len(raw) // chunks))
+    parts = [raw[i : i + step] for i in range(0, len(raw), step)] or [b""]
+    last = len(parts) - 1
+    messages = [{"type": "http.request", "body": part, "more_body": n < last} for n, part in enumerate(parts)]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    if headers is None:
+        headers = [(b"x-chatwoot-timestamp", b"1700000000"), (b"x-chatwoot-signature", sign(raw).encode())]
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": headers,
+        "app": SimpleNamespace(state=SimpleNamespace(bridge=services)),
+    }
+    await WebhookMiddleware(downstream)(scope, receive, send)
+    start, body = sent
+    assert body["type"] == "http.response.body"
+    return start["status"], body["body"], start["headers"]
+
+
+def incoming(**extra: Any) -> bytes:
+    payload: dict[str, Any] = {
+        "event": "message_created",
+        "id": 900,
+        "message_type": "incoming",
+        "private": False,
+        "source_id": "WAID:ABC",
+        "inbox": {"id": INBOX},
+        "conversation": {"id": 3, "contact_inbox": {"source_id": "5511@s.whatsapp.net"}},
+    }
+    payload.update(extra)
+    return orjson.dumps(payload)
+
+
+def test_signature_ok_matches_chatwoots_scheme() -> None:
+    raw = b'{"event":"message_created"}'
+    good = sign(raw, "123")
+    assert signature_ok(SECRET, "123", raw, good)
+    assert signature_ok(SECRET, "123", raw, f"  {good}\t")  # surrounding whitespace was always tolerated
+    assert not signature_ok(SECRET, "124", raw, good)  # the timestamp is signed
+    assert not signature_ok(SECRET, "123", raw + b" ", good)
+    assert not signature_ok("other", "123", raw, good)
+    assert not signature_ok(SECRET, "123", raw, good.upper())
+
+
+async def test_own_incoming_echo_is_dropped_without_touching_the_store() -> None:
+    services = Services()
+    status, body, headers = await post(services, incoming())
+    assert (status, body) == (200, b'{"ok":true}')
+    assert headers == [(b"content-type", b"application/json"), (b"content-length", b"11")]
+    assert services.calls == Calls()
+
+
+async def test_the_drop_needs_a_valid_signature_first() -> None:
+    services = Services()
+    raw = incoming()
+    forged = sign(raw, secret="x").encode()
+    bad = [(b"x-chatwoot-timestamp", b"1700000000"), (b"x-chatwoot-signature", forged)]
+    assert (await post(services, raw, headers=bad))[0] == 401
+    assert (await post(services, raw, headers=[(b"x-chatwoot-timestamp", b"1")]))[0] == 401
+    assert (await post(services, b"not json", headers=bad))[0] == 401  # nothing parsed before the check
+    assert (await post(services, raw, path=f"{PREFIX}{INTEGRATION}/wrong"))[0] == 404
+    assert (await post(services, raw, path=f"{PREFIX}nobody/{PATH_SECRET}"))[0] == 404
+    assert services.calls == Calls()
+
+
+async def test_header_names_in_any_case_and_bodies_in_chunks_are_read() -> None:
+    services = Services()
+    raw = incoming(message_type="outgoing", source_id=None)
+    headers = [
+        (b"Content-Type", b"application/json"),
+        (b"X-Chatwoot-Timestamp", b"1700000000"),
+        (b"X-Chatwoot-Signature", sign(raw).encode()),
+    ]
+    assert (await post(services, raw, headers=headers, chunks=4))[0] == 200
+    assert [args[:4] for args in services.calls.enqueued] == [(INTEGRATION, 900, 3, "send")]
+    assert services.calls.enqueued[0][4] == raw.decode()
+
+
+@pytest.mark.parametrize(
+    ("extra", "enqueued"),
+    [
+        ({"message_type": "outgoing", "source_id": None}, True),
+        ({"message_type": "template", "source_id": None}, True),
+        ({"message_type": "outgoing", "source_id": "WAID:OWN"}, False),  # the bridge's own mirror
+        ({"message_type": "outgoing", "source_id": None, "private": True}, False),
+        ({"message_type": "outgoing", "source_id": None, "inbox": {"id": INBOX + 1}}, False),
+        ({"message_type": "activity"}, False),
+        ({"message_type": None}, False),
+        ({"message_type": "incoming", "inbox": {"id": INBOX + 1}}, False),
+    ],
+)
+async def test_message_created_is_forwarded_only_when_the_filters_say_so(
+    extra: dict[str, Any], enqueued: bool
+) -> None:
+    services = Services()
+    assert (await post(services, incoming(**extra)))[0] == 200
+    assert bool(services.calls.enqueued) is enqueued
+
+
+async def test_other_events_still_reach_their_handlers() -> None:
+    services = Services()
+    deleted = incoming(
+        event="message_updated", message_type="outgoing", content_attributes={"deleted": True}, source_id=None
+    )
+    assert (await post(services, deleted))[0] == 200
+    assert [args[3] for args in services.calls.enqueued] == ["revoke"]
+    status_changed = orjson.dumps({"event": "conversation_status_changed", "id": 3, "status": "resolved"})
+    assert (await post(services, status_changed))[0] == 200
+    assert services.calls.statuses == [(3, "resolved")]
+
+
+async def test_answer_codes_are_unchanged() -> None:
+    services = Services()
+    assert (await post(services, b"[1]"))[0:2] == (400, b'{"error":"body is not a JSON object"}')
+    assert (await post(services, b"{nope"))[0:2] == (400, b'{"error":"body is not JSON"}')
+    assert (await post(services, incoming(), method="GET"))[0] == 405
+    assert (await post(services, incoming(), path=f"{PREFIX}{INTEGRATION}"))[0] == 404
+    assert (await post(services, b" " * (MAX_BODY + 1), chunks=2))[0] == 413
+    unsigned = Services(secret="")  # an inbox without a secret (Chatwoot < 4.13): nothing to verify
+    assert (await post(unsigned, incoming(), headers=[]))[0] == 200
+
+
+async def test_the_metrics_count_every_answer_by_status() -> None:
+    services = Services()
+    for _ in range(3):
+        await post(services, incoming())
+    await post(services, incoming(), headers=[])
+    registry: CollectorRegistry = services.metrics.registry
+    assert registry.get_sample_value("ryze_bridge_webhooks_total", {"status": "200"}) == 3
+    assert registry.get_sample_value("ryze_bridge_webhooks_total", {"status": "401"}) == 1
+    assert registry.get_sample_value("ryze_bridge_webhook_ack_seconds_count") == 4
