@@ -203,8 +203,10 @@ class ChatRepository:
                 .values(conversation_status=status, updated_at=time.time())
             )
 
-        # urgent: a webhook (conversation_*) is waiting for this write before it answers Chatwoot
-        await self.db.writer.submit(op, urgent=True)
+        # Normal lane, though a webhook waits for it: a burst of new chats brings a conversation_*
+        # webhook per conversation, and as urgent writes they kept cutting the burst's own mapping
+        # batches short (first-message latency of 200 new chats went from ≈ 0.7 s to ≈ 1 s).
+        await self.db.writer.submit(op)
 
 
 # ------------------------------------------------------------------------------------------ message map
