@@ -205,7 +205,7 @@ class ChatRepository:
 
         # Normal lane, though a webhook waits for it: a burst of new chats brings a conversation_*
         # webhook per conversation, and as urgent writes they kept cutting the burst's own mapping
-        # batches short (first-message latency of 200 new chats went from ≈ 0.7 s to ≈ 1 s).
+        # batches short (the first messages of 200 new chats took ≈ 1.0 s instead of ≈ 0.8 s).
         await self.db.writer.submit(op)
 
 
