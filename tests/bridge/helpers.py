@@ -33,3 +33,14 @@ def contents(emu: RunningEmulator, inbox_id: int, *, message_type: int | None = 
         for m in inbox_messages(emu, inbox_id)
         if not m.private and m.message_type != 2 and (message_type is None or m.message_type == message_type)
     ]
+
+
+def contents_per_chat(emu: RunningEmulator, inbox_id: int) -> dict[str, list[str | None]]:
+    """Public, non-activity message contents of each chat (keyed by its contact inbox source id)."""
+    out: dict[str, list[str | None]] = {}
+    for conv in conversations(emu, inbox_id):
+        source = emu.emulator.state.contact_inboxes[conv.contact_inbox_id].source_id
+        out.setdefault(source, []).extend(
+            m.content for m in emu.emulator.state.messages_of(conv) if not m.private and m.message_type != 2
+        )
+    return out

@@ -16,7 +16,7 @@ from ryze.protocol import CommandFrame, ResultFrame
 
 from .conftest import ACCOUNT, ADMIN_TOKEN, RunningBridge, eventually, run_bridge
 from .fake_ryzeapi import FakeRyzeAPI, text_message
-from .helpers import contents, conversations, inbox_messages
+from .helpers import contents, contents_per_chat, conversations, inbox_messages
 
 A = "5511999990003@s.whatsapp.net"
 B = "5511999990004@s.whatsapp.net"
@@ -29,18 +29,6 @@ async def _setup(
     assert status == 201, view
     await eventually(lambda: fake.connected(str(flags.get("instance", "shop"))))
     return dict(view)
-
-
-def _per_chat(emulator: RunningEmulator, inbox_id: int) -> dict[str, list[str | None]]:
-    out: dict[str, list[str | None]] = {}
-    for conv in conversations(emulator, inbox_id):
-        source = emulator.emulator.state.contact_inboxes[conv.contact_inbox_id].source_id
-        out.setdefault(source, []).extend(
-            m.content
-            for m in emulator.emulator.state.messages_of(conv)
-            if not m.private and m.message_type != 2
-        )
-    return out
 
 
 async def test_same_event_twice_gives_one_chatwoot_message(
@@ -110,7 +98,7 @@ async def test_chatwoot_500_and_429_for_a_while_every_message_once_in_order(
         await fake.emit("shop", "message.exchange", text_message(f"a{i}", A, f"a{i}"))
         await fake.emit("shop", "message.exchange", text_message(f"b{i}", B, f"b{i}"))
     await eventually(lambda: not fake.unacked("shop"), timeout=60)
-    per_chat = _per_chat(emulator, view["inbox_id"])
+    per_chat = contents_per_chat(emulator, view["inbox_id"])
     assert per_chat[A] == [f"a{i}" for i in range(16)]
     assert per_chat[B] == [f"b{i}" for i in range(16)]
     assert emulator.emulator.recorder.conformance_errors() == []
@@ -139,7 +127,7 @@ async def test_ambiguous_failure_is_checked_before_creating_again(
     await fake.emit("shop", "message.exchange", text_message("L1", A, "l1"))
     await fake.emit("shop", "message.exchange", text_message("L2", A, "l2"))
     await eventually(lambda: not fake.unacked("shop"), timeout=30)
-    assert _per_chat(emulator, view["inbox_id"])[A] == ["l0", "l1", "l2"]
+    assert contents_per_chat(emulator, view["inbox_id"])[A] == ["l0", "l1", "l2"]
 
 
 async def test_link_drop_and_resume(
@@ -152,7 +140,7 @@ async def test_link_drop_and_resume(
             await fake.drop("shop")
     await eventually(lambda: fake.connected("shop"))
     await eventually(lambda: not fake.unacked("shop"), timeout=40)
-    per_chat = _per_chat(emulator, view["inbox_id"])
+    per_chat = contents_per_chat(emulator, view["inbox_id"])
     assert per_chat[A] == [f"m{i}" for i in range(10) if i % 2]
     assert per_chat[B] == [f"m{i}" for i in range(10) if not i % 2]
     assert len(fake.log("shop").resumes) >= 2
@@ -344,6 +332,6 @@ async def test_pause_mid_stream_then_resume_loses_and_duplicates_nothing(
     status, _ = await bridge.call("POST", f"/v1/integrations/{view['id']}/resume")
     assert status == 200
     await eventually(lambda: not fake.unacked("shop"), timeout=40)
-    per_chat = _per_chat(emulator, view["inbox_id"])
+    per_chat = contents_per_chat(emulator, view["inbox_id"])
     assert per_chat[A] == ["z0"] + [f"z{i}" for i in range(1, 21) if i % 2]
     assert per_chat[B] == [f"z{i}" for i in range(1, 21) if not i % 2]

@@ -8,7 +8,7 @@ from ryze.emulator import RunningEmulator
 
 from .conftest import RunningBridge, eventually
 from .fake_ryzeapi import FakeRyzeAPI, text_message
-from .helpers import contents, conversations
+from .helpers import contents, contents_per_chat
 
 A = "5511999990101@s.whatsapp.net"
 B = "5511999990102@s.whatsapp.net"
@@ -21,18 +21,6 @@ async def _setup(emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBr
     assert status == 201, view
     await eventually(lambda: fake.connected("shop"))
     return int(view["inbox_id"])
-
-
-def _per_chat(emulator: RunningEmulator, inbox_id: int) -> dict[str, list[str | None]]:
-    out: dict[str, list[str | None]] = {}
-    for conv in conversations(emulator, inbox_id):
-        source = emulator.emulator.state.contact_inboxes[conv.contact_inbox_id].source_id
-        out.setdefault(source, []).extend(
-            m.content
-            for m in emulator.emulator.state.messages_of(conv)
-            if not m.private and m.message_type != 2
-        )
-    return out
 
 
 async def _link_down(fake: FakeRyzeAPI) -> None:
@@ -57,7 +45,7 @@ async def test_batched_link_replays_a_backlog_in_order_once(
     fake.refuse = False
     await eventually(lambda: fake.connected("shop"))
     await eventually(lambda: not fake.unacked("shop"), timeout=60)
-    per_chat = _per_chat(emulator, inbox_id)
+    per_chat = contents_per_chat(emulator, inbox_id)
     for n, chat in enumerate(CHATS):
         expected = [f"b{i}" for i in range(90) if i % 3 == n]
         assert per_chat[chat] == (["warm", *expected] if chat == A else expected)
