@@ -44,6 +44,27 @@ async def test_same_event_twice_gives_one_chatwoot_message(
     assert contents(emulator, view["inbox_id"]) == ["only once", "next"]
 
 
+async def test_a_mapping_write_failing_after_the_create_gives_one_chatwoot_message(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge, monkeypatch: Any
+) -> None:
+    view = await _setup(emulator, fake, bridge)
+    repo = bridge.services.repos.messages
+    real_record = repo.record
+    failures: list[str] = []
+
+    async def fail_once(*args: Any, **kwargs: Any) -> Any:
+        if not failures:
+            failures.append("database is locked")
+            raise RuntimeError("database is locked")  # the Chatwoot message exists already
+        return await real_record(*args, **kwargs)
+
+    monkeypatch.setattr(repo, "record", fail_once)
+    await fake.emit("shop", "message.exchange", text_message("MAPFAIL1", A, "created, not mapped"))
+    await eventually(lambda: not fake.unacked("shop"))
+    assert failures  # the fault fired
+    assert contents(emulator, view["inbox_id"]) == ["created, not mapped"]
+
+
 async def test_webhook_delivered_twice_gives_one_command(
     emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
 ) -> None:

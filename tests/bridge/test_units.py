@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ryze.bridge.relay.inbound.consumer import parse_command_id
 from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
 from ryze.bridge.relay.inbound.lanes import LaneKeys
@@ -61,11 +60,17 @@ def test_filters() -> None:
     )
 
 
-def test_command_ids_round_trip() -> None:
-    cid = command_id("ab" * 16, 1234, 2)
-    assert parse_command_id(cid) == (1234, 2)
-    assert parse_command_id(command_id("ab" * 16, 1234, 0, kind="revoke")) is None
-    assert parse_command_id(None) is None and parse_command_id("api-123") is None
+def test_command_ids_are_stable_across_retries_and_distinct_per_part_and_kind() -> None:
+    integration = "ab" * 16
+    assert command_id(integration, 1234, 2) == command_id(integration, 1234, 2)  # a retry reuses it
+    ids = {
+        command_id(integration, 1234, 0),
+        command_id(integration, 1234, 1),
+        command_id(integration, 1234, 0, kind="revoke"),
+        command_id(integration, 1235, 0),
+        command_id("cd" * 16, 1234, 0),
+    }
+    assert len(ids) == 5
 
 
 def test_target_chat_prefers_contact_inbox_source() -> None:
@@ -183,4 +188,48 @@ async def test_a_seq_done_above_the_watermark_is_reacked_not_relayed_again() -> 
     assert link.watermark == 3
     await link._accept_event(frame(3))
     assert offered == [(1, False), (2, False), (3, False)]
+    await link.stop()
+
+
+async def test_done_seqs_above_a_stuck_watermark_are_bounded_and_fall_back_to_the_database(
+    monkeypatch: Any,
+) -> None:
+    """Seq 1 is stuck while 2..6 finish; with room for 3 the lowest done seqs are forgotten, and
+    their redelivery is handed to the relay flagged as possibly relayed (database check)."""
+    from ryze.bridge.link import client as link_module
+    from ryze.protocol import EventFrame
+
+    monkeypatch.setattr(link_module, "DONE_ABOVE_LIMIT", 3)
+    offered: list[tuple[int, bool]] = []
+
+    async def on_state(connected: bool, error: str, refused: bool) -> None:
+        return None
+
+    async def save(mark: int) -> None:
+        return None
+
+    link = link_module.LinkClient(
+        integration_id="i",
+        url="ws://127.0.0.1:1",
+        token="t",
+        watermark=0,
+        on_event=lambda seq, envelope, replay: offered.append((seq, replay)),
+        on_state=on_state,
+        save_watermark=save,
+    )
+
+    def frame(seq: int) -> EventFrame:
+        data = text_message(f"B{seq}", "1@s.whatsapp.net", "x")
+        return EventFrame.model_validate({"seq": seq, "event": envelope("message.exchange", data, "shop")})
+
+    for seq in range(1, 7):
+        await link._accept_event(frame(seq))
+    for seq in range(2, 7):
+        link.done(seq)
+    assert link.watermark == 0
+    offered.clear()
+    for seq in range(2, 7):  # a new connection offers them again
+        await link._accept_event(frame(seq))
+    # 4, 5, 6 are remembered (re-acked); 2 and 3 were forgotten and go to the relay with replay=True
+    assert offered == [(2, True), (3, True)]
     await link.stop()

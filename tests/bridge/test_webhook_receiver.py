@@ -135,6 +135,13 @@ async def test_own_incoming_echo_is_dropped_without_touching_the_store() -> None
     assert services.calls == Calls()
 
 
+async def test_a_message_type_of_the_wrong_shape_is_dropped_not_a_500() -> None:
+    services = Services()
+    for odd in (["outgoing"], {"type": "outgoing"}, None, 1):
+        assert (await post(services, incoming(message_type=odd)))[0] == 200
+    assert services.calls == Calls()
+
+
 async def test_the_drop_needs_a_valid_signature_first() -> None:
     services = Services()
     raw = incoming()

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import event, text
 
-from ryze.api.chatwoot.commands import INTERRUPTED, CommandRunner
+from ryze.api.chatwoot.commands import INTERRUPTED, CommandRunner, _Claim, _Release
 from ryze.api.db import Database
 from ryze.api.errors import ApiError
 from ryze.engines.base import EngineError, NotConnectedError
@@ -212,7 +212,8 @@ async def test_a_crash_during_the_send_answers_interrupted_and_never_sends_again
 
 
 async def test_results_releases_and_claims_of_one_batch(db: Database) -> None:
-    """A stored failure, a released retryable failure and a fresh claim, written together."""
+    """A replayed final failure answers its stored result while a released retryable failure runs
+    again on its retry (the two arrive together)."""
     fake = FakeMessaging()
     r = runner(db, fake)
     fake.fail_with = ApiError(400, "Invalid number")
@@ -227,3 +228,46 @@ async def test_results_releases_and_claims_of_one_batch(db: Database) -> None:
     assert second.retryable and retried.ok and len(fake.outbox) == 1
     rows = await _rows(db)
     assert rows["f1"][0] == rows["f2"][0] == "done"
+
+
+async def test_one_failing_write_does_not_fail_the_others_of_its_batch(db: Database) -> None:
+    """A release and another command's claim share a transaction whose claim INSERT fails once:
+    both are written again on their own, and the released command really runs on its retry."""
+    fake = FakeMessaging()
+    r = runner(db, fake)
+    assert await r._claim("inst", "A") is None  # A ran, failed retryably: its release is due
+    armed = [True]
+
+    def fail_once(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if armed[0] and statement.lstrip().upper().startswith("INSERT INTO CHATWOOT_COMMANDS"):
+            armed[0] = False
+            raise RuntimeError("transient database error")
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", fail_once)
+    try:
+        loop = asyncio.get_running_loop()
+        released: asyncio.Future[None] = loop.create_future()
+        claimed: asyncio.Future[ResultFrame | None] = loop.create_future()
+        r._submit(_Release(("inst", "A"), released))  # queued together: one batch
+        r._submit(_Claim(("inst", "B"), claimed))
+        assert await released is None and await claimed is None
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", fail_once)
+    assert armed == [False]  # the fault fired
+    assert {cid: state for cid, (state, _) in (await _rows(db)).items()} == {"B": "pending"}
+    retried = await r.run("inst", text_command("A"))  # the bridge's retry of A
+    assert retried.ok and len(fake.outbox) == 1
+
+
+async def test_a_claim_whose_caller_is_gone_is_released(db: Database) -> None:
+    fake = FakeMessaging()
+    r = runner(db, fake)
+    gone = asyncio.create_task(r.run("inst", text_command("gone")))
+    await asyncio.sleep(0)  # its claim is queued ...
+    gone.cancel()  # ... and RyzeAPI stops before the claim is answered
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    await r.aclose()  # the committer finishes: the claim landed, then was released
+    assert await _rows(db) == {}
+    result = await runner(db, fake).run("inst", text_command("gone"))  # the retry after the restart
+    assert result.ok and len(fake.outbox) == 1

@@ -202,8 +202,8 @@ class CommandRunner:
             else:
                 await self._release(instance, frame.id)
         except Exception:
-            # The effect happened (or definitively failed) but could not be recorded; the claim
-            # stays pending, so a replay answers "interrupted" instead of sending twice.
+            # The result (or the release) could not be written, even op by op: the claim stays
+            # pending, so a replay answers "interrupted" instead of risking a second send.
             log.exception(
                 "could not store a command result", extra={"instance": instance, "command_id": frame.id}
             )
@@ -239,24 +239,39 @@ class CommandRunner:
             batch, self._queue = self._queue, []
             try:
                 answers = await self._write(batch)
-            except Exception as exc:
-                log.exception("bridge command write failed", extra={"batch": len(batch)})
-                await self._writer_conn.drop()  # it may be what failed: the next batch reopens it
+            except Exception:
+                # The operations of unrelated commands share the transaction: one bad one must not
+                # fail the others (a lost release would turn a message that never left into a
+                # permanent "interrupted"). Each is written again on its own.
+                log.warning("bridge command batch failed; writing it op by op", exc_info=True)
+                await self._writer_conn.drop()  # it may be what failed: the next write reopens it
                 for op in batch:
-                    if not op.future.done():
-                        op.future.set_exception(exc)
+                    try:
+                        self._settle(op, await self._write([op]))
+                    except Exception as exc:  # delivered to the waiting run, which logs it
+                        await self._writer_conn.drop()
+                        if not op.future.done():
+                            op.future.set_exception(exc)
                 continue
             for op in batch:
-                if op.future.done():
-                    continue
-                if isinstance(op, _Claim):
-                    answer = answers.get(op.key)
-                    if answer is _AGAIN:
-                        self._queue.append(op)  # released meanwhile (PostgreSQL): claim it again
-                    else:
-                        op.future.set_result(cast(ResultFrame | None, answer))
-                else:
-                    op.future.set_result(None)
+                self._settle(op, answers)
+
+    def _settle(self, op: _Op, answers: dict[_Key, object]) -> None:
+        if not isinstance(op, _Claim):
+            if not op.future.done():
+                op.future.set_result(None)
+            return
+        answer = answers.get(op.key)
+        if answer is _AGAIN:
+            self._queue.append(op)  # released meanwhile (PostgreSQL): claim it again
+        elif not op.future.done():
+            op.future.set_result(cast(ResultFrame | None, answer))
+        elif answer is None:
+            # Claimed for a caller that is gone (cancelled at shutdown): nobody will run it, and a
+            # pending claim would answer the bridge's retry "interrupted" for a message never sent.
+            release: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            release.add_done_callback(_consume_outcome)
+            self._queue.append(_Release(op.key, release))
 
     async def _write(self, batch: list[_Op]) -> dict[_Key, object]:
         """One transaction for the batch; returns each claim's answer (None: claimed by us)."""
@@ -400,6 +415,13 @@ class CommandRunner:
         return None
 
 
+def _consume_outcome(future: asyncio.Future[None]) -> None:
+    """Nobody awaits this write: retrieve its outcome so a failure is not reported as unretrieved
+    (the batch failure itself is logged by the committer)."""
+    if not future.cancelled():
+        future.exception()
+
+
 async def _mark_done(conn: AsyncConnection, rows: list[dict[str, str]]) -> None:
     """Store final results (``i`` instance, ``c`` command id, ``r`` result JSON) of pending claims."""
     await conn.execute(
@@ -440,7 +462,8 @@ class CommandRecorder:
         return instance, command_id, ResultFrame(id=command_id, ok=True, wa_message_id=str(message["id"]))
 
     def lock(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        # Claims of running commands are only touched by their own run: nothing to serialise.
+        # The claim of a running command is written only by its own run here; prune and forget
+        # may delete it meanwhile, and the update then matches nothing: nothing to serialise.
         return contextlib.nullcontext()
 
     async def write(

@@ -33,7 +33,7 @@ _SIGNATURE = b"x-chatwoot-signature"
 _TIMESTAMP = b"x-chatwoot-timestamp"
 # message_types whose message_created can become a WhatsApp send (filters.classify); any other
 # message_created is dropped before the rest of the payload is looked at (see handle()).
-_SENDABLE_TYPES = frozenset(("outgoing", "template"))
+_SENDABLE_TYPES = ("outgoing", "template")  # a tuple: `in` must not hash a list or dict
 
 
 def signature_ok(secret: str, timestamp: str, raw: bytes, presented: str) -> bool:

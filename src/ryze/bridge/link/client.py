@@ -50,6 +50,9 @@ from ryze.protocol import (
 )
 
 log = logging.getLogger(__name__)
+# Seqs remembered as done above the watermark (re-acked, not relayed, if offered again); beyond
+# this the lowest are forgotten and their redelivery is deduplicated by the database instead.
+DONE_ABOVE_LIMIT = 10_000
 
 EventHandler = Callable[[int, EventEnvelope, bool], None]
 StateHandler = Callable[[bool, str, bool], Awaitable[None]]  # connected, error, refused
@@ -307,6 +310,13 @@ class LinkClient:
         if seq > self.watermark:
             self._done_above.add(seq)
             heapq.heappush(self._done_above_heap, seq)
+            if len(self._done_above_heap) > DONE_ABOVE_LIMIT:
+                # One lane stuck retrying holds the watermark while the others keep finishing: keep
+                # memory bounded by forgetting the lowest, and let a redelivery of anything up to it
+                # be checked against the database like a previous run's seq.
+                forgotten = heapq.heappop(self._done_above_heap)
+                self._done_above.discard(forgotten)
+                self._replay_until = max(self._replay_until, forgotten)
         self._queue_ack(seq)
 
     def _queue_ack(self, seq: int) -> None:

@@ -55,16 +55,6 @@ RELAYED_MEMORY = 256
 Consume = Callable[[bool], Awaitable[None]]  # argument: "a previous attempt may have taken effect"
 
 
-def parse_command_id(command_id: str | None) -> tuple[int, int] | None:
-    """``cw-<integration>-<chatwoot message id>-<part>`` → (message id, part)."""
-    if not command_id:
-        return None
-    parts = command_id.split("-")
-    if len(parts) != 4 or parts[0] != "cw" or not parts[2].isdigit() or not parts[3].isdigit():
-        return None
-    return int(parts[2]), int(parts[3])
-
-
 class InboundRelay:
     def __init__(self, rt: IntegrationRuntime) -> None:
         self.rt = rt
@@ -198,6 +188,9 @@ class InboundRelay:
                 counted += 1
             except Exception as exc:  # a bug or unexpected data: bounded like a poison message
                 log.exception("inbound event failed", extra={"integration_id": self.rt.id, "seq": seq})
+                # It may have failed after the Chatwoot message was created (storing the mapping,
+                # say), and a seq offered to this run only skips the mapping lookup: check Chatwoot.
+                ambiguous = True
                 last_error = f"{exc.__class__.__name__}: {exc}"
                 delay = backoff_delay(attempt, settings.retry_base_seconds, settings.retry_max_seconds)
                 counted += 1
@@ -287,9 +280,10 @@ class MessageConsumer:
     async def __call__(self, ambiguous: bool) -> None:
         rt, msg = self.rt, self.message
         if msg.source == MessageSource.CHATWOOT:
-            # The agent's own reply, sent by one of our commands: never mirrored, and mapped by the
-            # outbound worker from the command's result (RyzeAPI answers a retried command id with
-            # the stored result), so the echo is acked without touching the database.
+            # The agent's own reply, sent by one of our commands. RyzeAPI no longer offers these
+            # (bridge-protocol.md §3.4); an older RyzeAPI, or a log written before its upgrade,
+            # still may. Never mirrored, and mapped by the outbound worker from the command's
+            # result, so it is acked without touching the database.
             return
         repo = rt.repos.messages
         if rt.inbound.relayed_recently(msg.id):
