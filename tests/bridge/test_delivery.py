@@ -65,6 +65,31 @@ async def test_a_mapping_write_failing_after_the_create_gives_one_chatwoot_messa
     assert contents(emulator, view["inbox_id"]) == ["created, not mapped"]
 
 
+async def test_an_event_another_bridge_relayed_while_our_link_was_down_is_not_relayed_again(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    """Two bridge processes on one database (an overlapping deploy): while ours was replaced, the
+    other relayed an event it has never seen. When it is offered to us after our next ready, the
+    shared mapping table says so and nothing is created twice."""
+    view = await _setup(emulator, fake, bridge)
+    await fake.emit("shop", "message.exchange", text_message("BEFORE", A, "before"))
+    await eventually(lambda: not fake.unacked("shop"))
+    fake.refuse = True
+    await fake.drop("shop")
+    await eventually(lambda: not fake.connected("shop"))
+    await fake.emit("shop", "message.exchange", text_message("OTHER", A, "relayed by the other bridge"))
+    integration = view["id"]
+    await bridge.services.repos.messages.record(  # what the other process wrote after its create
+        integration, wa_message_id="OTHER", chatwoot_message_id=None, conversation_id=None,
+        chat_jid=A, direction="in",
+    )  # fmt: skip
+    await fake.emit("shop", "message.exchange", text_message("AFTER", A, "after"))
+    fake.refuse = False
+    await eventually(lambda: fake.connected("shop"))
+    await eventually(lambda: not fake.unacked("shop"))
+    assert contents(emulator, view["inbox_id"]) == ["before", "after"]
+
+
 async def test_webhook_delivered_twice_gives_one_command(
     emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
 ) -> None:

@@ -106,8 +106,10 @@ class LinkClient:
         self._results: dict[str, asyncio.Future[ResultFrame]] = {}
         self.ready = asyncio.Event()
         self.last_seq_at_ready = 0
-        self._first_ready = True
-        self._replay_until = 0  # seqs <= this, on the first link of this process, may have been half-done
+        # Seqs <= this were handed out before the current connection's ready: another connection
+        # (a previous run, or another bridge process during an overlapping deploy) may have relayed
+        # them or left them half-done. Raised at every ready, never lowered.
+        self._replay_until = 0
         self._stopping = False
         self._dirty = asyncio.Event()
         self._unsent_acks: set[int] = set()  # done while the link was down: sent after the next ready
@@ -160,7 +162,6 @@ class LinkClient:
         self._done_above_heap.clear()
         self._capacity = asyncio.Semaphore(self._max_inflight)
         self._max_received = self.watermark
-        self._first_ready = True
         await self._flush_watermark()
 
     # ------------------------------------------------------------------ connection loop
@@ -251,9 +252,7 @@ class LinkClient:
             elif isinstance(frame, ReadyFrame):
                 self.last_seq_at_ready = frame.last_seq
                 self._batch = frame.batch
-                if self._first_ready:
-                    self._replay_until = frame.last_seq
-                    self._first_ready = False
+                self._replay_until = max(self._replay_until, frame.last_seq)
                 self.ready.set()
                 if self._unsent_acks:
                     await self._flush_acks()
@@ -288,8 +287,8 @@ class LinkClient:
         await self._capacity.acquire()
         self._inflight[seq] = None
         self._max_received = max(self._max_received, seq)
-        # replay=True: the seq was handed out before this link started (seq <= the first ready's
-        # last_seq), so a previous run may have relayed it. Later seqs were offered to this run only.
+        # replay=True: the seq was handed out before this connection's ready (seq <= its last_seq),
+        # so another connection may have relayed it. Later seqs were offered to this one only.
         self._on_event(seq, item.event, seq <= self._replay_until)
 
     # ------------------------------------------------------------------ acks and watermark

@@ -273,8 +273,9 @@ class MessageConsumer:
         self.message = message
         self.seq = seq
         self.replay = replay  # the first replayed message of its lane: may be half-done in Chatwoot
-        # seq <= the first ready's last_seq: offered before this link started, so a previous run may
-        # have relayed it and the mapping table is asked; a later seq was offered to this run only
+        # seq <= the last_seq of the current connection's ready: offered before it, so another
+        # connection may have relayed it and the mapping table is asked; a later seq was offered
+        # to this connection only
         self.maybe_relayed = maybe_relayed
 
     async def __call__(self, ambiguous: bool) -> None:
