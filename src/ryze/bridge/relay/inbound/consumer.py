@@ -66,8 +66,8 @@ class InboundRelay:
         self._lane_keys = LaneKeys()
         # WhatsApp ids whose mapping this run committed, most recent last: catches an id delivered
         # again under a *new* seq within this run (the contract dedupes by WhatsApp id). A seq
-        # replayed within the run is re-acked by the link without reaching a consumer, and a seq a
-        # previous run may have relayed is checked against the database (``maybe_relayed``).
+        # replayed within the run is re-acked by the link without reaching a consumer, and a seq another
+        # connection may have relayed is checked against the database (``maybe_relayed``).
         self._relayed: OrderedDict[str, None] = OrderedDict()
 
     def remember(self, wa_id: str) -> None:
@@ -189,7 +189,7 @@ class InboundRelay:
             except Exception as exc:  # a bug or unexpected data: bounded like a poison message
                 log.exception("inbound event failed", extra={"integration_id": self.rt.id, "seq": seq})
                 # It may have failed after the Chatwoot message was created (storing the mapping,
-                # say), and a seq offered to this run only skips the mapping lookup: check Chatwoot.
+                # say), and a seq offered to this connection only skips the mapping lookup: check Chatwoot.
                 ambiguous = True
                 last_error = f"{exc.__class__.__name__}: {exc}"
                 delay = backoff_delay(attempt, settings.retry_base_seconds, settings.retry_max_seconds)
