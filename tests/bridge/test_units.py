@@ -197,7 +197,7 @@ async def test_done_seqs_above_a_stuck_watermark_are_bounded_and_fall_back_to_th
     """Seq 1 is stuck while 2..6 finish; with room for 3 the lowest done seqs are forgotten, and
     their redelivery is handed to the relay flagged as possibly relayed (database check)."""
     from ryze.bridge.link import client as link_module
-    from ryze.protocol import EventFrame
+    from ryze.protocol import EventFrame, ReadyFrame
 
     monkeypatch.setattr(link_module, "DONE_ABOVE_LIMIT", 3)
     offered: list[tuple[int, bool]] = []
@@ -228,7 +228,8 @@ async def test_done_seqs_above_a_stuck_watermark_are_bounded_and_fall_back_to_th
         link.done(seq)
     assert link.watermark == 0
     offered.clear()
-    for seq in range(2, 7):  # a new connection offers them again
+    link._note_ready(ReadyFrame(instance="shop", last_seq=6, pending=5))  # a new connection ...
+    for seq in range(2, 7):  # ... offers them again
         await link._accept_event(frame(seq))
     # 4, 5, 6 are remembered (re-acked); 2 and 3 were forgotten and go to the relay with replay=True
     assert offered == [(2, True), (3, True)]

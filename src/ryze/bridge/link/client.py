@@ -250,9 +250,7 @@ class LinkClient:
                 if fut is not None and not fut.done():
                     fut.set_result(frame)
             elif isinstance(frame, ReadyFrame):
-                self.last_seq_at_ready = frame.last_seq
-                self._batch = frame.batch
-                self._replay_until = max(self._replay_until, frame.last_seq)
+                self._note_ready(frame)
                 self.ready.set()
                 if self._unsent_acks:
                     await self._flush_acks()
@@ -274,6 +272,11 @@ class LinkClient:
                     "RyzeAPI reported a frame error",
                     extra={"integration_id": self.integration_id, "error": getattr(frame, "message", "")},
                 )
+
+    def _note_ready(self, frame: ReadyFrame) -> None:
+        self.last_seq_at_ready = frame.last_seq
+        self._batch = frame.batch
+        self._replay_until = max(self._replay_until, frame.last_seq)
 
     async def _accept_event(self, item: EventFrame | BatchedEvent) -> None:
         seq = item.seq
@@ -311,11 +314,9 @@ class LinkClient:
             heapq.heappush(self._done_above_heap, seq)
             if len(self._done_above_heap) > DONE_ABOVE_LIMIT:
                 # One lane stuck retrying holds the watermark while the others keep finishing: keep
-                # memory bounded by forgetting the lowest, and let a redelivery of anything up to it
-                # be checked against the database like a previous run's seq.
-                forgotten = heapq.heappop(self._done_above_heap)
-                self._done_above.discard(forgotten)
-                self._replay_until = max(self._replay_until, forgotten)
+                # memory bounded by forgetting the lowest. A redelivery comes on a new connection,
+                # whose ready covers it, so it is checked against the database instead.
+                self._done_above.discard(heapq.heappop(self._done_above_heap))
         self._queue_ack(seq)
 
     def _queue_ack(self, seq: int) -> None:
