@@ -20,7 +20,12 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ryze.bridge.provisioning import hash_path_secret
-from ryze.bridge.relay.outbound.filters import classify, conversation_status, typing_state
+from ryze.bridge.relay.outbound.filters import (
+    SENDABLE_MESSAGE_TYPES,
+    classify,
+    conversation_status,
+    typing_state,
+)
 from ryze.bridge.relay.outbound.worker import target_chat
 from ryze.bridge.services import BridgeServices
 
@@ -31,9 +36,6 @@ MAX_BODY = 4 * 1024 * 1024
 _OK = b'{"ok":true}'
 _SIGNATURE = b"x-chatwoot-signature"
 _TIMESTAMP = b"x-chatwoot-timestamp"
-# message_types whose message_created can become a WhatsApp send (filters.classify); any other
-# message_created is dropped before the rest of the payload is looked at (see handle()).
-_SENDABLE_TYPES = ("outgoing", "template")  # a tuple: `in` must not hash a list or dict
 
 
 def signature_ok(secret: str, timestamp: str, raw: bytes, presented: str) -> bool:
@@ -68,7 +70,7 @@ async def handle(
     if not isinstance(payload, dict):
         return 400, b'{"error":"body is not a JSON object"}'
     event = payload.get("event")
-    if event == "message_created" and payload.get("message_type") not in _SENDABLE_TYPES:
+    if event == "message_created" and payload.get("message_type") not in SENDABLE_MESSAGE_TYPES:
         # The commonest webhook by far: Chatwoot echoes every incoming message the bridge itself
         # created (about one per relayed WhatsApp message). Two fields decide it: classify() would
         # drop it, and no other handler below takes a message_created. Same answer as the full path.

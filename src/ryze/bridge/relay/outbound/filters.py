@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 OWN_SOURCE_PREFIX = "WAID:"
+# message_types whose messages can become WhatsApp sends (a tuple: `in` must not hash a list or dict)
+SENDABLE_MESSAGE_TYPES = ("outgoing", "template")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ def classify(payload: dict[str, Any]) -> OutboundIntent | None:
         return None
     if payload.get("private"):
         return None
-    if payload.get("message_type") not in ("outgoing", "template"):
+    if payload.get("message_type") not in SENDABLE_MESSAGE_TYPES:
         return None
     source_id = payload.get("source_id")
     attributes = payload.get("content_attributes") or {}
