@@ -16,6 +16,7 @@ from .agent import Agent
 from .domain import Chatwoot, Settings
 from .events import EventBus
 from .faults import FaultMiddleware, Faults
+from .proxy import NginxHeaderMiddleware
 from .recorder import Recorder, RecorderMiddleware
 from .routes import contacts, control, conversations, inboxes, messages, storage
 from .seed import EmulatorSeed
@@ -59,7 +60,9 @@ class ChatwootEmulator:
         self.faults = Faults()
         self.recorder = Recorder(maxlen=recorder_maxlen)
         self.agent = Agent(self.state, self.domain)
-        self.app: ASGIApp = RecorderMiddleware(FaultMiddleware(self._starlette(), self.faults), self.recorder)
+        # The recorder sees what the client sent; the proxy then filters it as nginx would.
+        self.proxy = NginxHeaderMiddleware(FaultMiddleware(self._starlette(), self.faults))
+        self.app: ASGIApp = RecorderMiddleware(self.proxy, self.recorder)
 
     # --- URLs ------------------------------------------------------------------------
 
@@ -174,6 +177,8 @@ class ChatwootEmulator:
                 self.webhooks.enabled = bool(value)
             elif key == "recorder_enabled":
                 self.recorder.enabled = bool(value)
+            elif key == "drop_underscore_headers":
+                self.proxy.drop_underscore_headers = bool(value)
             elif key == "inbox_limit":
                 account_id, limit = (
                     (value["account_id"], value["limit"]) if isinstance(value, dict) else (1, value)
@@ -190,5 +195,6 @@ class ChatwootEmulator:
             "message_per_minute_limit": self.domain.settings.message_per_minute_limit,
             "webhooks_enabled": self.webhooks.enabled,
             "recorder_enabled": self.recorder.enabled,
+            "drop_underscore_headers": self.proxy.drop_underscore_headers,
             "inbox_limits": {str(a.id): a.inbox_limit for a in self.state.accounts.values()},
         }
