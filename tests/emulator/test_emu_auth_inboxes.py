@@ -161,11 +161,14 @@ async def test_update_inbox_with_patch_and_put(client: httpx.AsyncClient, api: A
     assert r.json() == {"message": "Name can't be blank", "attributes": ["name"]}
 
 
-async def test_delete_inbox_is_asynchronous_message(client: httpx.AsyncClient, api: Api) -> None:
+async def test_delete_inbox_is_asynchronous_message(
+    emu: ChatwootEmulator, client: httpx.AsyncClient, api: Api
+) -> None:
     inbox = await api.inbox()
     r = await client.delete(f"{A1}/inboxes/{inbox['id']}", headers=ADMIN)
     assert r.status_code == 200
     assert r.json() == {"message": "Your inbox deletion request will be processed in some time."}
+    await emu.jobs_idle()  # DeleteObjectJob has run
     r = await client.get(f"{A1}/inboxes/{inbox['id']}", headers=ADMIN)
     assert r.status_code == 404
 
