@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+import orjson
+
 from ryze.bridge.relay.outbound.worker import is_voice_note, whatsapp_target
 from ryze.emulator import RunningEmulator
+from ryze.emulator.state import Conversation
 
-from .conftest import ACCOUNT, RunningBridge, eventually
+from .conftest import ACCOUNT, ADMIN_TOKEN, RunningBridge, eventually
 from .fake_ryzeapi import FakeRyzeAPI, text_message
 from .helpers import contents_per_chat, conversations
 
@@ -134,3 +138,197 @@ def test_whatsapp_target_takes_source_id_only_when_it_is_a_jid() -> None:
     assert whatsapp_target({"source_id": uuid}, {"identifier": "someone@example.com"}) is None
     assert whatsapp_target({"source_id": uuid}, {"phone_number": "5511999"}) is None
     assert whatsapp_target({}, {}) is None
+
+
+# ---------------------------------------------------------------- helpers for the agent's side
+
+
+async def _cw(emulator: RunningEmulator, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """A call to the emulator's REST API as an administrator would make it from the dashboard."""
+    async with aiohttp.ClientSession() as http:
+        async with http.request(
+            method,
+            f"{emulator.url}/api/v1/accounts/{ACCOUNT}{path}",
+            json=body,
+            headers={"Api-Access-Token": ADMIN_TOKEN},
+        ) as resp:
+            raw = await resp.read()
+            return resp.status, (orjson.loads(raw) if raw else None)
+
+
+def _conversation_of(emulator: RunningEmulator, inbox_id: int, source_id: str) -> list[Conversation]:
+    state = emulator.emulator.state
+    return [
+        c
+        for c in conversations(emulator, inbox_id)
+        if state.contact_inboxes[c.contact_inbox_id].source_id == source_id
+    ]
+
+
+def _by_display_id(emulator: RunningEmulator, display_id: int) -> Conversation:
+    conv = emulator.emulator.state.conversation(ACCOUNT, display_id)
+    assert conv is not None
+    return conv
+
+
+async def _status(bridge: RunningBridge, integration_id: str) -> dict[str, Any]:
+    status, view = await bridge.call("GET", f"/v1/integrations/{integration_id}")
+    assert status == 200
+    return dict(view)
+
+
+# ---------------------------------------------------------------- agent-started conversations
+
+
+async def test_an_agent_started_conversation_goes_to_the_contacts_phone_number(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    """An agent starts a conversation with a contact that never wrote on WhatsApp: Chatwoot gives
+    the contact inbox ``source_id = SecureRandom.uuid`` (contactable_inboxes_service.rb). The send
+    goes to the contact's phone number, and the customer's answer lands in that conversation."""
+    view = await _setup(emulator, fake, bridge)
+    status, created = await _cw(
+        emulator, "POST", "/contacts", {"name": "Bia", "phone_number": "+5511999990033"}
+    )
+    assert status == 200
+    contact_id = created["payload"]["contact"]["id"]
+    conv = await emulator.emulator.agent_start_conversation(
+        ACCOUNT, contact_id, view["inbox_id"], "Your order shipped"
+    )
+    source_id = emulator.emulator.state.contact_inboxes[
+        _by_display_id(emulator, conv["id"]).contact_inbox_id
+    ].source_id
+    assert "@" not in source_id  # the UUID Chatwoot made
+    await eventually(lambda: fake.phone)
+    [(_, action, params)] = fake.phone
+    assert action == "send_text" and params["to"] == "5511999990033@s.whatsapp.net"
+    assert params["text"] == "Your order shipped"
+    # the customer answers on WhatsApp: same contact, same conversation
+    await fake.emit(
+        "shop", "message.exchange", text_message("AGENT1", "5511999990033@s.whatsapp.net", "thanks!")
+    )
+    await eventually(lambda: not fake.unacked("shop"))
+    thread = emulator.emulator.state.messages_of(_by_display_id(emulator, conv["id"]))
+    assert [m.content for m in thread if m.message_type != 2] == ["Your order shipped", "thanks!"]
+    assert len(conversations(emulator, view["inbox_id"])) == 1
+
+
+async def test_an_agent_started_conversation_without_a_whatsapp_address_is_marked_failed(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    view = await _setup(emulator, fake, bridge)
+    status, created = await _cw(
+        emulator, "POST", "/contacts", {"name": "Mail only", "email": "m@example.com"}
+    )
+    assert status == 200
+    conv = await emulator.emulator.agent_start_conversation(
+        ACCOUNT, created["payload"]["contact"]["id"], view["inbox_id"], "hello"
+    )
+    [message] = [
+        m
+        for m in emulator.emulator.state.messages_of(_by_display_id(emulator, conv["id"]))
+        if m.message_type == 1
+    ]
+    await eventually(lambda: message.status == "failed")
+    assert "not a WhatsApp JID" in message.content_attributes["external_error"]
+    assert fake.phone == []
+
+
+# ---------------------------------------------------------------- contacts deleted or merged
+
+
+async def test_a_contact_deleted_in_chatwoot_is_resolved_again(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    """ContactsController#destroy takes the conversations with it (contact.rb, destroy_async): the
+    stored contact and conversation 404; the next message finds a new contact and conversation."""
+    view = await _setup(emulator, fake, bridge)
+    await _chat(emulator, fake, view, "DEL0", A)
+    [old] = _conversation_of(emulator, view["inbox_id"], A)
+    status, _ = await _cw(emulator, "DELETE", f"/contacts/{old.contact_id}")
+    assert status == 200
+    await fake.emit("shop", "message.exchange", text_message("DEL1", A, "after the deletion"))
+    await eventually(lambda: not fake.unacked("shop"))
+    [new] = _conversation_of(emulator, view["inbox_id"], A)
+    assert new.contact_id != old.contact_id
+    assert contents_per_chat(emulator, view["inbox_id"]) == {A: ["after the deletion"]}
+    assert emulator.emulator.state.contacts[new.contact_id].identifier == A
+    assert (await _status(bridge, view["id"]))["status"] == "active"
+    mapped = await bridge.services.repos.messages.find_wa_any(view["id"], "DEL1")
+    assert mapped is not None and mapped.state == "done"
+
+
+async def test_after_a_merge_both_whatsapp_chats_map_to_the_surviving_contact(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    """POST /actions/contact_merge (app/actions/contact_merge_action.rb): the mergee's conversations
+    and contact inboxes move to the base contact, the mergee is destroyed. Each chat keeps its own
+    conversations; a new one for the mergee's chat belongs to the survivor."""
+    view = await _setup(emulator, fake, bridge)
+    inbox_id = view["inbox_id"]
+    await _chat(emulator, fake, view, "MA1", A)
+    await _chat(emulator, fake, view, "MB1", B)
+    [conv_a] = _conversation_of(emulator, inbox_id, A)
+    [conv_b] = _conversation_of(emulator, inbox_id, B)
+    base, mergee = conv_a.contact_id, conv_b.contact_id
+    status, merged = await _cw(
+        emulator, "POST", "/actions/contact_merge", {"base_contact_id": base, "mergee_contact_id": mergee}
+    )
+    assert status == 200 and merged["id"] == base
+    await fake.emit("shop", "message.exchange", text_message("MB2", B, "b2"))
+    await eventually(lambda: not fake.unacked("shop"))
+    await emulator.emulator.agent_toggle_status(ACCOUNT, conv_b.display_id, "resolved")
+    await emulator.emulator.incoming_dispatch_idle()  # the bridge has seen the conversation resolved
+    await fake.emit("shop", "message.exchange", text_message("MB3", B, "b3"))
+    await fake.emit("shop", "message.exchange", text_message("MA2", A, "a2"))
+    await eventually(lambda: not fake.unacked("shop"))
+    assert contents_per_chat(emulator, inbox_id) == {A: ["hi", "a2"], B: ["hi", "b2", "b3"]}
+    convs_b = _conversation_of(emulator, inbox_id, B)
+    assert len(convs_b) == 2 and {c.contact_id for c in convs_b} == {base}
+    assert [c.id for c in _conversation_of(emulator, inbox_id, A)] == [conv_a.id]
+    record_b = await bridge.services.repos.chats.find(view["id"], [B])
+    record_a = await bridge.services.repos.chats.find(view["id"], [A])
+    assert record_a is not None and record_b is not None
+    assert record_a.contact_id == record_b.contact_id == base
+    # an agent reply in the new conversation goes to the mergee's chat
+    new_b = max(convs_b, key=lambda c: c.id)
+    await emulator.emulator.agent_reply(ACCOUNT, new_b.display_id, "for b")
+    await eventually(lambda: fake.phone)
+    assert [(p["to"], p["text"]) for _, _, p in fake.phone] == [(B, "for b")]
+
+
+# ---------------------------------------------------------------- inbox deleted behind the bridge's back
+
+
+async def test_an_inbox_deleted_in_chatwoot_turns_the_integration_error_and_keeps_the_messages(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    """InboxesController#destroy only enqueues DeleteObjectJob (app/jobs/delete_object_job.rb):
+    until it runs the inbox works and webhooks arrive; afterwards the integration is ``error`` with
+    a last_error that says so, and WhatsApp messages wait in RyzeAPI's log instead of being lost."""
+    view = await _setup(emulator, fake, bridge)
+    emu = emulator.emulator
+    display_id = await _chat(emulator, fake, view, "IN0", A)
+    emu.configure(job_delay=3600)
+    status, _ = await _cw(emulator, "DELETE", f"/inboxes/{view['inbox_id']}")
+    assert status == 200
+    # the job has not run: both directions still work
+    await emu.agent_reply(ACCOUNT, display_id, "still here")
+    await eventually(lambda: fake.phone)
+    await fake.emit("shop", "message.exchange", text_message("IN1", A, "me too"))
+    await eventually(lambda: not fake.unacked("shop"))
+    assert (await _status(bridge, view["id"]))["status"] == "active"
+    emu.configure(job_delay=0)
+    await emu.jobs_idle()
+    assert view["inbox_id"] not in emu.state.inboxes
+    await fake.emit("shop", "message.exchange", text_message("IN2", A, "into the void"))
+
+    async def inbox_gone() -> bool:
+        shown = await _status(bridge, view["id"])
+        return shown["status"] == "error" and "was deleted in Chatwoot" in shown["last_error"]
+
+    await eventually(inbox_gone)
+    shown = await _status(bridge, view["id"])
+    assert f"inbox {view['inbox_id']}" in shown["last_error"] and "set again" in shown["last_error"]
+    assert fake.unacked("shop")  # kept: neither acked nor given up
+    assert await bridge.services.repos.messages.find_wa_any(view["id"], "IN2") is None
