@@ -3,12 +3,15 @@ the emulator behaving as the Chatwoot file named in the test does."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import aiohttp
 import orjson
 
+from ryze.bridge.relay.inbound.lookup import find_created
 from ryze.bridge.relay.outbound.worker import is_voice_note, whatsapp_target
+from ryze.chatwoot import ChatwootSessions
 from ryze.emulator import RunningEmulator
 from ryze.emulator.state import Conversation
 
@@ -332,3 +335,69 @@ async def test_an_inbox_deleted_in_chatwoot_turns_the_integration_error_and_keep
     assert f"inbox {view['inbox_id']}" in shown["last_error"] and "set again" in shown["last_error"]
     assert fake.unacked("shop")  # kept: neither acked nor given up
     assert await bridge.services.repos.messages.find_wa_any(view["id"], "IN2") is None
+
+
+# ---------------------------------------------------------------- the 20-message window
+
+
+async def test_the_already_created_check_finds_a_message_older_than_the_latest_20(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    """A create whose answer was lost, and then 25 more messages in the conversation: Chatwoot's
+    message list gives only the latest 20 (MessageFinder#messages_latest, ``limit(20)``), so the
+    check before creating again must page back with ``before``."""
+    view = await _setup(emulator, fake, bridge)
+    display_id = await _chat(emulator, fake, view, "W0", A)
+    late = text_message("W1", A, "created, answer lost")  # WhatsApp's timestamp: before the create
+    status, _ = await _cw(
+        emulator,
+        "POST",
+        f"/conversations/{display_id}/messages",
+        {"content": "created, answer lost", "message_type": "incoming", "source_id": "WAID:W1"},
+    )
+    assert status == 200
+    for i in range(25):
+        status, _ = await _cw(
+            emulator,
+            "POST",
+            f"/conversations/{display_id}/messages",
+            {"content": f"note {i}", "private": True},
+        )
+        assert status == 200
+    emulator.emulator.faults.add(method="POST", path=r"/conversations/\d+/messages$", status=502, count=1)
+    await fake.emit("shop", "message.exchange", late)
+    await fake.emit("shop", "message.exchange", text_message("W2", A, "next"))
+    await eventually(lambda: not fake.unacked("shop"), timeout=30)
+    assert contents_per_chat(emulator, view["inbox_id"]) == {A: ["hi", "created, answer lost", "next"]}
+    pages = [
+        r.query
+        for r in emulator.emulator.recorder.requests
+        if r.method == "GET" and r.path.endswith(f"/conversations/{display_id}/messages")
+    ]
+    assert pages[0] == "" and pages[1].startswith("before=")
+
+
+async def test_find_created_pages_back_within_its_bounds(emulator: RunningEmulator) -> None:
+    pool = ChatwootSessions(timeout=5.0)
+    try:
+        cw = pool.client(emulator.url, ACCOUNT, ADMIN_TOKEN)
+        inbox = await cw.create_api_inbox("Lookup", "")
+        contact = await cw.create_contact(name="L", inbox_id=inbox.id, source_id=A)
+        conv = await cw.create_conversation(inbox_id=inbox.id, contact_id=contact.id, source_id=A)
+        await cw.create_message(conv.id, content="first", message_type="incoming", source_id="WAID:FIRST")
+        for i in range(45):
+            await cw.create_message(conv.id, content=f"m{i}", message_type="outgoing", private=True)
+        now = time.time()
+        found = await find_created(cw, conv.id, "WAID:FIRST", not_before=now)
+        assert found is not None and found.content == "first"
+        assert await find_created(cw, conv.id, "WAID:NONE", not_before=now) is None  # start reached
+        requests = emulator.emulator.recorder.requests
+        requests.clear()
+        assert await find_created(cw, conv.id, "WAID:FIRST", not_before=now, max_pages=2) is None
+        assert len(requests) == 2
+        requests.clear()
+        # a WhatsApp message far newer than every Chatwoot message: one page is enough
+        assert await find_created(cw, conv.id, "WAID:FIRST", not_before=now + 3600) is None
+        assert len(requests) == 1
+    finally:
+        await pool.close()
