@@ -214,6 +214,7 @@ async def test_an_agent_started_conversation_goes_to_the_contacts_phone_number(
     thread = emulator.emulator.state.messages_of(_by_display_id(emulator, conv["id"]))
     assert [m.content for m in thread if m.message_type != 2] == ["Your order shipped", "thanks!"]
     assert len(conversations(emulator, view["inbox_id"])) == 1
+    assert emulator.emulator.recorder.conformance_errors() == []
 
 
 async def test_an_agent_started_conversation_without_a_whatsapp_address_is_marked_failed(
@@ -298,6 +299,7 @@ async def test_after_a_merge_both_whatsapp_chats_map_to_the_surviving_contact(
     await emulator.emulator.agent_reply(ACCOUNT, new_b.display_id, "for b")
     await eventually(lambda: fake.phone)
     assert [(p["to"], p["text"]) for _, _, p in fake.phone] == [(B, "for b")]
+    assert emulator.emulator.recorder.conformance_errors() == []
 
 
 # ---------------------------------------------------------------- inbox deleted behind the bridge's back
