@@ -69,7 +69,7 @@ class ChatwootSessions:
             connector=connector,
             json_serialize=lambda obj: orjson.dumps(obj).decode(),
             timeout=aiohttp.ClientTimeout(total=self.timeout, connect=self.connect_timeout),
-            # The API authenticates every call by its api_access_token header, and this one session
+            # The API authenticates every call by its Api-Access-Token header, and this one session
             # carries every integration (token, account) on the base URL: a cookie Chatwoot set for
             # one must never ride along with another's calls. No jar also means no per-request
             # cookie filtering.
@@ -123,8 +123,11 @@ class ChatwootClient:
         # CIMultiDict given to it is not converted again. Bodies are encoded here with orjson
         # (bytes, straight to the socket) rather than through aiohttp's ``json=``, which wraps
         # the session's str serializer and encodes the result again.
+        # The hyphenated spelling: Rack turns it into HTTP_API_ACCESS_TOKEN, which Chatwoot's
+        # AccessTokenAuthHelper reads (app/controllers/concerns/access_token_auth_helper.rb), and
+        # unlike ``api_access_token`` it survives a stock nginx (``underscores_in_headers off``).
         self._headers: CIMultiDict[str] = CIMultiDict(
-            {"api_access_token": token, "Accept": "application/json"}
+            {"Api-Access-Token": token, "Accept": "application/json"}
         )
         self._json_headers: CIMultiDict[str] = CIMultiDict(self._headers)
         self._json_headers["Content-Type"] = "application/json"

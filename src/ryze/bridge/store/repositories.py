@@ -161,6 +161,20 @@ class ChatRepository:
         m = row._mapping
         return ChatRecord(m["chat_key"], m["contact_id"], m["conversation_id"], m["conversation_status"])
 
+    async def chat_of_conversation(self, integration_id: str, conversation_id: int) -> str | None:
+        """The chat key mapped to a Chatwoot conversation, if any (read on resolution only)."""
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(CHATS.c.chat_key)
+                    .where(
+                        CHATS.c.integration_id == integration_id, CHATS.c.conversation_id == conversation_id
+                    )
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else str(row[0])
+
     async def save(self, integration_id: str, chat: ChatRecord, aliases: list[str]) -> None:
         now = time.time()
 

@@ -48,7 +48,9 @@ async def update(ctx: Ctx) -> Response:
 async def destroy(ctx: Ctx) -> Response:
     inbox = ctx.inbox()
     ctx.caller.require_admin()
-    ctx.cw.delete_inbox(inbox)
+    # InboxesController#destroy: `DeleteObjectJob.perform_later(@inbox, ...)`, nothing deleted yet.
+    inbox_id = inbox.id
+    ctx.emu.jobs.enqueue(f"delete-inbox-{inbox_id}", lambda: ctx.cw.delete_inbox(inbox_id))
     return json_response({"message": "Your inbox deletion request will be processed in some time."})
 
 

@@ -24,6 +24,7 @@ from ryze.bridge.link.client import backoff_delay
 from ryze.bridge.metrics import failure_reason
 from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.lanes import LaneKeys
+from ryze.bridge.relay.inbound.lookup import find_created, message_time
 from ryze.bridge.relay.inbound.resolver import jid_user, phone_of
 from ryze.chatwoot import (
     ChatwootAuthError,
@@ -308,10 +309,12 @@ class MessageConsumer:
         client = rt.client()
         source_id = f"WAID:{msg.id}"
         if self.replay or ambiguous:
-            for existing in await client.list_messages(chat.conversation_id):
-                if existing.source_id == source_id:
-                    await self._record(existing.id, chat.conversation_id)
-                    return
+            existing = await find_created(
+                client, chat.conversation_id, source_id, not_before=message_time(msg.timestamp)
+            )
+            if existing is not None:
+                await self._record(existing.id, chat.conversation_id)
+                return
         attributes = dict(draft.content_attributes)
         quoted = self._quoted_id()
         if quoted:

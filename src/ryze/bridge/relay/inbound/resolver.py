@@ -107,6 +107,22 @@ class ConversationResolver:
         for alias in aliases_of(chat):
             self._cache.pop(alias, None)
 
+    async def rebind_contact(self, chat: ChatRef, record: ChatRecord) -> None:
+        """Chatwoot answered 404 for the record's contact: resolve the chat's contact again.
+
+        After a deletion nothing owns the chat any more and a new contact is created; after a merge
+        (app/actions/contact_merge_action.rb) the chat's contact inbox belongs to the surviving
+        contact, so ``contact_inboxes/filter`` finds it and both WhatsApp identities map to it.
+        The caller saves the record.
+        """
+        gone = record.contact_id
+        await self.forget_contact(chat)
+        record.contact_id = await self._contact(chat)
+        log.info(
+            "contact gone in Chatwoot: chat resolved again",
+            extra={"integration_id": self.integration_id, "gone": gone, "contact_id": record.contact_id},
+        )
+
     # ------------------------------------------------------------------ resolution
 
     async def resolve(self, chat: ChatRef) -> ChatRecord:
@@ -126,7 +142,13 @@ class ConversationResolver:
                 chat_key=chat.jid, contact_id=contact_id, conversation_id=None, conversation_status="open"
             )
         if not self._usable(record):
-            conversation = await self._conversation(record)
+            try:
+                conversation = await self._conversation(record)
+            except ChatwootNotFound:
+                # The stored contact is gone: deleted (its conversations with it) or merged into
+                # another (its contact inboxes moved to the survivor). Find the chat's owner again.
+                await self.rebind_contact(chat, record)
+                conversation = await self._conversation(record)
             record.conversation_id = conversation.id
             record.conversation_status = conversation.status
         await self._chats.save(self.integration_id, record, aliases)
@@ -149,7 +171,13 @@ class ConversationResolver:
         if not phone or chat.type != ChatType.PRIVATE:
             return
         try:
-            contact = await self._client().show_contact(record.contact_id)
+            try:
+                contact = await self._client().show_contact(record.contact_id)
+            except ChatwootNotFound:  # deleted or merged away since: follow the chat to its owner
+                await self.rebind_contact(chat, record)
+                await self._chats.save(self.integration_id, record, aliases_of(chat))
+                self._remember(chat, record)
+                contact = await self._client().show_contact(record.contact_id)
             if not contact.phone_number:
                 await self._client().update_contact(record.contact_id, phone_number=phone)
         except (ChatwootValidationError, ChatwootNotFound) as exc:  # the number belongs to another contact
@@ -209,11 +237,19 @@ class ConversationResolver:
         log.info("contact created", extra={"integration_id": self.integration_id, "contact_id": contact.id})
         return contact.id
 
+    async def _may_take(self, record: ChatRecord, conversation_id: int) -> bool:
+        """A contact merged from two WhatsApp chats holds both chats' conversations; each chat
+        keeps to its own (agent replies go to the conversation's contact inbox source)."""
+        owner = await self._chats.chat_of_conversation(self.integration_id, conversation_id)
+        return owner is None or owner == record.chat_key
+
     async def _conversation(self, record: ChatRecord) -> Conversation:
         client = self._client()
         policy = self._policy()
         ours = [
-            c for c in await client.contact_conversations(record.contact_id) if c.inbox_id == self.inbox_id
+            c
+            for c in await client.contact_conversations(record.contact_id)
+            if c.inbox_id == self.inbox_id and await self._may_take(record, c.id)
         ]
         if policy.reopen_resolved and ours:
             return ours[0]

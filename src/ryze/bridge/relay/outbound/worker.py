@@ -51,20 +51,77 @@ def command_id(integration_id: str, chatwoot_message_id: int, part: int, *, kind
     return f"{prefix}-{integration_id}-{chatwoot_message_id}-{part}"
 
 
-def target_chat(payload: dict[str, Any]) -> str | None:
-    conversation = payload.get("conversation") or {}
-    contact_inbox = conversation.get("contact_inbox") or {}
+# The JID servers a WhatsApp chat can live on: a phone-number user, a LID user, a group.
+_JID_SERVERS = ("@s.whatsapp.net", "@lid", "@g.us")
+
+
+def is_whatsapp_jid(value: object) -> bool:
+    if not isinstance(value, str) or "@" not in value:
+        return False
+    user, _, server = value.partition("@")
+    return bool(user) and ("@" + server) in _JID_SERVERS
+
+
+def whatsapp_target(contact_inbox: dict[str, Any], contact: dict[str, Any]) -> str | None:
+    """The WhatsApp chat of a Chatwoot conversation, from its contact inbox and contact.
+
+    ``source_id`` is the chat's JID when the bridge created the contact inbox, but when an agent
+    starts a conversation with a contact that has no contact inbox in our inbox, Chatwoot makes one
+    with ``source_id = SecureRandom.uuid`` (app/services/contacts/contactable_inboxes_service.rb):
+    such a source is no WhatsApp address. Then the contact's identifier (a JID, as the bridge sets
+    it), else its phone number (E.164, validated by Chatwoot's Contact model).
+    """
     source_id = contact_inbox.get("source_id")
-    if isinstance(source_id, str) and source_id:
-        return source_id
-    sender = (conversation.get("meta") or {}).get("sender") or {}
-    identifier = sender.get("identifier")
-    if isinstance(identifier, str) and "@" in identifier:
-        return identifier
-    phone = sender.get("phone_number")
-    if isinstance(phone, str) and phone.startswith("+"):
+    if is_whatsapp_jid(source_id):
+        return str(source_id)
+    identifier = contact.get("identifier")
+    if is_whatsapp_jid(identifier):
+        return str(identifier)
+    phone = contact.get("phone_number")
+    if isinstance(phone, str) and phone.startswith("+") and phone[1:].isdigit() and len(phone) > 2:
         return phone[1:] + "@s.whatsapp.net"
     return None
+
+
+def target_chat(payload: dict[str, Any]) -> str | None:
+    conversation = payload.get("conversation") or {}
+    if not isinstance(conversation, dict):
+        return None
+    contact_inbox = conversation.get("contact_inbox") or {}
+    sender = (conversation.get("meta") or {}).get("sender") or {}
+    return whatsapp_target(
+        contact_inbox if isinstance(contact_inbox, dict) else {}, sender if isinstance(sender, dict) else {}
+    )
+
+
+# Voice notes WhatsApp plays as such are OGG/Opus (what neonize/whatsmeow send as PTT).
+_VOICE_CONTENT_TYPES = ("audio/ogg", "audio/opus")
+_VOICE_EXTENSIONS = ("ogg", "oga", "opus")
+
+
+def is_voice_note(attachment: dict[str, Any]) -> bool:
+    """Send an audio attachment as a WhatsApp voice note (PTT)?
+
+    Chatwoot's webhook attachment (``Attachment#push_event_data``, app/models/attachment.rb) has no
+    ``meta`` key, so the ``is_recorded_audio`` / ``is_voice_message`` flag an upload may carry is never
+    seen; what is there is ``file_type``, ``content_type``, ``extension`` and the ``data_url``. An
+    OGG/Opus audio is what a voice note is on WhatsApp, so it goes as one; other audio (the MP3 the
+    dashboard records for API inboxes, say) goes as an audio file, which WhatsApp plays everywhere.
+    A ``meta`` flag, where a fork or an older version sends one, is still honoured.
+    """
+    if attachment.get("file_type") != "audio":
+        return False
+    meta = attachment.get("meta")
+    if isinstance(meta, dict) and (meta.get("is_voice_message") or meta.get("is_recorded_audio")):
+        return True
+    content_type = str(attachment.get("content_type") or "").split(";", 1)[0].strip().lower()
+    if content_type in _VOICE_CONTENT_TYPES:
+        return True
+    extension = str(attachment.get("extension") or "").lower()
+    if not extension:
+        name = _file_name(str(attachment.get("data_url") or "")) or ""
+        extension = name.rsplit(".", 1)[1].lower() if "." in name else ""
+    return extension in _VOICE_EXTENSIONS
 
 
 def _file_name(url: str) -> str | None:
@@ -235,7 +292,11 @@ class OutboundWorker:
     async def _commands(self, job: OutboundJobRecord, payload: dict[str, Any]) -> list[CommandFrame]:
         chat = target_chat(payload)
         if chat is None:
-            raise PermanentFailure("the conversation has no WhatsApp chat (contact_inbox source_id missing)")
+            raise PermanentFailure(
+                "the conversation has no WhatsApp chat: its contact_inbox source_id is not a WhatsApp "
+                "JID (an agent-started conversation) and the contact has no WhatsApp identifier or "
+                "phone number"
+            )
         if job.kind == "revoke":
             mapped = await self.rt.repos.messages.find_chatwoot(self.rt.id, job.chatwoot_message_id)
             return [
@@ -276,9 +337,7 @@ class OutboundWorker:
                 mimetype=attachment.get("content_type") or None,
                 fileName=_file_name(url),
                 caption=(text or None) if index == 0 else None,
-                isVoice=bool((attachment.get("meta") or {}).get("is_voice_message"))
-                if media_type == "audio"
-                else False,
+                isVoice=is_voice_note(attachment),
                 replyTo=reply_to if index == 0 else None,
             )
             frames.append(
