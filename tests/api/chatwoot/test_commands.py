@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import event, text
 
-from ryze.api.chatwoot.commands import INTERRUPTED, CommandRunner, _Claim, _Release
+from ryze.api.chatwoot.commands import INTERRUPTED, CommandRunner
 from ryze.api.db import Database
 from ryze.api.errors import ApiError
 from ryze.engines.base import EngineError, NotConnectedError
@@ -245,12 +245,9 @@ async def test_one_failing_write_does_not_fail_the_others_of_its_batch(db: Datab
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", fail_once)
     try:
-        loop = asyncio.get_running_loop()
-        released: asyncio.Future[None] = loop.create_future()
-        claimed: asyncio.Future[ResultFrame | None] = loop.create_future()
-        r._submit(_Release(("inst", "A"), released))  # queued together: one batch
-        r._submit(_Claim(("inst", "B"), claimed))
-        assert await released is None and await claimed is None
+        # queued together: one batch
+        released, claimed = await asyncio.gather(r._release("inst", "A"), r._claim("inst", "B"))
+        assert released is None and claimed is None
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", fail_once)
     assert armed == [False]  # the fault fired

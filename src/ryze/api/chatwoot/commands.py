@@ -40,8 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ryze.api.chatwoot.models import ChatwootCommandRow
 from ryze.api.errors import ApiError, SentNotStored
 from ryze.api.services.messaging import MessagingService
-from ryze.api.services.store import write_lock
-from ryze.common.database import WriterConnection
+from ryze.common.database import GroupCommitter, Transaction, write_lock
 from ryze.engines.base import EngineError
 from ryze.protocol import (
     CommandAction,
@@ -72,20 +71,17 @@ _Key = tuple[str, str]
 @dataclass(slots=True)
 class _Claim:
     key: _Key
-    future: asyncio.Future[ResultFrame | None]
 
 
 @dataclass(slots=True)
 class _Finish:
     key: _Key
     result: str  # the ResultFrame JSON
-    future: asyncio.Future[None]
 
 
 @dataclass(slots=True)
 class _Release:
     key: _Key
-    future: asyncio.Future[None]
 
 
 _Op = _Claim | _Finish | _Release
@@ -138,9 +134,12 @@ class CommandRunner:
             .on_conflict_do_nothing(index_elements=["instance_name", "command_id"])
             .returning(_CMD.c.instance_name, _CMD.c.command_id)
         )
-        self._queue: list[_Op] = []
-        self._committer: asyncio.Task[None] | None = None
-        self._writer_conn = WriterConnection(engine, "chatwoot commands")
+        # The operations of unrelated commands share a transaction: one bad one must not fail the
+        # others (a lost release would turn a message that never left into a permanent
+        # "interrupted"), so a failed batch is written again op by op.
+        self._committer: GroupCommitter[_Op, object] = GroupCommitter(
+            engine, self._commit, name="chatwoot commands", on_failure="singly", abandoned=self._abandoned
+        )
         # Commands this runner claimed and is executing: only their claims may be marked done by
         # the transaction of the message they send (CommandRecorder).
         self._running: set[_Key] = set()
@@ -211,69 +210,33 @@ class CommandRunner:
 
     # -- the command committer: claims, stored results and releases, group-committed -----------
 
-    def _submit(self, op: _Op) -> None:
-        self._queue.append(op)
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_loop(), name="chatwoot-commands-writer")
-
     async def _claim(self, instance: str, command_id: str) -> ResultFrame | None:
         """None when this call owns the execution; else the result to answer with.
 
         Returns only once the claim is committed: a crash after this never sends twice."""
-        future: asyncio.Future[ResultFrame | None] = asyncio.get_running_loop().create_future()
-        self._submit(_Claim((instance, command_id), future))
-        return await future
+        while True:
+            answer = await self._committer.submit(_Claim((instance, command_id)))
+            if answer is not _AGAIN:  # else released meanwhile (PostgreSQL): claim it again
+                return cast(ResultFrame | None, answer)
 
     async def _finish(self, instance: str, command_id: str, result: ResultFrame) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._submit(_Finish((instance, command_id), result.model_dump_json(), future))
-        await future
+        await self._committer.submit(_Finish((instance, command_id), result.model_dump_json()))
 
     async def _release(self, instance: str, command_id: str) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._submit(_Release((instance, command_id), future))
-        await future
+        await self._committer.submit(_Release((instance, command_id)))
 
-    async def _commit_loop(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                answers = await self._write(batch)
-            except Exception:
-                # The operations of unrelated commands share the transaction: one bad one must not
-                # fail the others (a lost release would turn a message that never left into a
-                # permanent "interrupted"). Each is written again on its own.
-                log.warning("bridge command batch failed; writing it op by op", exc_info=True)
-                await self._writer_conn.drop()  # it may be what failed: the next write reopens it
-                for op in batch:
-                    try:
-                        self._settle(op, await self._write([op]))
-                    except Exception as exc:  # delivered to the waiting run, which logs it
-                        await self._writer_conn.drop()
-                        if not op.future.done():
-                            op.future.set_exception(exc)
-                continue
-            for op in batch:
-                self._settle(op, answers)
+    async def _commit(self, transaction: Transaction, batch: list[_Op]) -> list[object]:
+        """The committer's batch: each claim's answer (None: claimed by us), None for the rest."""
+        answers = await self._write(transaction, batch)
+        return [answers.get(op.key) if isinstance(op, _Claim) else None for op in batch]
 
-    def _settle(self, op: _Op, answers: dict[_Key, object]) -> None:
-        if not isinstance(op, _Claim):
-            if not op.future.done():
-                op.future.set_result(None)
-            return
-        answer = answers.get(op.key)
-        if answer is _AGAIN:
-            self._queue.append(op)  # released meanwhile (PostgreSQL): claim it again
-        elif not op.future.done():
-            op.future.set_result(cast(ResultFrame | None, answer))
-        elif answer is None:
+    def _abandoned(self, op: _Op, answer: object) -> None:
+        if isinstance(op, _Claim) and answer is None:
             # Claimed for a caller that is gone (cancelled at shutdown): nobody will run it, and a
             # pending claim would answer the bridge's retry "interrupted" for a message never sent.
-            release: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            release.add_done_callback(_consume_outcome)
-            self._queue.append(_Release(op.key, release))
+            self._committer.submit_nowait(_Release(op.key))
 
-    async def _write(self, batch: list[_Op]) -> dict[_Key, object]:
+    async def _write(self, transaction: Transaction, batch: list[_Op]) -> dict[_Key, object]:
         """One transaction for the batch; returns each claim's answer (None: claimed by us)."""
         finishes = [
             {"i": op.key[0], "c": op.key[1], "r": op.result} for op in batch if isinstance(op, _Finish)
@@ -281,8 +244,7 @@ class CommandRunner:
         releases = [{"i": op.key[0], "c": op.key[1]} for op in batch if isinstance(op, _Release)]
         claims = list(dict.fromkeys(op.key for op in batch if isinstance(op, _Claim)))
         answers: dict[_Key, object] = {}
-        conn = await self._writer_conn.get()
-        async with write_lock(self._engine), conn.begin():
+        async with transaction() as conn:
             # Results and releases first: a release followed by a new claim of the same id (the
             # bridge's retry) in one batch must leave the new claim in place.
             if finishes:
@@ -325,9 +287,7 @@ class CommandRunner:
 
     async def aclose(self) -> None:
         """Finish pending writes and release the writer's connection (before the engine is disposed)."""
-        if self._committer is not None:
-            await asyncio.gather(self._committer, return_exceptions=True)
-        await self._writer_conn.drop()
+        await self._committer.aclose()
 
     def _recorded_by_message(self, items: Sequence[tuple[str, str, ResultFrame]]) -> None:
         for instance, command_id, result in items:
@@ -413,13 +373,6 @@ class CommandRunner:
         assert isinstance(params, PresenceParams)
         await m.presence(instance, params.chat, params.state)
         return None
-
-
-def _consume_outcome(future: asyncio.Future[None]) -> None:
-    """Nobody awaits this write: retrieve its outcome so a failure is not reported as unretrieved
-    (the batch failure itself is logged by the committer)."""
-    if not future.cancelled():
-        future.exception()
 
 
 async def _mark_done(conn: AsyncConnection, rows: list[dict[str, str]]) -> None:

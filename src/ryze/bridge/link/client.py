@@ -33,6 +33,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from ryze.common.tasks import cancel_and_wait
 from ryze.protocol import (
+    CLOSE_GONE,
     AckFrame,
     AcksFrame,
     BatchedEvent,
@@ -56,7 +57,6 @@ DONE_ABOVE_LIMIT = 10_000
 
 EventHandler = Callable[[int, EventEnvelope, bool], None]
 StateHandler = Callable[[bool, str, bool], Awaitable[None]]  # connected, error, refused
-CLOSE_INTEGRATION_DELETED = 4004
 WatermarkSaver = Callable[[int], Awaitable[None]]
 
 
@@ -193,7 +193,7 @@ class LinkClient:
                     finally:
                         pinger.cancel()
                     code, reason = ws.close_code, ws.close_reason
-                    refused = code == CLOSE_INTEGRATION_DELETED
+                    refused = code == CLOSE_GONE
                     error = f"RyzeAPI closed the link ({code} {reason})".strip()
             except asyncio.CancelledError:
                 raise

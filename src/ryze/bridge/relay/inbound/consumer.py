@@ -25,6 +25,7 @@ from ryze.bridge.metrics import failure_reason
 from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.lanes import LaneKeys
 from ryze.bridge.relay.inbound.resolver import jid_user, phone_of
+from ryze.bridge.relay.source_id import wa_source_id
 from ryze.chatwoot import (
     ChatwootAuthError,
     ChatwootError,
@@ -306,7 +307,7 @@ class MessageConsumer:
         chat = await rt.resolver.resolve(msg.chat)
         assert chat.conversation_id is not None
         client = rt.client()
-        source_id = f"WAID:{msg.id}"
+        source_id = wa_source_id(msg.id)
         if self.replay or ambiguous:
             for existing in await client.list_messages(chat.conversation_id):
                 if existing.source_id == source_id:
@@ -323,7 +324,7 @@ class MessageConsumer:
             ):
                 attributes["in_reply_to"] = target.chatwoot_message_id
             else:
-                attributes["in_reply_to_external_id"] = f"WAID:{quoted}"
+                attributes["in_reply_to_external_id"] = wa_source_id(quoted)
         try:
             created = await client.create_message(
                 chat.conversation_id,

@@ -22,6 +22,7 @@ import orjson
 
 from ryze.bridge.link.client import LinkUnavailable, backoff_delay
 from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
+from ryze.bridge.relay.source_id import wa_id_of
 from ryze.bridge.store.repositories import OutboundJobRecord
 from ryze.chatwoot import ChatwootError
 from ryze.common.tasks import cancel_and_wait
@@ -293,8 +294,9 @@ class OutboundWorker:
     async def _reply_to(self, payload: dict[str, Any]) -> str | None:
         attributes = payload.get("content_attributes") or {}
         external = attributes.get("in_reply_to_external_id")
-        if isinstance(external, str) and external.startswith("WAID:"):
-            return external[len("WAID:") :]
+        quoted = wa_id_of(external)
+        if quoted is not None:
+            return quoted
         internal = attributes.get("in_reply_to")
         if isinstance(internal, int):
             mapped = await self.rt.repos.messages.find_chatwoot(self.rt.id, internal)
