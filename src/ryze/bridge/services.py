@@ -39,7 +39,7 @@ class BridgeServices:
         manager = IntegrationManager(
             settings=settings, repos=repos, sessions=sessions, box=box, metrics=metrics
         )
-        metrics.watch(lambda: manager.runtimes.values())
+        metrics.watch(lambda: [runtime.health for runtime in manager.runtimes.values()])
         provisioner = Provisioner(settings=settings, repos=repos, sessions=sessions, box=box, manager=manager)
         return cls(settings, db, repos, sessions, box, manager, provisioner, metrics)
 

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import heapq
 import logging
-import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,7 @@ import pydantic
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from ryze.bridge.retry import backoff_delay
 from ryze.common.tasks import cancel_and_wait
 from ryze.protocol import (
     CLOSE_GONE,
@@ -62,11 +62,6 @@ WatermarkSaver = Callable[[int], Awaitable[None]]
 
 class LinkUnavailable(Exception):
     """The command could not be confirmed: link down or no result in time. Retry with the same id."""
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Full-jitter exponential backoff."""
-    return random.uniform(base / 2, min(cap, base * (2 ** min(attempt, 20))))
 
 
 class LinkClient:
