@@ -22,13 +22,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ryze.api.db import Database
 from ryze.api.db.models import MessageRow, utcnow
 from ryze.api.events import LogWriter
-from ryze.api.records import StoredMessage
+from ryze.api.records import StoredMessage, StoreReceipt
 from ryze.common.database import GroupCommitter, Transaction
 from ryze.engines.base import WhatsAppMessage
 
 log = logging.getLogger(__name__)
 
 _Pending = tuple[dict[str, Any], Sequence[tuple[LogWriter, Any]]]
+_NEW, _NOT_NEW = StoreReceipt(True), StoreReceipt(False)
 
 
 class MessageStore:
@@ -43,7 +44,7 @@ class MessageStore:
             .on_conflict_do_nothing(index_elements=["instance_id", "wa_id"])
             .returning(table.c.instance_id, table.c.wa_id)
         )
-        self._committer: GroupCommitter[_Pending, bool] = GroupCommitter(
+        self._committer: GroupCommitter[_Pending, StoreReceipt] = GroupCommitter(
             db.engine, self._commit, name="message store"
         )
 
@@ -71,25 +72,29 @@ class MessageStore:
             "created_at": utcnow(),
         }
 
-    async def add(self, values: dict[str, Any], events: Sequence[tuple[LogWriter, Any]] = ()) -> bool:
-        """Insert one message; False when (instance, WhatsApp id) was already stored.
+    async def add(self, values: dict[str, Any], events: Sequence[tuple[LogWriter, Any]] = ()) -> StoreReceipt:
+        """Insert one message; its receipt says whether it was new (not already stored under
+        (instance, WhatsApp id)) and which ``events`` items were committed with it.
 
         ``events``: (writer, item) pairs written in the same transaction when the message is new.
         """
         return await self._committer.submit((values, events))
 
-    async def _commit(self, transaction: Transaction, batch: list[_Pending]) -> list[bool]:
-        """One multi-row insert for the batch (and its writers' rows); whether each message was new."""
+    async def _commit(self, transaction: Transaction, batch: list[_Pending]) -> list[StoreReceipt]:
+        """One multi-row insert for the batch (and its writers' rows); each message's receipt."""
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for values, _ in batch:
             rows.setdefault((values["instance_id"], values["wa_id"]), values)
         inserted = await self._write(transaction, list(rows.values()), batch)
-        out: list[bool] = []
-        for values, _ in batch:
+        out: list[StoreReceipt] = []
+        for values, events in batch:
             key = (values["instance_id"], values["wa_id"])
-            # Only the first of in-batch duplicates counts as new.
-            out.append(key in inserted)
-            inserted.discard(key)
+            # Only the first of in-batch duplicates counts as new (and had its events written).
+            if key in inserted:
+                inserted.discard(key)
+                out.append(StoreReceipt(True, tuple(item for _, item in events)) if events else _NEW)
+            else:
+                out.append(_NOT_NEW)
         return out
 
     async def _write(
@@ -172,8 +177,9 @@ class MessageStore:
             await session.commit()
 
 
-def stored_from_values(values: dict[str, Any]) -> StoredMessage:
-    """The record ``get`` would read back for a row just inserted from ``values`` (``row_values``)."""
+def stored_from_values(values: dict[str, Any], logged: tuple[Any, ...] = ()) -> StoredMessage:
+    """The record ``get`` would read back for a row just inserted from ``values`` (``row_values``),
+    with the send receipt's ``logged`` items."""
     payload: dict[str, Any] = values["payload"] or {}
     media = payload.get("media") or {}
     return StoredMessage(
@@ -189,6 +195,7 @@ def stored_from_values(values: dict[str, Any]) -> StoredMessage:
         media_file_name=values["media_file_name"],
         media_size=media.get("size"),
         payload=dict(payload),
+        logged=logged,
     )
 
 
