@@ -27,7 +27,7 @@ from ryze.bridge.relay.inbound.lanes import LaneKeys, LaneRouter
 from ryze.bridge.relay.inbound.resolver import ConversationResolver, jid_user, phone_of
 from ryze.bridge.relay.source_id import wa_source_id
 from ryze.bridge.retry import AMBIGUOUS, Failure, classify
-from ryze.chatwoot import ChatwootError, ChatwootNotFound
+from ryze.chatwoot import ChatwootError, ChatwootNotFound, ChatwootPort
 from ryze.protocol import (
     ChatType,
     EventEnvelope,
@@ -270,20 +270,7 @@ class MessageConsumer:
 
     async def __call__(self, ambiguous: bool) -> None:
         relay, ctx, msg = self.relay, self.relay.ctx, self.message
-        if msg.source == MessageSource.CHATWOOT:
-            # The agent's own reply, sent by one of our commands. RyzeAPI no longer offers these
-            # (bridge-protocol.md §3.4); an older RyzeAPI, or a log written before its upgrade,
-            # still may. Never mirrored, and mapped by the outbound worker from the command's
-            # result, so it is acked without touching the database.
-            return
-        repo = ctx.messages
-        if relay.relayed_recently(msg.id):
-            return  # delivered twice within this run
-        if self.maybe_relayed and await repo.seen(ctx.integration_id, msg.id):
-            return  # already relayed by this or a previous run (replay after a restart)
-        if msg.chat.type in (ChatType.NEWSLETTER, ChatType.BROADCAST) or msg.chat.jid == "status@broadcast":
-            return
-        if msg.chat.type == ChatType.GROUP and ctx.record.ignore_groups:
+        if await self._not_for_chatwoot():
             return
         draft = convert(msg)
         if draft is None:
@@ -297,23 +284,9 @@ class MessageConsumer:
         assert chat.conversation_id is not None
         client = ctx.chatwoot()
         source_id = wa_source_id(msg.id)
-        if self.replay or ambiguous:
-            for existing in await client.list_messages(chat.conversation_id):
-                if existing.source_id == source_id:
-                    await self._record(existing.id, chat.conversation_id)
-                    return
-        attributes = dict(draft.content_attributes)
-        quoted = self._quoted_id()
-        if quoted:
-            target = await repo.find_wa_any(ctx.integration_id, quoted)
-            if (
-                target is not None
-                and target.chatwoot_message_id
-                and target.conversation_id == chat.conversation_id
-            ):
-                attributes["in_reply_to"] = target.chatwoot_message_id
-            else:
-                attributes["in_reply_to_external_id"] = wa_source_id(quoted)
+        if (self.replay or ambiguous) and await self._adopt_existing(client, chat.conversation_id, source_id):
+            return
+        attributes = await self._reply_attributes(dict(draft.content_attributes), chat.conversation_id)
         try:
             created = await client.create_message(
                 chat.conversation_id,
@@ -328,6 +301,48 @@ class MessageConsumer:
             raise
         await self._record(created.id, chat.conversation_id)
         ctx.metrics.relayed("wa_to_cw")
+
+    async def _not_for_chatwoot(self) -> bool:
+        """Already relayed, or a message this integration does not mirror: acked without effect."""
+        relay, ctx, msg = self.relay, self.relay.ctx, self.message
+        if msg.source == MessageSource.CHATWOOT:
+            # The agent's own reply, sent by one of our commands. RyzeAPI no longer offers these
+            # (bridge-protocol.md §3.4); an older RyzeAPI, or a log written before its upgrade,
+            # still may. Never mirrored, and mapped by the outbound worker from the command's
+            # result, so it is acked without touching the database.
+            return True
+        if relay.relayed_recently(msg.id):
+            return True  # delivered twice within this run
+        if self.maybe_relayed and await ctx.messages.seen(ctx.integration_id, msg.id):
+            return True  # already relayed by this or a previous run (replay after a restart)
+        if msg.chat.type in (ChatType.NEWSLETTER, ChatType.BROADCAST) or msg.chat.jid == "status@broadcast":
+            return True
+        return msg.chat.type == ChatType.GROUP and ctx.record.ignore_groups
+
+    async def _adopt_existing(self, client: ChatwootPort, conversation_id: int, source_id: str) -> bool:
+        """A previous attempt may have created the message: map the one carrying our source id."""
+        for existing in await client.list_messages(conversation_id):
+            if existing.source_id == source_id:
+                await self._record(existing.id, conversation_id)
+                return True
+        return False
+
+    async def _reply_attributes(self, attributes: dict[str, Any], conversation_id: int) -> dict[str, Any]:
+        """The quote (or reaction/edit/revoke target): Chatwoot's id when we mirrored it in this
+        conversation, else the WhatsApp id as an external reference."""
+        quoted = self._quoted_id()
+        if quoted:
+            ctx = self.relay.ctx
+            target = await ctx.messages.find_wa_any(ctx.integration_id, quoted)
+            if (
+                target is not None
+                and target.chatwoot_message_id
+                and target.conversation_id == conversation_id
+            ):
+                attributes["in_reply_to"] = target.chatwoot_message_id
+            else:
+                attributes["in_reply_to_external_id"] = wa_source_id(quoted)
+        return attributes
 
     def _participant(self) -> str:
         sender = self.message.sender
