@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, select
@@ -17,8 +16,9 @@ _ROWS = Table("rows", _META, Column("n", Integer, primary_key=True))
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """SQLite and PostgreSQL (the ``database_url`` fixture)."""
+    engine = make_engine(database_url)
     async with engine.begin() as conn:
         await conn.run_sync(_META.create_all)
     yield engine
