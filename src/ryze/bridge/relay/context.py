@@ -32,8 +32,8 @@ class CommandLink(Protocol):
 @dataclass(frozen=True, slots=True)
 class RelayContext:
     integration_id: str
-    # The integration's row, updated in place by a second ``set`` (its flags are read per message:
-    # ignore_groups, sign_messages).
+    # The integration's row, shared with its runtime (flags read per message: ignore_groups,
+    # sign_messages; a second ``set`` builds a new runtime with the new row).
     record: IntegrationRecord
     messages: MessageMapRepository
     jobs: OutboundRepository
