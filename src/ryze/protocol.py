@@ -35,6 +35,11 @@ MEDIA_PATH = "/internal/media/{instance}/{message_id}"
 WhatsApp message's media bytes with its ``Content-Type`` and ``Content-Disposition`` filename."""
 
 
+CLOSE_GONE = 4004
+"""WebSocket close code RyzeAPI ends a link with when its integration or instance was deleted: the
+bridge stops redialling and marks the integration in error (every other close is reconnected)."""
+
+
 def link_url(ryzeapi_url: str, instance: str) -> str:
     """The WebSocket URL the bridge dials for an instance, from RyzeAPI's internal base URL."""
     base = ryzeapi_url.rstrip("/")

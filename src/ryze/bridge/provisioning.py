@@ -12,8 +12,8 @@ import uuid
 from dataclasses import replace
 
 from ryze.bridge.errors import BridgeProblem
-from ryze.bridge.link.manager import IntegrationManager
 from ryze.bridge.runtime import INBOX_SECRET_AD, IntegrationRuntime
+from ryze.bridge.runtimes import IntegrationManager
 from ryze.bridge.settings import BridgeSettings
 from ryze.bridge.store.repositories import IntegrationRecord, Repositories
 from ryze.chatwoot import (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ryze.bridge.link.manager import IntegrationManager
 from ryze.bridge.metrics import BridgeMetrics
 from ryze.bridge.provisioning import Provisioner
+from ryze.bridge.runtimes import IntegrationManager
 from ryze.bridge.settings import BridgeSettings
 from ryze.bridge.store.db import BridgeDB
 from ryze.bridge.store.repositories import Repositories
@@ -39,7 +39,7 @@ class BridgeServices:
         manager = IntegrationManager(
             settings=settings, repos=repos, sessions=sessions, box=box, metrics=metrics
         )
-        metrics.watch(lambda: manager.runtimes.values())
+        metrics.watch(lambda: [runtime.health for runtime in manager.runtimes.values()])
         provisioner = Provisioner(settings=settings, repos=repos, sessions=sessions, box=box, manager=manager)
         return cls(settings, db, repos, sessions, box, manager, provisioner, metrics)
 

@@ -12,6 +12,7 @@ from ryze.chatwoot.errors import (
     ChatwootUnreachable,
     ChatwootValidationError,
 )
+from ryze.chatwoot.port import ChatwootPort
 
 __all__ = [
     "ChatwootAuthError",
@@ -19,6 +20,7 @@ __all__ = [
     "ChatwootError",
     "ChatwootHTTPError",
     "ChatwootNotFound",
+    "ChatwootPort",
     "ChatwootRateLimited",
     "ChatwootServerError",
     "ChatwootSessions",

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import event, text
 
-from ryze.api.chatwoot.commands import INTERRUPTED, CommandRunner, _Claim, _Release
+from ryze.api.chatwoot.commands import BRIDGE_MEDIA_RETRY_SECONDS, INTERRUPTED, CommandRunner
 from ryze.api.db import Database
 from ryze.api.errors import ApiError
 from ryze.engines.base import EngineError, NotConnectedError
@@ -245,12 +245,9 @@ async def test_one_failing_write_does_not_fail_the_others_of_its_batch(db: Datab
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", fail_once)
     try:
-        loop = asyncio.get_running_loop()
-        released: asyncio.Future[None] = loop.create_future()
-        claimed: asyncio.Future[ResultFrame | None] = loop.create_future()
-        r._submit(_Release(("inst", "A"), released))  # queued together: one batch
-        r._submit(_Claim(("inst", "B"), claimed))
-        assert await released is None and await claimed is None
+        # queued together: one batch
+        released, claimed = await asyncio.gather(r._release("inst", "A"), r._claim("inst", "B"))
+        assert released is None and claimed is None
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", fail_once)
     assert armed == [False]  # the fault fired
@@ -271,3 +268,19 @@ async def test_a_claim_whose_caller_is_gone_is_released(db: Database) -> None:
     assert await _rows(db) == {}
     result = await runner(db, fake).run("inst", text_command("gone"))  # the retry after the restart
     assert result.ok and len(fake.outbox) == 1
+
+
+async def test_a_bridge_media_command_asks_messaging_to_retry_the_url(db: Database) -> None:
+    """Chatwoot hands out attachment URLs before its storage serves them: the module asks for the
+    bounded retry (messaging itself has no special case for the bridge's source)."""
+    fake = FakeMessaging()
+    frame = CommandFrame(
+        id="m1",
+        action="send_media",
+        params={"to": "5511999999999", "mediaType": "image", "url": "http://127.0.0.1:9/a.png"},
+    )
+    result = await runner(db, fake).run("inst", frame)
+    assert result.ok
+    [sent] = fake.outbox
+    assert sent.kwargs["url_retry_seconds"] == BRIDGE_MEDIA_RETRY_SECONDS == 30.0
+    assert sent.kwargs["source"] == "chatwoot" and sent.kwargs["command_id"] == "m1"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,9 +39,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ryze.api.chatwoot.models import ChatwootCommandRow
 from ryze.api.errors import ApiError, SentNotStored
+from ryze.api.records import StoredMessage
 from ryze.api.services.messaging import MessagingService
-from ryze.api.services.store import write_lock
-from ryze.common.database import WriterConnection
+from ryze.common.database import GroupCommitter, Transaction, write_lock
 from ryze.engines.base import EngineError
 from ryze.protocol import (
     CommandAction,
@@ -63,7 +63,8 @@ log = logging.getLogger(__name__)
 _CMD = cast(Table, ChatwootCommandRow.__table__)
 SOURCE = "chatwoot"
 INTERRUPTED = "command was interrupted by a RyzeAPI restart; whether it was sent is unknown"
-_RECORDED_LIMIT = 10_000  # results recorded by a message transaction, not yet taken (bounded)
+# Chatwoot hands out attachment URLs before its storage serves them: keep trying for a while.
+BRIDGE_MEDIA_RETRY_SECONDS = 30.0
 
 # Pending writes of the command committer, keyed (instance, command id).
 _Key = tuple[str, str]
@@ -72,20 +73,17 @@ _Key = tuple[str, str]
 @dataclass(slots=True)
 class _Claim:
     key: _Key
-    future: asyncio.Future[ResultFrame | None]
 
 
 @dataclass(slots=True)
 class _Finish:
     key: _Key
     result: str  # the ResultFrame JSON
-    future: asyncio.Future[None]
 
 
 @dataclass(slots=True)
 class _Release:
     key: _Key
-    future: asyncio.Future[None]
 
 
 _Op = _Claim | _Finish | _Release
@@ -138,15 +136,16 @@ class CommandRunner:
             .on_conflict_do_nothing(index_elements=["instance_name", "command_id"])
             .returning(_CMD.c.instance_name, _CMD.c.command_id)
         )
-        self._queue: list[_Op] = []
-        self._committer: asyncio.Task[None] | None = None
-        self._writer_conn = WriterConnection(engine, "chatwoot commands")
+        # The operations of unrelated commands share a transaction: one bad one must not fail the
+        # others (a lost release would turn a message that never left into a permanent
+        # "interrupted"), so a failed batch is written again op by op.
+        self._committer: GroupCommitter[_Op, object] = GroupCommitter(
+            engine, self._commit, name="chatwoot commands", on_failure="singly", abandoned=self._abandoned
+        )
         # Commands this runner claimed and is executing: only their claims may be marked done by
         # the transaction of the message they send (CommandRecorder).
         self._running: set[_Key] = set()
-        # Results a message transaction stored (CommandRecorder), taken by the command's run.
-        self._recorded: dict[_Key, ResultFrame] = {}
-        self.recorder = CommandRecorder(self)
+        self.recorder = CommandRecorder(lambda instance, command_id: (instance, command_id) in self._running)
 
     async def run(self, instance: str, frame: CommandFrame) -> ResultFrame:
         key = (instance, frame.id)
@@ -183,19 +182,13 @@ class CommandRunner:
         self._running.add(key)
         try:
             async with self._chats.hold((instance, _chat_of(frame))):
-                result = await self._execute(instance, frame)
+                result, recorded = await self._execute(instance, frame)
         finally:
             self._running.discard(key)
-        recorded = self._recorded.pop(key, None)
-        if recorded is not None:
-            # The sent message's transaction already stored the result: that is what a replay
-            # answers, so answer it now too (even if something after the store failed).
-            if recorded != result:
-                log.warning(
-                    "command failed after its message was stored; answering the stored result",
-                    extra={"instance": instance, "command_id": frame.id, "error": result.error},
-                )
-            return recorded
+        if recorded:
+            # The send receipt says the sent message's transaction stored this result (the
+            # CommandRecorder): that is what a replay answers; nothing more to write.
+            return result
         try:
             if result.ok or not result.retryable:
                 await self._finish(instance, frame.id, result)
@@ -211,69 +204,33 @@ class CommandRunner:
 
     # -- the command committer: claims, stored results and releases, group-committed -----------
 
-    def _submit(self, op: _Op) -> None:
-        self._queue.append(op)
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_loop(), name="chatwoot-commands-writer")
-
     async def _claim(self, instance: str, command_id: str) -> ResultFrame | None:
         """None when this call owns the execution; else the result to answer with.
 
         Returns only once the claim is committed: a crash after this never sends twice."""
-        future: asyncio.Future[ResultFrame | None] = asyncio.get_running_loop().create_future()
-        self._submit(_Claim((instance, command_id), future))
-        return await future
+        while True:
+            answer = await self._committer.submit(_Claim((instance, command_id)))
+            if answer is not _AGAIN:  # else released meanwhile (PostgreSQL): claim it again
+                return cast(ResultFrame | None, answer)
 
     async def _finish(self, instance: str, command_id: str, result: ResultFrame) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._submit(_Finish((instance, command_id), result.model_dump_json(), future))
-        await future
+        await self._committer.submit(_Finish((instance, command_id), result.model_dump_json()))
 
     async def _release(self, instance: str, command_id: str) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._submit(_Release((instance, command_id), future))
-        await future
+        await self._committer.submit(_Release((instance, command_id)))
 
-    async def _commit_loop(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                answers = await self._write(batch)
-            except Exception:
-                # The operations of unrelated commands share the transaction: one bad one must not
-                # fail the others (a lost release would turn a message that never left into a
-                # permanent "interrupted"). Each is written again on its own.
-                log.warning("bridge command batch failed; writing it op by op", exc_info=True)
-                await self._writer_conn.drop()  # it may be what failed: the next write reopens it
-                for op in batch:
-                    try:
-                        self._settle(op, await self._write([op]))
-                    except Exception as exc:  # delivered to the waiting run, which logs it
-                        await self._writer_conn.drop()
-                        if not op.future.done():
-                            op.future.set_exception(exc)
-                continue
-            for op in batch:
-                self._settle(op, answers)
+    async def _commit(self, transaction: Transaction, batch: list[_Op]) -> list[object]:
+        """The committer's batch: each claim's answer (None: claimed by us), None for the rest."""
+        answers = await self._write(transaction, batch)
+        return [answers.get(op.key) if isinstance(op, _Claim) else None for op in batch]
 
-    def _settle(self, op: _Op, answers: dict[_Key, object]) -> None:
-        if not isinstance(op, _Claim):
-            if not op.future.done():
-                op.future.set_result(None)
-            return
-        answer = answers.get(op.key)
-        if answer is _AGAIN:
-            self._queue.append(op)  # released meanwhile (PostgreSQL): claim it again
-        elif not op.future.done():
-            op.future.set_result(cast(ResultFrame | None, answer))
-        elif answer is None:
+    def _abandoned(self, op: _Op, answer: object) -> None:
+        if isinstance(op, _Claim) and answer is None:
             # Claimed for a caller that is gone (cancelled at shutdown): nobody will run it, and a
             # pending claim would answer the bridge's retry "interrupted" for a message never sent.
-            release: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            release.add_done_callback(_consume_outcome)
-            self._queue.append(_Release(op.key, release))
+            self._committer.submit_nowait(_Release(op.key))
 
-    async def _write(self, batch: list[_Op]) -> dict[_Key, object]:
+    async def _write(self, transaction: Transaction, batch: list[_Op]) -> dict[_Key, object]:
         """One transaction for the batch; returns each claim's answer (None: claimed by us)."""
         finishes = [
             {"i": op.key[0], "c": op.key[1], "r": op.result} for op in batch if isinstance(op, _Finish)
@@ -281,8 +238,7 @@ class CommandRunner:
         releases = [{"i": op.key[0], "c": op.key[1]} for op in batch if isinstance(op, _Release)]
         claims = list(dict.fromkeys(op.key for op in batch if isinstance(op, _Claim)))
         answers: dict[_Key, object] = {}
-        conn = await self._writer_conn.get()
-        async with write_lock(self._engine), conn.begin():
+        async with transaction() as conn:
             # Results and releases first: a release followed by a new claim of the same id (the
             # bridge's retry) in one batch must leave the new claim in place.
             if finishes:
@@ -325,15 +281,7 @@ class CommandRunner:
 
     async def aclose(self) -> None:
         """Finish pending writes and release the writer's connection (before the engine is disposed)."""
-        if self._committer is not None:
-            await asyncio.gather(self._committer, return_exceptions=True)
-        await self._writer_conn.drop()
-
-    def _recorded_by_message(self, items: Sequence[tuple[str, str, ResultFrame]]) -> None:
-        for instance, command_id, result in items:
-            self._recorded[(instance, command_id)] = result
-        while len(self._recorded) > _RECORDED_LIMIT:  # a run that never took its result (cancelled)
-            del self._recorded[next(iter(self._recorded))]
+        await self._committer.aclose()
 
     async def forget(self, instance: str) -> None:
         async with write_lock(self._engine), self._engine.begin() as conn:
@@ -347,41 +295,47 @@ class CommandRunner:
             result = await conn.execute(delete(_CMD).where(_CMD.c.created_at < cutoff))
         return int(result.rowcount or 0)
 
-    async def _execute(self, instance: str, frame: CommandFrame) -> ResultFrame:
+    async def _execute(self, instance: str, frame: CommandFrame) -> tuple[ResultFrame, bool]:
+        """The command's result, and whether the send receipt says it is already stored."""
         try:
             params = frame.typed_params()
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
-            return ResultFrame(id=frame.id, ok=False, error=f"invalid params: {where}: {first['msg']}")
+            return ResultFrame(id=frame.id, ok=False, error=f"invalid params: {where}: {first['msg']}"), False
         try:
-            wa_id = await self._dispatch(instance, frame, params)
+            sent = await self._dispatch(instance, frame, params)
         except SentNotStored as exc:
             # Out on WhatsApp: a retry would send it twice. The bridge maps it like any success.
-            return ResultFrame(id=frame.id, ok=True, wa_message_id=exc.message_id)
+            return ResultFrame(id=frame.id, ok=True, wa_message_id=exc.message_id), False
         except ApiError as exc:
             # 503 not connected / 429 throttled / 5xx: trying later can work; other 4xx cannot.
             retryable = exc.status >= 500 or exc.status == 429
-            return ResultFrame(id=frame.id, ok=False, error=exc.message, retryable=retryable)
+            return ResultFrame(id=frame.id, ok=False, error=exc.message, retryable=retryable), False
         except EngineError as exc:
-            return ResultFrame(id=frame.id, ok=False, error=exc.message, retryable=exc.retryable)
+            return ResultFrame(id=frame.id, ok=False, error=exc.message, retryable=exc.retryable), False
         except Exception as exc:
             log.exception("command failed", extra={"instance": instance, "command_id": frame.id})
-            return ResultFrame(
+            failed = ResultFrame(
                 id=frame.id, ok=False, error=f"internal error: {type(exc).__name__}", retryable=True
             )
-        return ResultFrame(id=frame.id, ok=True, wa_message_id=wa_id)
+            return failed, False
+        if isinstance(sent, StoredMessage):
+            for item in sent.logged:
+                if isinstance(item, RecordedResult) and item.key == (instance, frame.id):
+                    return item.result, True
+        return ResultFrame(id=frame.id, ok=True, wa_message_id=_wa_id(sent)), False
 
-    async def _dispatch(self, instance: str, frame: CommandFrame, params: Any) -> str | None:
+    async def _dispatch(self, instance: str, frame: CommandFrame, params: Any) -> StoredMessage | None:
         m = self._messaging
         tag: dict[str, Any] = {"source": SOURCE, "command_id": frame.id}
         action = frame.action
         if action is CommandAction.SEND_TEXT:
             assert isinstance(params, SendTextParams)
-            return _wa_id(await m.send_text(instance, params.to, params.text, reply_to=params.replyTo, **tag))
+            return await m.send_text(instance, params.to, params.text, reply_to=params.replyTo, **tag)
         if action is CommandAction.SEND_MEDIA:
             assert isinstance(params, SendMediaParams)
-            sent = await m.send_media(
+            return await m.send_media(
                 instance,
                 params.to,
                 params.mediaType,
@@ -391,21 +345,20 @@ class CommandRunner:
                 caption=params.caption,
                 is_voice=params.isVoice,
                 reply_to=params.replyTo,
+                url_retry_seconds=BRIDGE_MEDIA_RETRY_SECONDS,
                 **tag,
             )
-            return _wa_id(sent)
         if action is CommandAction.REACT:
             assert isinstance(params, ReactParams)
-            sent = await m.react(
+            return await m.react(
                 instance, params.chat, params.messageId, params.emoji, from_me=params.fromMe, **tag
             )
-            return _wa_id(sent)
         if action is CommandAction.EDIT:
             assert isinstance(params, EditParams)
-            return _wa_id(await m.edit(instance, params.chat, params.messageId, params.text, **tag))
+            return await m.edit(instance, params.chat, params.messageId, params.text, **tag)
         if action is CommandAction.REVOKE:
             assert isinstance(params, RevokeParams)
-            return _wa_id(await m.revoke(instance, params.chat, params.messageId, **tag))
+            return await m.revoke(instance, params.chat, params.messageId, **tag)
         if action is CommandAction.MARK_READ:
             assert isinstance(params, MarkReadParams)
             await m.mark_read(instance, params.chat, params.messageIds, sender=params.sender)
@@ -413,13 +366,6 @@ class CommandRunner:
         assert isinstance(params, PresenceParams)
         await m.presence(instance, params.chat, params.state)
         return None
-
-
-def _consume_outcome(future: asyncio.Future[None]) -> None:
-    """Nobody awaits this write: retrieve its outcome so a failure is not reported as unretrieved
-    (the batch failure itself is logged by the committer)."""
-    if not future.cancelled():
-        future.exception()
 
 
 async def _mark_done(conn: AsyncConnection, rows: list[dict[str, str]]) -> None:
@@ -436,44 +382,54 @@ async def _mark_done(conn: AsyncConnection, rows: list[dict[str, str]]) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedResult:
+    """The recorder's item: a command's result, written with the message it sent."""
+
+    key: _Key  # (instance, command id)
+    result: ResultFrame
+
+
 class CommandRecorder:
     """Stores a successful send's result in the transaction that stores the message it sent.
 
     An ``EventBus`` log writer (see ``ryze.api.events.LogWriter``): the message store calls it for
     each new message in its group commit. A message whose origin is a command this runner is
-    executing marks that command ``done`` with ``{ok: true, wa_message_id: <the message id>}``, the
-    result the command answers; message row and stored result commit together, so after a crash
-    either both exist (a replay answers the result) or neither (the claim is still pending and a
-    replay answers "interrupted"). The runner then skips its own result write.
+    executing (``is_running``) marks that command ``done`` with ``{ok: true, wa_message_id: <the
+    message id>}``, the result the command answers; message row and stored result commit together,
+    so after a crash either both exist (a replay answers the result) or neither (the claim is still
+    pending and a replay answers "interrupted"). The item comes back to the runner in the sent
+    message's receipt (``StoredMessage.logged``), and the runner then skips its own result write.
     """
 
-    def __init__(self, runner: CommandRunner) -> None:
-        self._runner = runner
+    def __init__(self, is_running: Callable[[str, str], bool]) -> None:
+        self._is_running = is_running
 
-    def prepare(self, instance: str, envelope: EventEnvelope) -> tuple[str, str, ResultFrame] | None:
+    def prepare(self, instance: str, envelope: EventEnvelope) -> RecordedResult | None:
         if envelope.event is not EventName.MESSAGE_EXCHANGE:
             return None
         message = envelope.data.get("message")
         if not isinstance(message, dict) or message.get("source") != SOURCE:
             return None
         command_id = message.get("commandId")
-        if not isinstance(command_id, str) or (instance, command_id) not in self._runner._running:
+        if not isinstance(command_id, str) or not self._is_running(instance, command_id):
             return None
-        return instance, command_id, ResultFrame(id=command_id, ok=True, wa_message_id=str(message["id"]))
+        return RecordedResult(
+            (instance, command_id), ResultFrame(id=command_id, ok=True, wa_message_id=str(message["id"]))
+        )
 
     def lock(self) -> contextlib.AbstractAsyncContextManager[Any]:
         # The claim of a running command is written only by its own run here; prune and forget
         # may delete it meanwhile, and the update then matches nothing: nothing to serialise.
         return contextlib.nullcontext()
 
-    async def write(
-        self, conn: AsyncConnection, items: list[tuple[str, str, ResultFrame]]
-    ) -> list[tuple[str, str, ResultFrame]]:
-        await _mark_done(conn, [{"i": i, "c": c, "r": r.model_dump_json()} for i, c, r in items])
-        return items
+    async def write(self, conn: AsyncConnection, items: list[RecordedResult]) -> None:
+        await _mark_done(
+            conn, [{"i": r.key[0], "c": r.key[1], "r": r.result.model_dump_json()} for r in items]
+        )
 
-    def committed(self, state: list[tuple[str, str, ResultFrame]]) -> None:
-        self._runner._recorded_by_message(state)
+    def committed(self, state: None) -> None:
+        """The results are in the sent messages' receipts: nothing to keep here."""
 
-    def rolled_back(self, state: list[tuple[str, str, ResultFrame]]) -> None:
+    def rolled_back(self, state: None) -> None:
         """Nothing was stored: the run writes its result itself, as without the recorder."""

@@ -1,10 +1,10 @@
 """The durable per-instance event log behind the bridge link.
 
 ``append`` returns only after the event is committed with its seq, so an event is never offered
-to the bridge before it would survive a crash. One writer task owns every write (appends, ack
-pruning, purges): it drains whatever is queued into one transaction ("group commit"), which turns
-thousands of concurrent appends per second into a few dozen commits, and it hands out seqs in
-commit order so a reader never sees seq N+1 before N.
+to the bridge before it would survive a crash. One group committer (``ryze.common.database``) owns
+every write (appends, ack pruning, purges): it drains whatever is queued into one transaction,
+which turns thousands of concurrent appends per second into a few dozen commits, and seqs are
+handed out in commit order so a reader never sees seq N+1 before N.
 
 Seqs are per instance, strictly increasing and never reused (the cursor row outlives the log rows).
 Acknowledged events are deleted, so the rows present for an instance are exactly its unacked events.
@@ -27,10 +27,9 @@ opened and closed under load). The writer keeps one connection of its own for th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -38,8 +37,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ryze.api.chatwoot.models import ChatwootEventCursorRow, ChatwootEventRow
-from ryze.api.services.store import write_lock
-from ryze.common.database import WriterConnection
+from ryze.common.database import GroupCommitter, Transaction, write_lock
 from ryze.protocol import EventEnvelope
 
 log = logging.getLogger(__name__)
@@ -50,11 +48,10 @@ _CUR = cast(Table, ChatwootEventCursorRow.__table__)
 Listener = Callable[[], None]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Append:
     instance: str
     payload: str
-    future: asyncio.Future[int] | None = None  # None: written by the message store's transaction
 
 
 @dataclass(slots=True)
@@ -63,7 +60,6 @@ class _Prune:
     seqs: list[int] = field(default_factory=list)
     upto: int | None = None  # delete every seq <= upto
     purge: bool = False  # delete the instance's whole log
-    future: asyncio.Future[None] | None = None
 
 
 _Op = _Append | _Prune
@@ -100,46 +96,35 @@ class EventLog:
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 1000) -> None:
         self._engine = engine
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Op | None] = asyncio.Queue()
+        self._committer: GroupCommitter[_Op, int | None] = GroupCommitter(
+            engine, self._commit, name="chatwoot event log", max_batch=max_batch
+        )
+        self._started = False
         self._cursors: dict[str, int] = {}  # instance -> last seq committed (cache)
         self._cursor_rows: set[str] = set()  # instances whose cursor row exists
         self._listeners: dict[str, Listener] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._direct = asyncio.Lock()  # serialises writes made without the writer task
         # Held by every transaction that assigns seqs or prunes (this writer's and the message
         # store's), before the write lock, until the in-memory state reflects the commit.
         self._seq_lock = asyncio.Lock()
         self._tails: dict[str, _Tail] = {}  # listened instances only
-        self._writer_conn = WriterConnection(engine, "chatwoot event log")  # the writer task's own
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._writer(), name="chatwoot-event-log-writer")
+        """Accept acks (fire-and-forget prunes); appends and purges are accepted at any time."""
+        self._started = True
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop."""
-        if self._task is None:
-            return
-        await self._queue.put(None)
-        await self._task
-        self._task = None
+        """Finish what is queued, then stop taking acks. An append after this still commits
+        (sessions may still emit during shutdown): dropping the event would lose it."""
+        self._started = False
+        await self._committer.aclose()
 
     # -- writes ---------------------------------------------------------------------------------
 
     async def append(self, instance: str, payload: str) -> int:
         """Commit ``payload`` (the envelope JSON) to the instance's log; returns its seq."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        op = _Append(instance, payload, future)
-        if self._task is None:
-            # Not started yet, or already stopped while sessions still emit (shutdown order):
-            # commit directly instead of dropping the event.
-            async with self._direct:
-                await self._commit([op])
-        else:
-            await self._queue.put(op)
-        return await future
+        return cast(int, await self._committer.submit(_Append(instance, payload)))
 
     def ack(self, instance: str, seq: int) -> None:
         """Prune an acknowledged event. Fire-and-forget: a lost prune (or an ack arriving while
@@ -149,15 +134,15 @@ class EventLog:
     def ack_many(self, instance: str, seqs: list[int]) -> None:
         """Prune several acknowledged events (an ``acks`` frame) as one queued operation, so the
         writer handles a frame's worth of acks at the cost of one. Fire-and-forget, as ``ack``."""
-        if self._task is not None and seqs:
-            self._queue.put_nowait(_Prune(instance, seqs=list(seqs)))
+        if self._started and seqs:
+            self._committer.submit_nowait(_Prune(instance, seqs=list(seqs)))
 
     async def prune_upto(self, instance: str, upto: int) -> None:
-        await self._submit(_Prune(instance, upto=upto))
+        await self._committer.submit(_Prune(instance, upto=upto))
 
     async def purge(self, instance: str) -> None:
         """Forget every pending event of an instance (its integration or the instance is gone)."""
-        await self._submit(_Prune(instance, purge=True))
+        await self._committer.submit(_Prune(instance, purge=True))
 
     async def purge_orphans(self, keep: set[str]) -> int:
         """Drop the logs of instances without an integration (left by a crash between removing
@@ -172,15 +157,6 @@ class EventLog:
             if tail is not None:
                 tail.rows.clear()
         return len(orphans)
-
-    async def _submit(self, op: _Prune) -> None:
-        op.future = asyncio.get_running_loop().create_future()
-        if self._task is None:
-            async with self._direct:
-                await self._commit([op])
-        else:
-            await self._queue.put(op)
-        await op.future
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -240,79 +216,25 @@ class EventLog:
             return 0
         return int(value)
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self, own: bool) -> AsyncIterator[AsyncConnection]:
-        """A transaction on the writer task's own connection (``own``) or on a pooled one."""
-        async with write_lock(self._engine):
-            if not own:
-                async with self._engine.begin() as conn:
-                    yield conn
-                return
-            conn = await self._writer_conn.get()
-            async with conn.begin():
-                yield conn
-
-    async def _drop_connection(self) -> None:
-        await self._writer_conn.drop()
-
-    async def _writer(self) -> None:
-        try:
-            await self._write_loop()
-        finally:
-            await self._drop_connection()
-
-    async def _write_loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            batch: list[_Op] = []
-            if first is None:
-                stopping = True
-            else:
-                batch.append(first)
-            while len(batch) < self._max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    continue
-                batch.append(nxt)
-            if batch:
-                await self._commit(batch)
-
-    async def _commit(self, batch: list[_Op]) -> None:
-        # The writer task uses its own connection; direct writes (writer not running) a pooled one.
-        own = self._task is not None and asyncio.current_task() is self._task
+    async def _commit(self, transaction: Transaction, batch: list[_Op]) -> list[int | None]:
+        """One transaction for the batch: each append's seq, None for each prune."""
         appends = [op for op in batch if isinstance(op, _Append)]
         prunes = [op for op in batch if isinstance(op, _Prune)]
         async with self._seq_lock:
             written = _Written()
             try:
-                async with self._transaction(own) as conn:
+                async with transaction() as conn:
                     # Prunes first: a purge in the same batch as later appends must not eat them.
                     await self._apply_prunes(conn, prunes)
                     written = await self._write_appends(conn, appends)
-            except Exception as exc:
-                log.exception(
-                    "event log commit failed", extra={"appends": len(appends), "prunes": len(prunes)}
-                )
+            except Exception:
                 self._rolled_back(written)
                 for op in appends:
                     self._cursors.pop(op.instance, None)  # reloaded from the database next time
-                    if op.future is not None and not op.future.done():
-                        op.future.set_exception(exc)
-                for p in prunes:
-                    if p.future is not None and not p.future.done():
-                        p.future.set_exception(exc)
-                if own:  # the connection may be broken: reopen it for the next batch
-                    await self._drop_connection()
-                return
+                raise
             self._committed(written, prunes)
-            for p in prunes:
-                if p.future is not None and not p.future.done():
-                    p.future.set_result(None)
+        seqs: dict[int, int] = {id(op): seq for op, seq in written.assigned}
+        return [seqs[id(op)] if isinstance(op, _Append) else None for op in batch]
 
     async def _write_appends(self, conn: AsyncConnection, appends: list[_Append]) -> _Written:
         """Assign seqs and write the rows and cursors of ``appends`` in ``conn``'s transaction.
@@ -367,9 +289,6 @@ class EventLog:
         for instance, last in written.new_cursors.items():
             self._cursors[instance] = last
             self._cursor_rows.add(instance)
-        for op, seq in written.assigned:
-            if op.future is not None and not op.future.done():
-                op.future.set_result(seq)
         for instance in written.new_cursors:
             listener = self._listeners.get(instance)
             if listener is not None:

@@ -32,6 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from ryze.api.chatwoot.commands import CommandRunner
 from ryze.api.chatwoot.event_log import EventLog
 from ryze.protocol import (
+    CLOSE_GONE,
     AckFrame,
     AcksFrame,
     CommandFrame,
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 CLOSE_REPLACED = 4000  # a newer link for the same instance took over
 CLOSE_NO_RESUME = 4001  # the first frame did not arrive in time
 CLOSE_TIMEOUT = 4002  # the peer stopped answering pings
-CLOSE_GONE = 4004  # the integration or the instance was deleted
 CLOSE_SHUTDOWN = 1001
 CLOSE_ERROR = 1011  # RyzeAPI failed (e.g. its database); reconnect and resume
 

@@ -22,6 +22,7 @@ from ryze.api.chatwoot.repository import IntegrationRepository
 from ryze.api.chatwoot.service import ChatwootService
 from ryze.api.services.container import ApiServices
 from ryze.common.logging import register_secret
+from ryze.protocol import MEDIA_PATH
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,13 @@ def install(app: FastAPI, services: ApiServices) -> ChatwootModule:
     )
     # A successful command's result commits with the message it sent (no transaction of its own).
     services.bus.add_writer(module.commands.recorder)
+    if module.config.enabled:  # the bridge downloads a message's media from the internal route
+        internal_url = module.config.internal_url
+        services.bus.set_media_locator(
+            lambda instance, message_id: (
+                internal_url + MEDIA_PATH.format(instance=instance, message_id=message_id)
+            )
+        )
     services.instance_hooks.append(module.hooks)
     services.on_startup.append(module.start)
     services.on_shutdown.append(module.stop)

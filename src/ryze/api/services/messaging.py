@@ -38,8 +38,6 @@ NOT_CONNECTED = "Instance is not connected to WhatsApp"
 _JID_SERVERS = ("s.whatsapp.net", "lid", "g.us", "newsletter", "broadcast")
 _DIGITS = re.compile(r"^\d{6,20}$")
 MediaType = Literal["image", "video", "audio", "document"]
-# Chatwoot hands out attachment URLs before its storage serves them: keep trying for a while.
-BRIDGE_MEDIA_RETRY_SECONDS = 30.0
 
 
 def to_jid(number: str) -> str:
@@ -175,7 +173,10 @@ class MessagingService:
         reply_to: str | None = None,
         source: str = "api",
         command_id: str | None = None,
+        url_retry_seconds: float = 0.0,
     ) -> StoredMessage:
+        """``url_retry_seconds``: how long a ``url`` answering 404/5xx is tried again (a caller whose
+        URLs may not be served yet, like Chatwoot's attachment storage, asks for it)."""
         to = to_jid(number)
         if url and base64:
             raise ApiError(400, "Invalid request body: send mediaUrl or mediaBase64, not both")
@@ -187,8 +188,7 @@ class MessagingService:
             data, declared = media_io.decode_base64(base64)
             url_name = None
         else:
-            retry = BRIDGE_MEDIA_RETRY_SECONDS if source == "chatwoot" else 0.0
-            data, declared, url_name = await media_io.download(url or "", retry_for=retry)
+            data, declared, url_name = await media_io.download(url or "", retry_for=url_retry_seconds)
         mime = media_io.pick_mimetype(
             media_type, data, given=mimetype, declared=declared, file_name=file_name
         )

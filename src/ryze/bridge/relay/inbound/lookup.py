@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from ryze.chatwoot import ChatwootClient
+from ryze.chatwoot import ChatwootPort
 from ryze.chatwoot.models import Message
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def message_time(timestamp: str) -> float | None:
 
 
 async def find_created(
-    client: ChatwootClient,
+    client: ChatwootPort,
     conversation_id: int,
     source_id: str,
     *,

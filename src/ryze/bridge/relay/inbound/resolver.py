@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ryze.bridge.store.repositories import ChatRecord, ChatRepository
-from ryze.chatwoot import ChatwootClient, ChatwootNotFound, ChatwootValidationError
+from ryze.chatwoot import ChatwootNotFound, ChatwootPort, ChatwootValidationError
 from ryze.chatwoot.models import Conversation
 from ryze.protocol import ChatRef, ChatType
 
@@ -51,7 +51,7 @@ class ConversationResolver:
         integration_id: str,
         inbox_id: int,
         chats: ChatRepository,
-        client: Callable[[], ChatwootClient],
+        client: Callable[[], ChatwootPort],
         policy: Callable[[], ConversationPolicy],
         cache_size: int = 5000,
     ) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-OWN_SOURCE_PREFIX = "WAID:"
+from ryze.bridge.relay.source_id import WAID_PREFIX as OWN_SOURCE_PREFIX
+
 # message_types whose messages can become WhatsApp sends (a tuple: `in` must not hash a list or dict)
 SENDABLE_MESSAGE_TYPES = ("outgoing", "template")
 

@@ -15,13 +15,16 @@ import logging
 import time
 import uuid
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import orjson
 
-from ryze.bridge.link.client import LinkUnavailable, backoff_delay
+from ryze.bridge.link.client import LinkUnavailable
+from ryze.bridge.relay.context import CommandLink, RelayContext
 from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
+from ryze.bridge.relay.source_id import wa_id_of
+from ryze.bridge.retry import STATUS_UPDATE
 from ryze.bridge.store.repositories import OutboundJobRecord
 from ryze.chatwoot import ChatwootError
 from ryze.common.tasks import cancel_and_wait
@@ -33,9 +36,6 @@ from ryze.protocol import (
     SendMediaParams,
     SendTextParams,
 )
-
-if TYPE_CHECKING:
-    from ryze.bridge.runtime import IntegrationRuntime
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +131,19 @@ def _file_name(url: str) -> str | None:
 
 
 class OutboundWorker:
-    def __init__(self, rt: IntegrationRuntime) -> None:
-        self.rt = rt
+    """Runs an integration's outbound jobs as commands over ``link``, one conversation at a time."""
+
+    def __init__(
+        self, ctx: RelayContext, *, link: CommandLink, max_lanes: int, command_timeout: float
+    ) -> None:
+        self.ctx = ctx
+        self.link = link
+        self._command_timeout = command_timeout
         self._queues: dict[int, deque[OutboundJobRecord]] = {}  # per conversation, in arrival order
         self._runners: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()
-        self._slots = asyncio.Semaphore(rt.settings.max_chat_lanes)
+        self._slots = asyncio.Semaphore(max_lanes)
         self._started = False
 
     def start(self, *, load: bool = True) -> None:
@@ -147,12 +153,12 @@ class OutboundWorker:
         self._started = True
         if not load:
             return
-        task = asyncio.create_task(self._load(), name=f"outbound-load-{self.rt.id}")
+        task = asyncio.create_task(self._load(), name=f"outbound-load-{self.ctx.integration_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _load(self) -> None:
-        for job in await self.rt.repos.outbound.pending(self.rt.id):
+        for job in await self.ctx.jobs.pending(self.ctx.integration_id):
             self.submit(job)
 
     def submit(self, job: OutboundJobRecord) -> None:
@@ -165,7 +171,7 @@ class OutboundWorker:
         queue.append(job)
         if job.conversation_id not in self._runners:
             task = asyncio.create_task(
-                self._run_conversation(job.conversation_id), name=f"outbound-{self.rt.id}"
+                self._run_conversation(job.conversation_id), name=f"outbound-{self.ctx.integration_id}"
             )
             self._runners[job.conversation_id] = task
 
@@ -187,22 +193,22 @@ class OutboundWorker:
 
     def presence(self, chat: str, state: str) -> None:
         """Relay an agent's typing indicator: best effort, not queued (a stale one is worthless)."""
-        if not self.rt.link.connected:
+        if not self.link.connected:
             return
         frame = CommandFrame(
-            id=f"cwpresence-{self.rt.id}-{uuid.uuid4().hex}",
+            id=f"cwpresence-{self.ctx.integration_id}-{uuid.uuid4().hex}",
             action=CommandAction.PRESENCE,
             params=PresenceParams(chat=chat, state=state).model_dump(),
         )
-        task = asyncio.create_task(self._presence(frame), name=f"presence-{self.rt.id}")
+        task = asyncio.create_task(self._presence(frame), name=f"presence-{self.ctx.integration_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _presence(self, frame: CommandFrame) -> None:
         try:
-            await self.rt.link.command(frame, budget=5.0)
+            await self.link.command(frame, budget=5.0)
         except LinkUnavailable:
-            log.debug("typing indicator not relayed", extra={"integration_id": self.rt.id})
+            log.debug("typing indicator not relayed", extra={"integration_id": self.ctx.integration_id})
 
     # ------------------------------------------------------------------ scheduling
 
@@ -233,8 +239,10 @@ class OutboundWorker:
         except asyncio.CancelledError:
             raise
         except Exception:  # never lose the job: it stays pending and is retried
-            self.rt.metrics.failed("cw_to_wa", "internal")
-            log.exception("outbound job crashed", extra={"integration_id": self.rt.id, "job_id": job.id})
+            self.ctx.metrics.failed("cw_to_wa", "internal")
+            log.exception(
+                "outbound job crashed", extra={"integration_id": self.ctx.integration_id, "job_id": job.id}
+            )
             return await self._retry(job, "internal error", counted=True)
 
     # ------------------------------------------------------------------ one job
@@ -247,24 +255,24 @@ class OutboundWorker:
         except PermanentFailure as exc:
             await self._fail(job, str(exc))
             return True
-        settings = self.rt.settings
+        ctx = self.ctx
         for part in range(job.parts_done, len(commands)):
             frame = commands[part]
             try:
-                result = await self.rt.link.command(frame, budget=settings.command_timeout)
+                result = await self.link.command(frame, budget=self._command_timeout)
             except LinkUnavailable as exc:
-                self.rt.metrics.failed("cw_to_wa", "link_down")
-                return await self._retry(job, str(exc), counted=self.rt.link.connected)
+                ctx.metrics.failed("cw_to_wa", "link_down")
+                return await self._retry(job, str(exc), counted=self.link.connected)
             if not result.ok:
-                self.rt.metrics.failed("cw_to_wa", "ryzeapi_error")
+                ctx.metrics.failed("cw_to_wa", "ryzeapi_error")
                 reason = result.error or "WhatsApp refused the message"
                 if result.retryable:
                     return await self._retry(job, reason, counted=True)
                 await self._fail(job, reason)
                 return True
             if job.kind == "send" and result.wa_message_id:
-                await self.rt.repos.messages.record(
-                    self.rt.id,
+                await ctx.messages.record(
+                    ctx.integration_id,
                     wa_message_id=result.wa_message_id,
                     part=part,
                     chatwoot_message_id=job.chatwoot_message_id,
@@ -274,15 +282,15 @@ class OutboundWorker:
                 )
             job.parts_done = part + 1
             if job.parts_done < len(commands):  # progress of a multi-part message survives a restart
-                await self.rt.repos.outbound.update(job.id, parts_done=job.parts_done)
-        await self.rt.repos.outbound.finish(job.id, "done")
-        self.rt.metrics.relayed("cw_to_wa")
+                await ctx.jobs.update(job.id, parts_done=job.parts_done)
+        await ctx.jobs.finish(job.id, "done")
+        ctx.metrics.relayed("cw_to_wa")
         # debug, like the inbound side: one JSON line per message was ≈ 3 % of the bridge's CPU
         # under load, and ryze_bridge_messages_relayed already counts them (failures stay at INFO+)
         log.debug(
             "agent message relayed",
             extra={
-                "integration_id": self.rt.id,
+                "integration_id": ctx.integration_id,
                 "chatwoot_message_id": job.chatwoot_message_id,
                 "parts": len(commands),
             },
@@ -298,10 +306,10 @@ class OutboundWorker:
                 "phone number"
             )
         if job.kind == "revoke":
-            mapped = await self.rt.repos.messages.find_chatwoot(self.rt.id, job.chatwoot_message_id)
+            mapped = await self.ctx.messages.find_chatwoot(self.ctx.integration_id, job.chatwoot_message_id)
             return [
                 CommandFrame(
-                    id=command_id(self.rt.id, job.chatwoot_message_id, m.part, kind="revoke"),
+                    id=command_id(self.ctx.integration_id, job.chatwoot_message_id, m.part, kind="revoke"),
                     action=CommandAction.REVOKE,
                     params=RevokeParams(chat=chat, messageId=m.wa_message_id).model_dump(exclude_none=True),
                 )
@@ -309,7 +317,7 @@ class OutboundWorker:
                 if m.direction == "out"
             ]
         text = chatwoot_to_whatsapp(str(payload.get("content") or ""))
-        if self.rt.record.sign_messages:
+        if self.ctx.record.sign_messages:
             text = sign(text, agent_name(payload))
         reply_to = await self._reply_to(payload)
         attachments = [
@@ -321,7 +329,7 @@ class OutboundWorker:
                 raise PermanentFailure("the message has no text and no attachment")
             frames.append(
                 CommandFrame(
-                    id=command_id(self.rt.id, job.chatwoot_message_id, 0),
+                    id=command_id(self.ctx.integration_id, job.chatwoot_message_id, 0),
                     action=CommandAction.SEND_TEXT,
                     params=SendTextParams(to=chat, text=text, replyTo=reply_to).model_dump(exclude_none=True),
                 )
@@ -342,7 +350,7 @@ class OutboundWorker:
             )
             frames.append(
                 CommandFrame(
-                    id=command_id(self.rt.id, job.chatwoot_message_id, index),
+                    id=command_id(self.ctx.integration_id, job.chatwoot_message_id, index),
                     action=CommandAction.SEND_MEDIA,
                     params=params.model_dump(exclude_none=True),
                 )
@@ -352,11 +360,12 @@ class OutboundWorker:
     async def _reply_to(self, payload: dict[str, Any]) -> str | None:
         attributes = payload.get("content_attributes") or {}
         external = attributes.get("in_reply_to_external_id")
-        if isinstance(external, str) and external.startswith("WAID:"):
-            return external[len("WAID:") :]
+        quoted = wa_id_of(external)
+        if quoted is not None:
+            return quoted
         internal = attributes.get("in_reply_to")
         if isinstance(internal, int):
-            mapped = await self.rt.repos.messages.find_chatwoot(self.rt.id, internal)
+            mapped = await self.ctx.messages.find_chatwoot(self.ctx.integration_id, internal)
             if mapped:
                 return mapped[0].wa_message_id
         return None
@@ -365,20 +374,20 @@ class OutboundWorker:
 
     async def _retry(self, job: OutboundJobRecord, reason: str, *, counted: bool) -> bool:
         """Schedule another attempt (False), or give up after ``max_attempts`` counted ones (True)."""
-        settings = self.rt.settings
+        retry = self.ctx.retry
         attempts = job.attempts + (1 if counted else 0)
-        if attempts >= settings.max_attempts:
+        if retry.exhausted(attempts):
             await self._fail(job, reason)
             return True
-        delay = backoff_delay(job.attempts, settings.retry_base_seconds, settings.retry_max_seconds)
+        delay = retry.backoff(job.attempts)
         job.attempts, job.next_attempt_at, job.last_error = attempts, time.time() + delay, reason[:2000]
-        await self.rt.repos.outbound.update(
+        await self.ctx.jobs.update(
             job.id, attempts=attempts, next_attempt_at=job.next_attempt_at, last_error=job.last_error
         )
         log.info(
             "outbound job will be retried",
             extra={
-                "integration_id": self.rt.id,
+                "integration_id": self.ctx.integration_id,
                 "job_id": job.id,
                 "attempts": attempts,
                 "error": reason[:300],
@@ -387,21 +396,21 @@ class OutboundWorker:
         return False
 
     async def _fail(self, job: OutboundJobRecord, reason: str) -> None:
-        self.rt.metrics.failed("cw_to_wa", "gave_up")
-        await self.rt.repos.outbound.finish(job.id, "failed", reason)
+        self.ctx.metrics.failed("cw_to_wa", "gave_up")
+        await self.ctx.jobs.finish(job.id, "failed", reason)
         log.warning(
             "agent message failed",
             extra={
-                "integration_id": self.rt.id,
+                "integration_id": self.ctx.integration_id,
                 "chatwoot_message_id": job.chatwoot_message_id,
                 "error": reason[:300],
             },
         )
         if job.kind != "send":
             return
-        for attempt in range(3):
+        for attempt in range(STATUS_UPDATE.max_attempts):
             try:
-                await self.rt.client().update_message_status(
+                await self.ctx.chatwoot().update_message_status(
                     job.conversation_id, job.chatwoot_message_id, "failed", external_error=reason[:1000]
                 )
                 return
@@ -409,11 +418,11 @@ class OutboundWorker:
                 if not exc.retryable:
                     log.warning(
                         "could not mark the Chatwoot message failed",
-                        extra={"integration_id": self.rt.id, "error": str(exc)[:300]},
+                        extra={"integration_id": self.ctx.integration_id, "error": str(exc)[:300]},
                     )
                     return
-                await asyncio.sleep(backoff_delay(attempt, 0.5, 5.0))
+                await asyncio.sleep(STATUS_UPDATE.backoff(attempt))
         log.warning(
             "could not mark the Chatwoot message failed (retries exhausted)",
-            extra={"integration_id": self.rt.id},
+            extra={"integration_id": self.ctx.integration_id},
         )
