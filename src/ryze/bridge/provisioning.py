@@ -21,12 +21,15 @@ from ryze.chatwoot import (
     ChatwootError,
     ChatwootHTTPError,
     ChatwootNotFound,
+    ChatwootRefused,
     ChatwootSessions,
     ChatwootTimeout,
     ChatwootUnreachable,
+    error_summary,
 )
 from ryze.common.crypto import SecretBox
 from ryze.common.logging import register_secret
+from ryze.common.outbound import OutboundError
 from ryze.protocol import (
     ActivateRequest,
     BridgeFailure,
@@ -43,8 +46,16 @@ def hash_path_secret(path_secret: str) -> str:
     return hashlib.sha256(path_secret.encode()).hexdigest()
 
 
+# The Detail of an error whose body is not Chatwoot's: a base URL can point at any web server, and
+# its pages must not come back to the caller through ours.
+BODY_NOT_SHOWN = "(the answer is not a Chatwoot error body and is not shown)"
+
+
 def classify(exc: ChatwootError) -> BridgeProblem:
-    """A Chatwoot failure as the bridge reports it: kind, Chatwoot status, raw body, endpoint."""
+    """A Chatwoot failure as the bridge reports it: kind, Chatwoot status, endpoint and the error
+    text of Chatwoot's body (never another server's body)."""
+    if isinstance(exc, ChatwootRefused):
+        return _invalid(f"chatwootBaseUrl {exc}")
     if isinstance(exc, ChatwootTimeout):
         return _chatwoot_problem(504, FailureKind.CHATWOOT_TIMEOUT, exc, str(exc))
     if isinstance(exc, ChatwootUnreachable):
@@ -63,13 +74,17 @@ def _chatwoot_problem(
     *,
     chatwoot_status: int | None = None,
 ) -> BridgeProblem:
+    # Unreachable: the text is aiohttp's about the connection, not something the target sent.
+    detail = (
+        exc.body if kind is FailureKind.CHATWOOT_UNREACHABLE else error_summary(exc.body) or BODY_NOT_SHOWN
+    )
     return BridgeProblem(
         http_status,
         BridgeFailure(
             kind=kind,
             message=message,
             chatwoot_status=chatwoot_status,
-            detail=exc.body,
+            detail=detail,
             chatwoot_endpoint=exc.endpoint or None,
         ),
     )
@@ -119,8 +134,11 @@ class Provisioner:
         return await self._create(req)
 
     def _validate(self, req: ActivateRequest) -> None:
-        if not req.chatwoot_base_url.startswith(("http://", "https://")):
-            raise _invalid("chatwoot_base_url must start with http:// or https://")
+        # Named as the caller of RyzeAPI's set spelled it: RyzeAPI relays the message as is.
+        try:
+            self.sessions.policy.check_url(req.chatwoot_base_url, allow_query=False)
+        except OutboundError as exc:
+            raise _invalid(f"chatwootBaseUrl {exc}") from exc
         if req.chatwoot_account_id <= 0:
             raise _invalid("chatwoot_account_id must be a positive integer")
         if not req.chatwoot_api_token.strip():

@@ -7,10 +7,12 @@ from ryze.chatwoot.errors import (
     ChatwootHTTPError,
     ChatwootNotFound,
     ChatwootRateLimited,
+    ChatwootRefused,
     ChatwootServerError,
     ChatwootTimeout,
     ChatwootUnreachable,
     ChatwootValidationError,
+    error_summary,
 )
 
 __all__ = [
@@ -20,9 +22,11 @@ __all__ = [
     "ChatwootHTTPError",
     "ChatwootNotFound",
     "ChatwootRateLimited",
+    "ChatwootRefused",
     "ChatwootServerError",
     "ChatwootSessions",
     "ChatwootTimeout",
     "ChatwootUnreachable",
     "ChatwootValidationError",
+    "error_summary",
 ]

@@ -23,12 +23,14 @@ from yarl import URL
 from ryze.chatwoot.errors import (
     ChatwootError,
     ChatwootNotFound,
+    ChatwootRefused,
     ChatwootTimeout,
     ChatwootUnreachable,
     error_for,
 )
 from ryze.chatwoot.models import Attachment, Contact, Conversation, Inbox, Message, ToggleStatusResult
 from ryze.chatwoot.observe import RequestHook, path_template
+from ryze.common.outbound import FetchPolicy, InvalidURL, PolicyResolver, TargetRefused
 
 M = TypeVar("M", bound=BaseModel)
 ConversationStatus = Literal["open", "resolved", "pending", "snoozed"]
@@ -52,8 +54,12 @@ class ChatwootSessions:
         timeout: float = 15.0,
         connect_timeout: float = 5.0,
         on_request: RequestHook | None = None,
+        policy: FetchPolicy,
     ) -> None:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        # Every connection to a base URL resolves through the policy and goes to the address it
+        # checked (a base URL is whatever an account token holder typed: see docs/security.md).
+        self.policy = policy
         self.on_request = on_request  # handed to every client (metrics); None costs nothing
         self._limit = limit_per_host
         self.timeout = timeout
@@ -64,7 +70,12 @@ class ChatwootSessions:
         existing = self._sessions.get(key)
         if existing is not None and not existing.closed:
             return existing
-        connector = aiohttp.TCPConnector(limit=self._limit * 4, limit_per_host=self._limit, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(
+            limit=self._limit * 4,
+            limit_per_host=self._limit,
+            ttl_dns_cache=300,  # only answers the policy accepted are cached
+            resolver=PolicyResolver(self.policy),
+        )
         created = aiohttp.ClientSession(
             connector=connector,
             json_serialize=lambda obj: orjson.dumps(obj).decode(),
@@ -74,6 +85,7 @@ class ChatwootSessions:
             # one must never ride along with another's calls. No jar also means no per-request
             # cookie filtering.
             cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,  # no proxy from the environment: it would connect for us, unchecked
         )
         self._sessions[key] = created
         return created
@@ -88,6 +100,7 @@ class ChatwootSessions:
             token,
             timeout=timeout or self.timeout,
             on_request=self.on_request,
+            policy=self.policy,
         )
 
     async def close(self) -> None:
@@ -114,8 +127,18 @@ class ChatwootClient:
         *,
         timeout: float = 15.0,
         on_request: RequestHook | None = None,
+        policy: FetchPolicy,
     ) -> None:
         self._session = session
+        # An IP literal never reaches the resolver (aiohttp dials it as is), and a refused name is
+        # refused without a lookup: both are judged once here, for every call of this client.
+        self._refused: TargetRefused | None = None
+        try:
+            policy.check_resolved(URL(base_url).raw_host or "", ())
+        except TargetRefused as exc:
+            self._refused = exc
+        except InvalidURL as exc:  # no host at all: refused like an address that cannot be judged
+            self._refused = TargetRefused(f"has no valid host ({exc})", setting=policy.setting)
         self._on_request = on_request
         self.base_url = base_url.rstrip("/")
         self.account_id = account_id
@@ -157,6 +180,9 @@ class ChatwootClient:
         empty_404: bool = False,
     ) -> Any:
         url, template = self._route(path)
+        endpoint = f"{method} {path}"
+        if self._refused is not None:
+            raise ChatwootRefused(str(self._refused), endpoint=endpoint)
         data: aiohttp.FormData | bytes | None = form
         headers = self._headers
         if form is None and json_body is not None:
@@ -176,7 +202,6 @@ class ChatwootClient:
                 raw = await resp.read()
                 status = resp.status  # after the body: a time-out while reading it counts as no answer
                 if status >= 400:
-                    endpoint = f"{method} {path}"
                     body = raw.decode(errors="replace")
                     if empty_404 and status == 404:
                         raise ChatwootNotFound(404, body, endpoint=endpoint)
@@ -191,17 +216,18 @@ class ChatwootClient:
                 try:
                     return orjson.loads(raw)
                 except orjson.JSONDecodeError as exc:
-                    endpoint = f"{method} {path}"
                     raise ChatwootError(
                         f"Chatwoot answered non-JSON to {endpoint}",
                         endpoint=endpoint,
                         body=raw[:500].decode(errors="replace"),
                     ) from exc
+        except TargetRefused as exc:  # raised by the PolicyResolver while connecting
+            raise ChatwootRefused(str(exc), endpoint=endpoint) from exc
         except TimeoutError as exc:
-            endpoint = f"{method} {path}"
             raise ChatwootTimeout(f"Chatwoot did not answer {endpoint} in time", endpoint=endpoint) from exc
         except aiohttp.ClientError as exc:
-            endpoint = f"{method} {path}"
+            if isinstance(exc.__cause__, TargetRefused):
+                raise ChatwootRefused(str(exc.__cause__), endpoint=endpoint) from exc
             raise ChatwootUnreachable(
                 f"Chatwoot unreachable ({endpoint}): {exc}", endpoint=endpoint, body=str(exc)
             ) from exc

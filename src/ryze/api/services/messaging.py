@@ -20,6 +20,7 @@ from ryze.api.services.ingest import InboundPipeline
 from ryze.api.services.instances import InstanceService
 from ryze.api.services.sessions import SessionManager
 from ryze.api.services.store import MessageStore
+from ryze.common.outbound import Fetcher
 from ryze.engines.base import (
     ConnectionState,
     Media,
@@ -65,9 +66,11 @@ class MessagingService:
         store: MessageStore,
         pipeline: InboundPipeline,
         *,
+        fetcher: Fetcher,
         metrics: ApiMetrics | None = None,
     ) -> None:
         self.metrics = metrics  # read by @counts_send_failures
+        self.fetcher = fetcher  # mediaUrl and Chatwoot attachment downloads, under FETCH_ALLOW
         self._instances = instances
         self._sessions = sessions
         self.store = store
@@ -188,7 +191,7 @@ class MessagingService:
             url_name = None
         else:
             retry = BRIDGE_MEDIA_RETRY_SECONDS if source == "chatwoot" else 0.0
-            data, declared, url_name = await media_io.download(url or "", retry_for=retry)
+            data, declared, url_name = await media_io.download(self.fetcher, url or "", retry_for=retry)
         mime = media_io.pick_mimetype(
             media_type, data, given=mimetype, declared=declared, file_name=file_name
         )

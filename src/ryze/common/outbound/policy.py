@@ -43,6 +43,10 @@ _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# What the demo, `ryze up` (one host) and the test harnesses allow: their Chatwoot (or emulator)
+# and their media servers listen on this machine.
+LOOPBACK_ALLOW = "127.0.0.0/8,::1,localhost"
+
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """An IPv4 address an IPv6 transition form routes to (6to4, Teredo client, NAT64)."""

@@ -25,7 +25,9 @@ _SCHEMES = {"http": 80, "https": 443}
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
 # After IDNA encoding a host name is LDH labels separated by dots; "_" shows up in real internal
 # names (docker services), so it is accepted and left to DNS.
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$"
+)
 # The characters an IPv4 address can be spelled with in inet_aton's legacy forms (hex, octal,
 # integer, "127.1"); getaddrinfo accepts the same forms, so the policy must read them the same way.
 _LEGACY_IPV4 = re.compile(r"^[0-9a-fx.]+$")
