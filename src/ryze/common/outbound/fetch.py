@@ -120,6 +120,8 @@ class Fetcher:
                         return Fetched(data, content_type, str(resp.url))
                 except OutboundError:
                     raise
+                except TimeoutError as exc:  # aiohttp's read/connect time-outs are ClientErrors too
+                    raise FetchTimeout() from exc
                 except aiohttp.ClientError as exc:
                     cause = getattr(exc, "os_error", None) or exc.__cause__
                     if isinstance(cause, OutboundError):  # the resolver refused, wrapped by aiohttp

@@ -78,9 +78,11 @@ def refusal_reason(ip: IPAddress) -> str | None:
         return "a multicast address"
     if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
         return "a shared (carrier-grade NAT) address"
+    if ip.is_reserved:
+        return "a reserved address"
     if ip.is_private:
         return "a private address"
-    if ip.is_reserved or not ip.is_global:
+    if not ip.is_global:
         return "a special-purpose address"
     return None
 
