@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict
 from pydantic import BaseModel
 from yarl import URL
@@ -55,8 +56,10 @@ class ChatwootSessions:
         connect_timeout: float = 5.0,
         on_request: RequestHook | None = None,
         policy: FetchPolicy,
+        resolver: Callable[[], AbstractResolver] | None = None,
     ) -> None:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._resolver = resolver  # the DNS the policy wraps; None = the system's (tests inject one)
         # Every connection to a base URL resolves through the policy and goes to the address it
         # checked (a base URL is whatever an account token holder typed: see docs/security.md).
         self.policy = policy
@@ -74,7 +77,7 @@ class ChatwootSessions:
             limit=self._limit * 4,
             limit_per_host=self._limit,
             ttl_dns_cache=300,  # only answers the policy accepted are cached
-            resolver=PolicyResolver(self.policy),
+            resolver=PolicyResolver(self.policy, self._resolver() if self._resolver else None),
         )
         created = aiohttp.ClientSession(
             connector=connector,
