@@ -155,3 +155,52 @@ async def test_a_name_resolving_to_an_internal_address_is_refused_at_connection(
         await allowed.client(f"http://chatwoot.test:{port}", 1, ADMIN_TOKEN).list_inboxes()
     finally:
         await allowed.close()
+
+
+@pytest.mark.parametrize("mode", ["chunked", "declared", "gzip"])
+async def test_an_endless_answer_does_not_fill_the_bridges_memory(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A base URL can point at any server: Chatwoot's answers are read within a cap."""
+    import gzip
+
+    from ryze.chatwoot import ChatwootError
+    from ryze.chatwoot import client as client_module
+
+    monkeypatch.setattr(client_module, "MAX_RESPONSE_BYTES", 256 * 1024)
+    written = 0
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        nonlocal written
+        if mode == "declared":
+            return web.Response(body=b"[" + b" " * (512 * 1024) + b"]", content_type="application/json")
+        if mode == "gzip":  # 300 KiB on the wire, 8 MiB once decompressed
+            bomb = gzip.compress(b" " * (8 * 1024 * 1024))
+            return web.Response(
+                body=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+            )
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        try:
+            for _ in range(4096):  # 256 MiB at most, bounded even if the cap were broken
+                await resp.write(b" " * 65536)
+                written += 65536
+        except (ConnectionError, RuntimeError):
+            pass
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/api/v1/accounts/1/inboxes", endless)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    pool = ChatwootSessions(timeout=10.0, policy=FetchPolicy(["127.0.0.1"], setting="BRIDGE_FETCH_ALLOW"))
+    try:
+        with pytest.raises(ChatwootError, match="larger than"):
+            await pool.client(f"http://127.0.0.1:{port}", 1, ADMIN_TOKEN).list_inboxes()
+    finally:
+        await pool.close()
+        await runner.cleanup()
+    assert written < 64 * 1024 * 1024

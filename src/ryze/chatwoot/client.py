@@ -112,6 +112,32 @@ class ChatwootSessions:
             await session.close()
 
 
+# Chatwoot's answers are small JSON documents (a page of conversations is a few hundred KiB). A
+# base URL can point at any server, and an endless or decompression-bomb answer must not grow the
+# bridge's memory for the whole call time-out.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, method: str, path: str) -> bytes:
+    if resp.content_length is not None and "Content-Encoding" not in resp.headers:
+        if resp.content_length > MAX_RESPONSE_BYTES:
+            raise _too_large(method, path)
+        return await resp.read()  # the common case, one call: the length is what arrives
+    buffer = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        buffer += chunk
+        if len(buffer) > MAX_RESPONSE_BYTES:
+            raise _too_large(method, path)
+    return bytes(buffer)
+
+
+def _too_large(method: str, path: str) -> ChatwootError:
+    endpoint = f"{method} {path}"
+    return ChatwootError(
+        f"Chatwoot's answer to {endpoint} is larger than {MAX_RESPONSE_BYTES} bytes", endpoint=endpoint
+    )
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -183,9 +209,8 @@ class ChatwootClient:
         empty_404: bool = False,
     ) -> Any:
         url, template = self._route(path)
-        endpoint = f"{method} {path}"
         if self._refused is not None:
-            raise ChatwootRefused(str(self._refused), endpoint=endpoint)
+            raise ChatwootRefused(str(self._refused), endpoint=f"{method} {path}")
         data: aiohttp.FormData | bytes | None = form
         headers = self._headers
         if form is None and json_body is not None:
@@ -202,9 +227,10 @@ class ChatwootClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.read()
+                raw = await _read_capped(resp, method, path)
                 status = resp.status  # after the body: a time-out while reading it counts as no answer
                 if status >= 400:
+                    endpoint = f"{method} {path}"
                     body = raw.decode(errors="replace")
                     if empty_404 and status == 404:
                         raise ChatwootNotFound(404, body, endpoint=endpoint)
@@ -219,16 +245,19 @@ class ChatwootClient:
                 try:
                     return orjson.loads(raw)
                 except orjson.JSONDecodeError as exc:
+                    endpoint = f"{method} {path}"
                     raise ChatwootError(
                         f"Chatwoot answered non-JSON to {endpoint}",
                         endpoint=endpoint,
                         body=raw[:500].decode(errors="replace"),
                     ) from exc
         except TargetRefused as exc:  # raised by the PolicyResolver while connecting
-            raise ChatwootRefused(str(exc), endpoint=endpoint) from exc
+            raise ChatwootRefused(str(exc), endpoint=f"{method} {path}") from exc
         except TimeoutError as exc:
+            endpoint = f"{method} {path}"
             raise ChatwootTimeout(f"Chatwoot did not answer {endpoint} in time", endpoint=endpoint) from exc
         except aiohttp.ClientError as exc:
+            endpoint = f"{method} {path}"
             if isinstance(exc.__cause__, TargetRefused):
                 raise ChatwootRefused(str(exc.__cause__), endpoint=endpoint) from exc
             raise ChatwootUnreachable(
