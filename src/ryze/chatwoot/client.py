@@ -31,7 +31,7 @@ from ryze.chatwoot.errors import (
 )
 from ryze.chatwoot.models import Attachment, Contact, Conversation, Inbox, Message, ToggleStatusResult
 from ryze.chatwoot.observe import RequestHook, path_template
-from ryze.common.outbound import FetchPolicy, InvalidURL, PolicyResolver, TargetRefused
+from ryze.common.outbound import FetchPolicy, InvalidURL, OutboundError, PolicyResolver, TargetRefused
 
 M = TypeVar("M", bound=BaseModel)
 ConversationStatus = Literal["open", "resolved", "pending", "snoozed"]
@@ -251,14 +251,14 @@ class ChatwootClient:
                         endpoint=endpoint,
                         body=raw[:500].decode(errors="replace"),
                     ) from exc
-        except TargetRefused as exc:  # raised by the PolicyResolver while connecting
+        except OutboundError as exc:  # raised by the PolicyResolver while connecting
             raise ChatwootRefused(str(exc), endpoint=f"{method} {path}") from exc
         except TimeoutError as exc:
             endpoint = f"{method} {path}"
             raise ChatwootTimeout(f"Chatwoot did not answer {endpoint} in time", endpoint=endpoint) from exc
         except aiohttp.ClientError as exc:
             endpoint = f"{method} {path}"
-            if isinstance(exc.__cause__, TargetRefused):
+            if isinstance(exc.__cause__, OutboundError):
                 raise ChatwootRefused(str(exc.__cause__), endpoint=endpoint) from exc
             raise ChatwootUnreachable(
                 f"Chatwoot unreachable ({endpoint}): {exc}", endpoint=endpoint, body=str(exc)

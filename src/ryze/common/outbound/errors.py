@@ -37,10 +37,10 @@ class HTTPStatusError(FetchFailed):
 
 
 class ConnectFailed(FetchFailed):
-    """DNS, connect, TLS or a dropped connection. Deliberately one generic text."""
+    """DNS, connect, TLS or a connection dropped mid-answer. Deliberately one generic text."""
 
     def __init__(self) -> None:
-        super().__init__("could not connect")
+        super().__init__("connection failed")
 
 
 class FetchTimeout(FetchFailed):
