@@ -202,3 +202,15 @@ async def test_a_bridge_attachment_url_to_an_internal_address_is_refused_at_once
         )
     assert caught.value.status == 400 and "FETCH_ALLOW" in caught.value.message
     assert hits == []
+
+
+async def test_a_refusal_is_logged_without_the_url(
+    api: Api, account_token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = await api.connected_instance(account_token)
+    caplog.set_level(logging.INFO, logger="ryze.common.outbound")
+    resp = await send(api, token, "http://127.0.0.2:9/file?X-Amz-Signature=sig-s3cr3t")
+    assert resp.status_code == 400
+    refused = [r for r in caplog.records if r.getMessage() == "outbound fetch refused"]
+    assert refused and "FETCH_ALLOW" in refused[0].error  # type: ignore[attr-defined]
+    assert "sig-s3cr3t" not in caplog.text and "127.0.0.2" not in caplog.text

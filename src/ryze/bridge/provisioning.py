@@ -120,7 +120,7 @@ class Provisioner:
     # ------------------------------------------------------------------ activate
 
     async def activate(self, req: ActivateRequest) -> IntegrationView:
-        self._validate(req)
+        req = self._validate(req)
         register_secret(req.chatwoot_api_token)
         if req.replace_integration_id:
             old = await self.repos.integrations.get(req.replace_integration_id)
@@ -133,11 +133,16 @@ class Provisioner:
                 return view
         return await self._create(req)
 
-    def _validate(self, req: ActivateRequest) -> None:
+    def _validate(self, req: ActivateRequest) -> ActivateRequest:
+        """Check ``req``; returns it with the base URL in its canonical form (the one judged)."""
         # Named as the caller of RyzeAPI's set spelled it: RyzeAPI relays the message as is.
         try:
-            self.sessions.policy.check_url(req.chatwoot_base_url, allow_query=False)
+            base = self.sessions.policy.check_url(req.chatwoot_base_url, allow_query=False)
         except OutboundError as exc:
+            # The reason only: the URL may carry credentials.
+            log.info(
+                "activation refused: chatwootBaseUrl", extra={"instance": req.instance, "error": str(exc)}
+            )
             raise _invalid(f"chatwootBaseUrl {exc}") from exc
         if req.chatwoot_account_id <= 0:
             raise _invalid("chatwoot_account_id must be a positive integer")
@@ -149,6 +154,7 @@ class Provisioner:
             raise _invalid("instance is required")
         if not req.ryzeapi_url.startswith(("http://", "https://")):
             raise _invalid("ryzeapi_url must start with http:// or https://")
+        return req.model_copy(update={"chatwoot_base_url": base.url.rstrip("/")})
 
     async def _create(self, req: ActivateRequest) -> IntegrationView:
         integration_id = uuid.uuid4().hex

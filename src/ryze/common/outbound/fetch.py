@@ -10,6 +10,7 @@ its size, because the WhatsApp engines take the whole file.
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +25,14 @@ from ryze.common.outbound.errors import (
     FetchTimeout,
     HTTPStatusError,
     OutboundError,
+    TargetRefused,
     TooLarge,
     TooManyRedirects,
 )
 from ryze.common.outbound.policy import FetchPolicy
 from ryze.common.outbound.resolver import PolicyResolver
+
+log = logging.getLogger(__name__)
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
@@ -71,6 +75,15 @@ class Fetcher:
 
     async def get(self, url: str) -> Fetched:
         """GET ``url``; any non-200 final answer raises :class:`HTTPStatusError`."""
+        try:
+            return await self._get(url)
+        except TargetRefused as exc:
+            # The reason only, never the URL: it may carry a token in its query. Logged because an
+            # operator whose Chatwoot is refused needs to see why attachments fail.
+            log.info("outbound fetch refused", extra={"error": str(exc)})
+            raise
+
+    async def _get(self, url: str) -> Fetched:
         target = self.policy.check_url(url)  # refuse before waiting for a slot or connecting
         limits = self.limits
         try:
