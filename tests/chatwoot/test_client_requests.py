@@ -13,6 +13,11 @@ from aiohttp import web
 from ryze.chatwoot import ChatwootNotFound, ChatwootSessions
 from ryze.chatwoot.client import _ROUTE_CACHE_SIZE
 from ryze.chatwoot.observe import path_template
+from ryze.common.outbound import FetchPolicy
+from ryze.common.outbound.policy import LOOPBACK_ALLOW
+
+# The servers under test listen on loopback, which the policy refuses unless allowed.
+LOOPBACK_POLICY = FetchPolicy.from_setting(LOOPBACK_ALLOW, setting="test")
 
 
 @dataclass
@@ -70,7 +75,7 @@ async def capture() -> AsyncIterator[Capture]:
 
 @pytest.fixture
 async def sessions() -> AsyncIterator[ChatwootSessions]:
-    pool = ChatwootSessions(timeout=5.0)
+    pool = ChatwootSessions(timeout=5.0, policy=LOOPBACK_POLICY)
     yield pool
     await pool.close()
 
@@ -136,7 +141,9 @@ async def test_a_cookie_set_for_one_integration_never_rides_with_another(
 
 async def test_errors_and_the_request_hook_name_the_path_and_its_template(capture: Capture) -> None:
     calls: list[tuple[str, str, int | None]] = []
-    pool = ChatwootSessions(timeout=5.0, on_request=lambda m, t, s, _secs: calls.append((m, t, s)))
+    pool = ChatwootSessions(
+        timeout=5.0, policy=LOOPBACK_POLICY, on_request=lambda m, t, s, _secs: calls.append((m, t, s))
+    )
     try:
         cw = pool.client(capture.url, 3, "tok-a")
         with pytest.raises(ChatwootNotFound) as missing:

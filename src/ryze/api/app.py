@@ -23,6 +23,7 @@ from ryze.api.services.accounts import AccountService
 from ryze.api.services.container import ApiServices
 from ryze.api.services.ingest import InboundPipeline
 from ryze.api.services.instances import InstanceService
+from ryze.api.services.media import build_fetcher
 from ryze.api.services.messaging import MessagingService
 from ryze.api.services.sessions import SessionManager
 from ryze.api.services.store import MessageStore
@@ -64,7 +65,9 @@ def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:
         secret_box=secret_box,
         engine=engine,
         sessions=sessions,
-        messaging=MessagingService(instances_service, sessions, store, pipeline, metrics=metrics),
+        messaging=MessagingService(
+            instances_service, sessions, store, pipeline, fetcher=build_fetcher(settings), metrics=metrics
+        ),
         bus=bus,
         instances=instances_service,
         accounts=AccountService(db),

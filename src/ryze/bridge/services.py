@@ -12,6 +12,7 @@ from ryze.bridge.store.db import BridgeDB
 from ryze.bridge.store.repositories import Repositories
 from ryze.chatwoot import ChatwootSessions
 from ryze.common.crypto import SecretBox
+from ryze.common.outbound import FetchPolicy
 
 
 @dataclass
@@ -34,6 +35,7 @@ class BridgeServices:
             limit_per_host=settings.chatwoot_connections_per_host,
             timeout=settings.chatwoot_timeout,
             on_request=metrics.chatwoot_request,
+            policy=FetchPolicy.from_setting(settings.fetch_allow, setting="BRIDGE_FETCH_ALLOW"),
         )
         box = SecretBox.from_setting(settings.encryption_key, settings.key_file)
         manager = IntegrationManager(

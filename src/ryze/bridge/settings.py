@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ryze.common.outbound.policy import AllowList, split_setting
 
 
 class BridgeSettings(BaseSettings):
@@ -20,6 +23,10 @@ class BridgeSettings(BaseSettings):
     log_level: str = "INFO"
 
     # Chatwoot calls
+    # Outbound-fetch policy for chatwootBaseUrl (docs/security.md): host names, "*.domain" and
+    # IP/CIDR entries, comma separated, that may be called although they are loopback, private or
+    # otherwise internal (a Chatwoot on the same host or network). Empty = public addresses only.
+    fetch_allow: str = ""
     chatwoot_timeout: float = 15.0
     chatwoot_connections_per_host: int = 64
     # Retries (inbound events and outbound jobs): exponential backoff with jitter, bounded attempts
@@ -37,6 +44,12 @@ class BridgeSettings(BaseSettings):
     # Outbound worker
     max_chat_lanes: int = 64  # concurrent per-chat lanes per integration
     job_retention_days: float = 7.0  # finished outbound jobs are pruned at start after this long
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _valid_allow_list(cls, value: str) -> str:
+        AllowList.parse(split_setting(value))  # a typo must stop the start, not open or close a hole
+        return value
 
     @property
     def key_file(self) -> Path:

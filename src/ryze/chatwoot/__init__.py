@@ -7,10 +7,12 @@ from ryze.chatwoot.errors import (
     ChatwootHTTPError,
     ChatwootNotFound,
     ChatwootRateLimited,
+    ChatwootRefused,
     ChatwootServerError,
     ChatwootTimeout,
     ChatwootUnreachable,
     ChatwootValidationError,
+    error_summary,
 )
 from ryze.chatwoot.port import ChatwootPort
 
@@ -22,9 +24,11 @@ __all__ = [
     "ChatwootNotFound",
     "ChatwootPort",
     "ChatwootRateLimited",
+    "ChatwootRefused",
     "ChatwootServerError",
     "ChatwootSessions",
     "ChatwootTimeout",
     "ChatwootUnreachable",
     "ChatwootValidationError",
+    "error_summary",
 ]

@@ -16,12 +16,14 @@ import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
 
 from ryze.api.settings import ApiSettings
 from ryze.bridge.settings import BridgeSettings
+from ryze.common.outbound.policy import LOOPBACK_ALLOW
 from ryze.launcher import RunningService, ServiceFailed, ServiceSpec, Stack
 
 TOKEN_FILE = "bridge.token"  # noqa: S105 — a file name, not a secret
@@ -53,20 +55,27 @@ def shared_token(configured: str, data_dir: Path) -> str:
     return token
 
 
-def service_specs(api: ApiSettings, bridge: BridgeSettings) -> tuple[ServiceSpec, ServiceSpec]:
+def service_specs(
+    api: ApiSettings, bridge: BridgeSettings, environ: Mapping[str, str] = os.environ
+) -> tuple[ServiceSpec, ServiceSpec]:
     token = shared_token(api.bridge_token or bridge.token, api.data_dir)
     api_url = f"http://{dial_host(api.host)}:{api.port}"
     bridge_url = f"http://{dial_host(bridge.host)}:{bridge.port}"
     api_env = {"BRIDGE_TOKEN": token}
+    bridge_env = {"BRIDGE_TOKEN": token}
+    # One host: a Chatwoot next to Ryze (and its attachment URLs) is on loopback. Only filled in
+    # when the operator set nothing; an empty FETCH_ALLOW= / BRIDGE_FETCH_ALLOW= keeps loopback shut.
+    if "FETCH_ALLOW" not in environ:
+        api_env["FETCH_ALLOW"] = LOOPBACK_ALLOW
+    if "BRIDGE_FETCH_ALLOW" not in environ:
+        bridge_env["BRIDGE_FETCH_ALLOW"] = LOOPBACK_ALLOW
     if not api.bridge_url.strip():
         api_env["BRIDGE_URL"] = bridge_url
     if not api.bridge_internal_ryzeapi_url.strip():
         api_env["BRIDGE_INTERNAL_RYZEAPI_URL"] = api_url
     return (
         ServiceSpec(name="api", command=["api"], env=api_env, health_url=f"{api_url}/healthz"),
-        ServiceSpec(
-            name="bridge", command=["bridge"], env={"BRIDGE_TOKEN": token}, health_url=f"{bridge_url}/healthz"
-        ),
+        ServiceSpec(name="bridge", command=["bridge"], env=bridge_env, health_url=f"{bridge_url}/healthz"),
     )
 
 

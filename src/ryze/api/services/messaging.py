@@ -20,6 +20,7 @@ from ryze.api.services.ingest import InboundPipeline
 from ryze.api.services.instances import InstanceService
 from ryze.api.services.sessions import SessionManager
 from ryze.api.services.store import MessageStore
+from ryze.common.outbound import Fetcher
 from ryze.engines.base import (
     ConnectionState,
     Media,
@@ -63,9 +64,11 @@ class MessagingService:
         store: MessageStore,
         pipeline: InboundPipeline,
         *,
+        fetcher: Fetcher,
         metrics: ApiMetrics | None = None,
     ) -> None:
         self.metrics = metrics  # read by @counts_send_failures
+        self.fetcher = fetcher  # mediaUrl and Chatwoot attachment downloads, under FETCH_ALLOW
         self._instances = instances
         self._sessions = sessions
         self.store = store
@@ -188,7 +191,9 @@ class MessagingService:
             data, declared = media_io.decode_base64(base64)
             url_name = None
         else:
-            data, declared, url_name = await media_io.download(url or "", retry_for=url_retry_seconds)
+            data, declared, url_name = await media_io.download(
+                self.fetcher, url or "", retry_for=url_retry_seconds
+            )
         mime = media_io.pick_mimetype(
             media_type, data, given=mimetype, declared=declared, file_name=file_name
         )
