@@ -8,7 +8,7 @@ from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
 from ryze.bridge.relay.inbound.lanes import LaneKeys
 from ryze.bridge.relay.inbound.resolver import phone_of
-from ryze.bridge.relay.outbound.filters import classify, conversation_status
+from ryze.bridge.relay.outbound.filters import StatusChange, classify, conversation_status
 from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
 from ryze.bridge.relay.outbound.worker import command_id, target_chat
 from ryze.protocol import ChatRef, WAMessage
@@ -55,9 +55,12 @@ def test_filters() -> None:
     assert deleted is not None and deleted.kind == "revoke"
     assert classify({"event": "conversation_created", "id": 3}) is None
     assert conversation_status({"event": "conversation_status_changed", "id": 3, "status": "resolved"}) == (
-        3,
-        "resolved",
+        StatusChange(3, "resolved")
     )
+    stamped = {"event": "conversation_updated", "id": 3, "status": "open", "updated_at": 1781699696.123}
+    assert conversation_status(stamped) == StatusChange(3, "open", 1781699696.123)
+    assert conversation_status({**stamped, "updated_at": True}) == StatusChange(3, "open")  # not 1.0
+    assert conversation_status({**stamped, "id": True}) is None  # not conversation 1
 
 
 def test_command_ids_are_stable_across_retries_and_distinct_per_part_and_kind() -> None:

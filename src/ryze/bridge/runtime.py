@@ -18,6 +18,7 @@ from ryze.bridge.metrics import BridgeMetrics, detached
 from ryze.bridge.relay.inbound.consumer import InboundRelay
 from ryze.bridge.relay.inbound.lanes import LaneRouter
 from ryze.bridge.relay.inbound.resolver import ConversationPolicy, ConversationResolver
+from ryze.bridge.relay.outbound.inbox_secret import InboxSecret
 from ryze.bridge.relay.outbound.worker import OutboundWorker
 from ryze.bridge.settings import BridgeSettings
 from ryze.bridge.store.repositories import IntegrationRecord, Repositories
@@ -59,6 +60,7 @@ class IntegrationRuntime:
             if record.inbox_secret_enc
             else ""
         )
+        self.webhook_secret = InboxSecret(self, box, INBOX_SECRET_AD.format(id=record.id))
         self._client: ChatwootClient | None = None
         self._chatwoot_error = ""
         self._link_error = "link to RyzeAPI not connected yet"
@@ -194,6 +196,8 @@ class IntegrationRuntime:
             return IntegrationStatus.PAUSED, "paused by the operator"
         if self._chatwoot_error:
             return IntegrationStatus.ERROR, self._chatwoot_error
+        if self.webhook_secret.error:
+            return IntegrationStatus.ERROR, self.webhook_secret.error
         if not self.link.connected:
             if self._link_refused:
                 return IntegrationStatus.ERROR, self._link_error

@@ -22,6 +22,7 @@ import orjson
 
 from ryze.bridge.link.client import LinkUnavailable, backoff_delay
 from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
+from ryze.bridge.relay.outbound.shapes import as_dict, as_int
 from ryze.bridge.store.repositories import OutboundJobRecord
 from ryze.chatwoot import ChatwootError
 from ryze.common.tasks import cancel_and_wait
@@ -52,12 +53,12 @@ def command_id(integration_id: str, chatwoot_message_id: int, part: int, *, kind
 
 
 def target_chat(payload: dict[str, Any]) -> str | None:
-    conversation = payload.get("conversation") or {}
-    contact_inbox = conversation.get("contact_inbox") or {}
-    source_id = contact_inbox.get("source_id")
+    # as_dict: a field of another type reads as absent (never an AttributeError, never a misread)
+    conversation = as_dict(payload.get("conversation"))
+    source_id = as_dict(conversation.get("contact_inbox")).get("source_id")
     if isinstance(source_id, str) and source_id:
         return source_id
-    sender = (conversation.get("meta") or {}).get("sender") or {}
+    sender = as_dict(as_dict(conversation.get("meta")).get("sender"))
     identifier = sender.get("identifier")
     if isinstance(identifier, str) and "@" in identifier:
         return identifier
@@ -65,6 +66,11 @@ def target_chat(payload: dict[str, Any]) -> str | None:
     if isinstance(phone, str) and phone.startswith("+"):
         return phone[1:] + "@s.whatsapp.net"
     return None
+
+
+def _order(job: OutboundJobRecord) -> tuple[int, int]:
+    """Chatwoot's creation order: message id, and a message's revoke after its send."""
+    return job.chatwoot_message_id, 0 if job.kind == "send" else 1
 
 
 def _file_name(url: str) -> str | None:
@@ -76,7 +82,10 @@ def _file_name(url: str) -> str | None:
 class OutboundWorker:
     def __init__(self, rt: IntegrationRuntime) -> None:
         self.rt = rt
-        self._queues: dict[int, deque[OutboundJobRecord]] = {}  # per conversation, in arrival order
+        # per conversation; the jobs not yet started in Chatwoot's creation order (message id)
+        self._queues: dict[int, deque[OutboundJobRecord]] = {}
+        self._arrived: dict[int, float] = {}  # job id → when its webhook came (monotonic)
+        self._started_jobs: set[int] = set()  # job ids whose first attempt began
         self._runners: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()
@@ -96,16 +105,32 @@ class OutboundWorker:
 
     async def _load(self) -> None:
         for job in await self.rt.repos.outbound.pending(self.rt.id):
-            self.submit(job)
+            self.submit(job, fresh=False)  # received by a previous run: nothing left to wait for
 
-    def submit(self, job: OutboundJobRecord) -> None:
-        """A persisted job (from the webhook): queue it behind its conversation's earlier jobs."""
+    def submit(self, job: OutboundJobRecord, *, fresh: bool = True) -> None:
+        """A persisted job (``fresh``: its webhook just came): queue it in its conversation.
+
+        Chatwoot delivers webhooks from Sidekiq jobs run ten at once (``config/sidekiq.yml``), so an
+        agent's second message can arrive first. Jobs not yet started are kept in message-id order
+        (Chatwoot's creation order; a revoke after the send of its message), and a fresh job waits
+        until ``outbound_reorder_window`` has passed since its webhook before it is sent, so a
+        lower id arriving within that time goes first. A job already started is never overtaken.
+        """
         if not self._started:
             return  # paused: it stays in the database and is loaded on resume
         queue = self._queues.setdefault(job.conversation_id, deque())
         if any(queued.id == job.id for queued in queue):
             return
-        queue.append(job)
+        if fresh:
+            self._arrived[job.id] = time.monotonic()
+        key = _order(job)
+        position = len(queue)
+        while position > 0:
+            before = queue[position - 1]
+            if before.id in self._started_jobs or _order(before) <= key:
+                break
+            position -= 1
+        queue.insert(position, job)
         if job.conversation_id not in self._runners:
             task = asyncio.create_task(
                 self._run_conversation(job.conversation_id), name=f"outbound-{self.rt.id}"
@@ -123,6 +148,8 @@ class OutboundWorker:
         self._runners.clear()
         self._tasks.clear()
         self._queues.clear()
+        self._arrived.clear()
+        self._started_jobs.clear()
 
     @property
     def queued(self) -> int:
@@ -154,6 +181,12 @@ class OutboundWorker:
         try:
             while queue:
                 job = queue[0]
+                if job.id not in self._started_jobs:
+                    hold = self._arrived.get(job.id, -1e9) + self.rt.settings.outbound_reorder_window
+                    if hold > time.monotonic():
+                        await asyncio.sleep(hold - time.monotonic())
+                        continue  # a lower message id may have arrived meanwhile: look again
+                    self._started_jobs.add(job.id)
                 wait = job.next_attempt_at - time.time()
                 if wait > 0:
                     kick = self._kick
@@ -165,6 +198,8 @@ class OutboundWorker:
                     finished = await self._guarded(job)
                 if finished:
                     queue.popleft()
+                    self._arrived.pop(job.id, None)
+                    self._started_jobs.discard(job.id)
         finally:
             self._runners.pop(conversation_id, None)
             if not queue:
@@ -247,12 +282,16 @@ class OutboundWorker:
                 for m in mapped
                 if m.direction == "out"
             ]
-        text = chatwoot_to_whatsapp(str(payload.get("content") or ""))
+        content = payload.get("content")
+        text = chatwoot_to_whatsapp(content if isinstance(content, str) else "")
         if self.rt.record.sign_messages:
             text = sign(text, agent_name(payload))
         reply_to = await self._reply_to(payload)
+        listed = payload.get("attachments")
         attachments = [
-            a for a in payload.get("attachments") or [] if isinstance(a, dict) and a.get("data_url")
+            a
+            for a in (listed if isinstance(listed, list) else [])
+            if isinstance(a, dict) and isinstance(a.get("data_url"), str) and a["data_url"]
         ]
         frames: list[CommandFrame] = []
         if not attachments:
@@ -291,12 +330,12 @@ class OutboundWorker:
         return frames
 
     async def _reply_to(self, payload: dict[str, Any]) -> str | None:
-        attributes = payload.get("content_attributes") or {}
+        attributes = as_dict(payload.get("content_attributes"))
         external = attributes.get("in_reply_to_external_id")
         if isinstance(external, str) and external.startswith("WAID:"):
             return external[len("WAID:") :]
-        internal = attributes.get("in_reply_to")
-        if isinstance(internal, int):
+        internal = as_int(attributes.get("in_reply_to"))  # `true` is not message 1
+        if internal is not None:
             mapped = await self.rt.repos.messages.find_chatwoot(self.rt.id, internal)
             if mapped:
                 return mapped[0].wa_message_id

@@ -1,0 +1,124 @@
+"""The inbox's webhook signing secret, re-read from Chatwoot when a signature does not match.
+
+An administrator can reset it at any time (``POST /api/v1/accounts/{id}/inboxes/{id}/reset_secret``
+→ ``channel.reset_secret!`` in Chatwoot ≥ 4.13, ``app/controllers/api/v1/accounts/inboxes_controller.rb``),
+and from then on Chatwoot signs with the new one (``lib/webhooks/trigger.rb``). The bridge learns a
+secret at activation only, so without this every later webhook would be refused (401) for good.
+
+On a failed signature the inbox is read again (``GET …/inboxes/{id}``; ``secret`` is shown to
+administrators only) — at most once per ``webhook_secret_recheck_interval`` per integration, so a
+caller holding the webhook URL but not the secret cannot turn the bridge into a Chatwoot load
+generator, and concurrent failures share one read. A new secret is stored (encrypted) and the
+webhook verified again with it, so the first webhook after a reset is not lost. When the secret
+Chatwoot shows still does not verify, or cannot be read, the integration reports ``error`` with a
+``last_error`` saying so, until a webhook verifies again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ryze.chatwoot import ChatwootError
+from ryze.common.crypto import SecretBox
+from ryze.common.logging import register_secret
+
+if TYPE_CHECKING:
+    from ryze.bridge.runtime import IntegrationRuntime
+
+log = logging.getLogger(__name__)
+
+STILL_FAILS = (
+    "webhooks from Chatwoot fail the signature check, also with the inbox's current secret: "
+    "agent replies are not relayed (check that the inbox's webhook URL is this bridge's, or run set again)"
+)
+UNREADABLE = (
+    "webhooks from Chatwoot fail the signature check and the API token cannot read the inbox's new "
+    "signing secret (Chatwoot shows it to administrators only): agent replies are not relayed; "
+    "run set again with an administrator's token"
+)
+
+
+class InboxSecret:
+    def __init__(self, rt: IntegrationRuntime, box: SecretBox, associated_data: str) -> None:
+        self._rt = rt
+        self._box = box
+        self._ad = associated_data
+        self.error = ""  # last_error while webhooks keep failing the check
+        self._read_at = float("-inf")
+        self._reading: asyncio.Task[str | None] | None = None
+
+    async def verify_with_fresh(self, tried: str, verify: Callable[[str], bool]) -> bool:
+        """The webhook did not verify with ``tried``: True when it does with the secret Chatwoot has now."""
+        current = self._rt.inbox_secret
+        if current != tried and current and verify(current):
+            return True  # another webhook's re-read got here first
+        settings = self._rt.settings
+        recent = time.monotonic() - self._read_at < settings.webhook_secret_recheck_interval
+        if self._reading is None and recent:
+            return False  # read recently: the answer would be the same
+        if self._reading is None:
+            self._read_at = time.monotonic()
+            self._reading = asyncio.create_task(self._read(), name=f"inbox-secret-{self._rt.id}")
+            self._reading.add_done_callback(self._forget_read)
+        budget = min(settings.chatwoot_timeout, settings.webhook_secret_recheck_budget)
+        try:
+            # shielded: a webhook that stops waiting does not cancel the read the others share
+            fresh = await asyncio.wait_for(asyncio.shield(self._reading), budget)
+        except TimeoutError:
+            return False
+        except Exception:  # the read's own failure is logged by _forget_read: refuse
+            return False
+        if fresh is None:
+            return False
+        if verify(fresh):
+            return True
+        await self._report(STILL_FAILS)
+        return False
+
+    async def verified(self) -> None:
+        """A webhook verified: whatever was reported is over."""
+        if self.error:
+            self.error = ""
+            await self._rt.refresh_status()
+
+    def _forget_read(self, task: asyncio.Task[str | None]) -> None:
+        self._reading = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "inbox secret re-read crashed",
+                extra={"integration_id": self._rt.id},
+                exc_info=task.exception(),
+            )
+
+    async def _read(self) -> str | None:
+        """The secret Chatwoot holds now (stored when it changed), or None when it cannot be read."""
+        rt = self._rt
+        try:
+            inbox = await rt.client().show_inbox(rt.record.inbox_id)
+        except ChatwootError as exc:
+            log.warning(
+                "could not re-read the inbox after a webhook signature mismatch",
+                extra={"integration_id": rt.id, "error": str(exc)[:300]},
+            )
+            return None
+        fresh = inbox.secret or ""
+        if not fresh:
+            await self._report(UNREADABLE)
+            return None
+        if fresh != rt.inbox_secret:
+            register_secret(fresh)
+            encrypted = self._box.encrypt(fresh, self._ad)
+            await rt.repos.integrations.update(rt.id, inbox_secret_enc=encrypted)
+            rt.record.inbox_secret_enc, rt.inbox_secret = encrypted, fresh
+            log.info("inbox signing secret changed in Chatwoot", extra={"integration_id": rt.id})
+        return fresh
+
+    async def _report(self, error: str) -> None:
+        if self.error != error:
+            self.error = error
+            log.warning("webhook signature still rejected", extra={"integration_id": self._rt.id})
+            await self._rt.refresh_status()
