@@ -168,16 +168,21 @@ async def test_a_stale_status_snapshot_does_not_overwrite_a_newer_one(
     emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
 ) -> None:
     view, display_id = await _ready(emulator, fake, bridge)
-    webhooks = emulator.emulator.webhooks
-    webhooks.hold()
-    await emulator.emulator.agent_toggle_status(ACCOUNT, display_id, "resolved")
-    await emulator.emulator.agent_toggle_status(ACCOUNT, display_id, "open")
-    webhooks.release("reverse")  # "open" arrives first, the older "resolved" after it
-    await emulator.emulator.incoming_dispatch_idle()
-    # the conversation is open in Chatwoot: the next WhatsApp message goes into it, not a new one
+    cw = emulator.emulator
+    await cw.agent_toggle_status(ACCOUNT, display_id, "resolved")
+    await cw.incoming_dispatch_idle()
+    cw.webhooks.hold()
+    await cw.agent_toggle_status(ACCOUNT, display_id, "open")
+    await cw.agent_toggle_status(ACCOUNT, display_id, "resolved")
+    cw.webhooks.release("reverse")  # the newer "resolved" arrives first, the older "open" after it
+    await cw.incoming_dispatch_idle()
+    assert cw.state.conversations[next(iter(cw.state.conversations))].status == "resolved"
+    # resolved in Chatwoot (and no reopenResolved): the next WhatsApp message starts a new
+    # conversation; a bridge that believed the late "open" would append it to the resolved one
     await fake.emit("shop", "message.exchange", text_message("H2", CHAT, "again"))
     await eventually(lambda: not fake.unacked("shop"))
-    assert [c.display_id for c in conversations(emulator, view["inbox_id"])] == [display_id]
+    convs = conversations(emulator, view["inbox_id"])
+    assert len(convs) == 2 and convs[0].display_id == display_id
 
 
 # ------------------------------------------------------------------ U+0000, both databases
