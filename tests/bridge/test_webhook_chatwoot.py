@@ -204,6 +204,11 @@ async def test_agent_text_with_nul_is_stored_and_relayed_as_written(
         await eventually(_states(bridge, view["id"], {"done": 1, "failed": 1}))
         failed = [m for m in emulator.emulator.state.messages.values() if m.content == "second"]
         assert [m.status for m in failed] == ["failed"]
+        # WhatsApp's own reason reached the agent, and the job row kept it (NUL as U+FFFD) — not
+        # "internal error" after PostgreSQL refused to store it
+        assert failed[0].content_attributes.get("external_error") == "refused: a\u0000b"
+        job = await bridge.services.repos.outbound.find_by_message(view["id"], failed[0].id)
+        assert job is not None and job.last_error == "refused: a\ufffdb"
 
 
 def _refuse(frame: CommandFrame) -> ResultFrame:
