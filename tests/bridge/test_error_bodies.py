@@ -55,3 +55,19 @@ async def test_a_body_that_is_not_json_is_a_400_in_the_same_shape(bridge: Runnin
     )
     assert status == 400
     assert BridgeErrorBody.model_validate(body).error.kind == "invalid_request"
+
+
+async def test_the_openapi_document_lists_the_bridge_error_body_not_fastapis(bridge: RunningBridge) -> None:
+    async with bridge.http.get(bridge.url + "/openapi.json") as resp:
+        schema = await resp.json()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for path, item in schema["paths"].items():
+        for operation in item.values():
+            responses = operation["responses"]
+            assert "422" not in responses, path
+            for status, response in responses.items():
+                if int(status) >= 400:
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref == "#/components/schemas/BridgeErrorBody", (path, status)
+            if path.startswith("/v1/integrations"):
+                assert "401" in responses and "400" in responses

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ryze.bridge.api import integrations
+from ryze.bridge.api.openapi import install_openapi
 from ryze.bridge.api.webhook import WebhookMiddleware
 from ryze.bridge.errors import BridgeProblem
 from ryze.bridge.metrics import CONTENT_TYPE
@@ -111,5 +112,6 @@ def create_app(settings: BridgeSettings) -> FastAPI:
 
     app.include_router(integrations.router)
     app.add_middleware(WebhookMiddleware)  # the webhook route, served ahead of the router
+    install_openapi(app)
 
     return app
