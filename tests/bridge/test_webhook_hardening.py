@@ -179,6 +179,9 @@ async def test_the_well_formed_originals_are_acted_on() -> None:
     assert (await post(services, orjson.dumps(nulls)))[0] == 200
     assert (await post(services, orjson.dumps({"event": "webwidget_triggered", "id": "x"})))[0] == 200
     assert [args[1] for args in services.calls.enqueued] == [900, 901]
+    # another inbox's conversation event (a webhook URL copied to a second inbox) changes nothing
+    assert (await post(services, orjson.dumps(status_event(inbox_id=INBOX + 1, status="open"))))[0] == 200
+    assert services.calls.statuses == [(3, "resolved")]
 
 
 def _json_values(rng: random.Random, depth: int = 0) -> Any:

@@ -133,8 +133,9 @@ async def handle(
             extra={"integration_id": integration_id, "event": str(event)[:40], "error": problem},
         )
         return 400, error_body(FailureKind.INVALID_REQUEST, f"invalid webhook: {problem}")
-    inbox = shapes.as_dict(payload.get("inbox"))
-    if inbox.get("id") is not None and inbox["id"] != runtime.record.inbox_id:
+    # message events name their inbox as {"inbox": {"id"}}, conversation events as "inbox_id"
+    inbox_id = shapes.as_dict(payload.get("inbox")).get("id", payload.get("inbox_id"))
+    if inbox_id is not None and inbox_id != runtime.record.inbox_id:
         return 200, _OK  # another inbox's event (misconfigured URL): not ours to relay
     intent = classify(payload)
     if intent is not None:
