@@ -17,8 +17,9 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
-from ryze.bridge.relay.outbound.inbox_secret import STILL_FAILS
+from ryze.bridge.relay.outbound.inbox_secret import STILL_FAILS, UNREACHABLE_INBOX, UNREADABLE
 from ryze.bridge.runtime import INBOX_SECRET_AD
 from ryze.emulator import RunningEmulator
 from ryze.protocol import CommandFrame, ResultFrame
@@ -84,16 +85,8 @@ async def test_a_signature_that_still_fails_is_reported_and_the_re_read_is_rate_
     inbox = emulator.emulator.state.inboxes[view["inbox_id"]]
     recorder = emulator.emulator.recorder
     recorder.clear()
-    body = orjson.dumps({"event": "conversation_typing_on", "conversation": {"id": display_id}})
-    ts = str(int(time.time()))
-    forged = "sha256=" + hmac.new(b"not-the-secret", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
     for _ in range(5):
-        async with bridge.http.post(
-            inbox.webhook_url,
-            data=body,
-            headers={"X-Chatwoot-Timestamp": ts, "X-Chatwoot-Signature": forged},
-        ) as resp:
-            assert resp.status == 401
+        assert await _forged_webhook(bridge, inbox.webhook_url, display_id) == 401
     # five failures, one look at the inbox (BRIDGE_WEBHOOK_SECRET_RECHECK_INTERVAL)
     assert len(recorder.find("GET", f"/inboxes/{inbox.id}")) == 1
     assert await _status(bridge, view["id"]) == ("error", STILL_FAILS)
@@ -101,6 +94,34 @@ async def test_a_signature_that_still_fails_is_reported_and_the_re_read_is_rate_
     await emulator.emulator.agent_reply(ACCOUNT, display_id, "still here")
     await eventually(lambda: "still here" in _sent(fake))
     assert await _status(bridge, view["id"]) == ("active", "")
+
+
+async def _forged_webhook(bridge: RunningBridge, webhook_url: str, display_id: int) -> int:
+    body = orjson.dumps({"event": "conversation_typing_on", "conversation": {"id": display_id}})
+    ts = str(int(time.time()))
+    forged = "sha256=" + hmac.new(b"not-the-secret", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    headers = {"X-Chatwoot-Timestamp": ts, "X-Chatwoot-Signature": forged}
+    async with bridge.http.post(webhook_url, data=body, headers=headers) as resp:
+        return resp.status
+
+
+@pytest.mark.parametrize("member", [True, False])
+async def test_a_token_that_cannot_read_the_new_secret_is_reported(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge, member: bool
+) -> None:
+    """The bridge's Chatwoot user lost its administrator role: Chatwoot shows an agent the inbox
+    without its ``secret`` (when the agent is a member) or refuses it (401, when not)."""
+    view, display_id = await _ready(emulator, fake, bridge)
+    state = emulator.emulator.state
+    inbox = state.inboxes[view["inbox_id"]]
+    admin = next(u for u in state.users.values() if u.access_token == ADMIN_TOKEN)
+    state.accounts[ACCOUNT].roles[admin.id] = "agent"
+    if member:
+        inbox.members.add(admin.id)
+    assert await _forged_webhook(bridge, inbox.webhook_url, display_id) == 401
+    status, error = await _status(bridge, view["id"])
+    assert status == "error"
+    assert error == UNREADABLE if member else error.startswith(UNREACHABLE_INBOX + " (401")
 
 
 # ------------------------------------------------------------------ unsigned (Chatwoot < 4.13)

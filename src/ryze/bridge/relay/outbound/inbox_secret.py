@@ -41,6 +41,11 @@ UNREADABLE = (
     "run set again with an administrator's token"
 )
 
+UNREACHABLE_INBOX = (
+    "webhooks from Chatwoot fail the signature check and the inbox could not be re-read to learn "
+    "a new signing secret: agent replies are not relayed"
+)
+
 
 class InboxSecret:
     def __init__(self, rt: IntegrationRuntime, box: SecretBox, associated_data: str) -> None:
@@ -104,6 +109,8 @@ class InboxSecret:
                 "could not re-read the inbox after a webhook signature mismatch",
                 extra={"integration_id": rt.id, "error": str(exc)[:300]},
             )
+            if not exc.retryable:  # refused (401, 404…), not a passing outage: say so
+                await self._report(f"{UNREACHABLE_INBOX} ({exc.status}: {exc.body[:200]})")
             return None
         fresh = inbox.secret or ""
         if not fresh:
