@@ -149,6 +149,29 @@ async def test_an_inbox_without_a_secret_is_served_by_its_path_secret_alone(
         assert resp.status == 404
 
 
+async def test_after_an_upgrade_to_4_13_the_secret_is_learnt_and_then_required(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    cw = emulator.emulator
+    cw.configure(webhook_signing=False)  # the inbox is created on a Chatwoot before 4.13
+    view, display_id = await _ready(emulator, fake, bridge)
+    inbox = cw.state.inboxes[view["inbox_id"]]
+    runtime = bridge.services.manager.get(view["id"])
+    assert runtime is not None and runtime.inbox_secret == ""
+    # the upgrade: 4.13's migration gives every API channel a secret, and webhooks are signed
+    cw.configure(webhook_signing=True)
+    inbox.secret = "backfilled-by-the-4.13-migration"
+    await cw.agent_reply(ACCOUNT, display_id, "signed now")
+    await eventually(lambda: "signed now" in _sent(fake))
+    await eventually(lambda: runtime.inbox_secret == inbox.secret)
+    # the path secret alone no longer admits anything
+    body = orjson.dumps({"event": "conversation_typing_on", "conversation": {"id": display_id}})
+    async with bridge.http.post(inbox.webhook_url, data=body) as resp:
+        assert resp.status == 401
+    await cw.agent_reply(ACCOUNT, display_id, "and signed again")
+    await eventually(lambda: "and signed again" in _sent(fake))
+
+
 # ------------------------------------------------------------------ Sidekiq delivery order
 
 

@@ -282,6 +282,10 @@ async def test_an_unsigned_inbox_has_no_timestamp_to_check() -> None:
     raw = orjson.dumps(agent_message())
     assert (await post(unsigned, raw, headers=[(b"x-chatwoot-timestamp", b"0")]))[0] == 200
     assert (await post(unsigned, raw, headers=[]))[0] == 200
+    assert unsigned.calls.learn == []
+    # a signed one means Chatwoot now has a secret for this inbox (4.13+): learn it, and still admit
+    assert (await post(unsigned, raw))[0] == 200
+    assert unsigned.calls.learn == [1]
 
 
 def test_the_dedup_record_outlives_every_replay_the_window_accepts() -> None:

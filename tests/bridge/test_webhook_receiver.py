@@ -33,6 +33,7 @@ class Calls:
     statuses: list[tuple[int, str]] = field(default_factory=list)
     presence: list[tuple[Any, str]] = field(default_factory=list)
     rechecks: int = 0
+    learn: list[int] = field(default_factory=list)
 
 
 class Services:
@@ -60,7 +61,9 @@ class Services:
                 submit=lambda job: None, presence=lambda chat, state: calls.presence.append((chat, state))
             ),
             resolver=SimpleNamespace(note_status=note_status),
-            webhook_secret=SimpleNamespace(error="", verify_with_fresh=no_fresh_secret),
+            webhook_secret=SimpleNamespace(
+                error="", verify_with_fresh=no_fresh_secret, learn_soon=lambda: calls.learn.append(1)
+            ),
         )
         self.settings = BridgeSettings()
         self.manager = SimpleNamespace(get=lambda i: self.runtime if i == INTEGRATION else None)

@@ -112,6 +112,8 @@ async def handle(
             return 401, error_body(FailureKind.UNAUTHORIZED, refused)
         if runtime.webhook_secret.error:
             await runtime.webhook_secret.verified()
+    elif signature:
+        runtime.webhook_secret.learn_soon()  # Chatwoot signs now (upgraded to 4.13+): learn the secret
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -12,6 +12,11 @@ generator, and concurrent failures share one read. A new secret is stored (encry
 webhook verified again with it, so the first webhook after a reset is not lost. When the secret
 Chatwoot shows still does not verify, or cannot be read, the integration reports ``error`` with a
 ``last_error`` saying so, until a webhook verifies again.
+
+The other way round: an inbox created before Chatwoot 4.13 has no secret, and its webhooks are
+admitted by the path secret alone. 4.13's migration gives every API channel a secret, and its
+webhooks then arrive signed; the first signed one makes the bridge read the inbox in the
+background (same rate limit) and keep the secret, so from then on the signature is required.
 """
 
 from __future__ import annotations
@@ -66,9 +71,8 @@ class InboxSecret:
         if self._reading is None and recent:
             return False  # read recently: the answer would be the same
         if self._reading is None:
-            self._read_at = time.monotonic()
-            self._reading = asyncio.create_task(self._read(), name=f"inbox-secret-{self._rt.id}")
-            self._reading.add_done_callback(self._forget_read)
+            self._start_read(learning=False)
+        assert self._reading is not None
         budget = min(settings.chatwoot_timeout, settings.webhook_secret_recheck_budget)
         try:
             # shielded: a webhook that stops waiting does not cancel the read the others share
@@ -83,6 +87,19 @@ class InboxSecret:
             return True
         await self._report(STILL_FAILS)
         return False
+
+    def learn_soon(self) -> None:
+        """A signed webhook came for an inbox the bridge knows no secret of (created before Chatwoot
+        4.13, which backfilled a secret into every API channel on upgrade): learn it in the
+        background (rate-limited like the re-read), so from then on the signature is required."""
+        recent = time.monotonic() - self._read_at < self._rt.settings.webhook_secret_recheck_interval
+        if self._reading is None and not recent:
+            self._start_read(learning=True)
+
+    def _start_read(self, *, learning: bool) -> None:
+        self._read_at = time.monotonic()
+        self._reading = asyncio.create_task(self._read(learning), name=f"inbox-secret-{self._rt.id}")
+        self._reading.add_done_callback(self._forget_read)
 
     async def verified(self) -> None:
         """A webhook verified: whatever was reported is over."""
@@ -99,8 +116,9 @@ class InboxSecret:
                 exc_info=task.exception(),
             )
 
-    async def _read(self) -> str | None:
-        """The secret Chatwoot holds now (stored when it changed), or None when it cannot be read."""
+    async def _read(self, learning: bool) -> str | None:
+        """The secret Chatwoot holds now (stored when it changed), or None when it cannot be read.
+        While ``learning``, a failure changes nothing: webhooks are still admitted as before."""
         rt = self._rt
         try:
             inbox = await rt.client().show_inbox(rt.record.inbox_id)
@@ -109,19 +127,23 @@ class InboxSecret:
                 "could not re-read the inbox after a webhook signature mismatch",
                 extra={"integration_id": rt.id, "error": str(exc)[:300]},
             )
-            if not exc.retryable:  # refused (401, 404…), not a passing outage: say so
+            if not exc.retryable and not learning:  # refused (401, 404…), not a passing outage
                 await self._report(f"{UNREACHABLE_INBOX} ({exc.status}: {exc.body[:200]})")
             return None
         fresh = inbox.secret or ""
         if not fresh:
-            await self._report(UNREADABLE)
+            if not learning:
+                await self._report(UNREADABLE)
             return None
         if fresh != rt.inbox_secret:
             register_secret(fresh)
             encrypted = self._box.encrypt(fresh, self._ad)
             await rt.repos.integrations.update(rt.id, inbox_secret_enc=encrypted)
             rt.record.inbox_secret_enc, rt.inbox_secret = encrypted, fresh
-            log.info("inbox signing secret changed in Chatwoot", extra={"integration_id": rt.id})
+            log.info(
+                "inbox signing secret learnt" if learning else "inbox signing secret changed in Chatwoot",
+                extra={"integration_id": rt.id},
+            )
         return fresh
 
     async def _report(self, error: str) -> None:
