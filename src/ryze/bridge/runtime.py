@@ -115,6 +115,7 @@ class IntegrationRuntime:
         await self.outbound.stop()
         await self.link.stop()
         await self.lanes.close()
+        await self.webhook_secret.close()
 
     async def pause(self) -> None:
         self.record.operator_paused = True

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from ryze.chatwoot import ChatwootError
 from ryze.common.crypto import SecretBox
 from ryze.common.logging import register_secret
+from ryze.common.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from ryze.bridge.runtime import IntegrationRuntime
@@ -100,6 +101,12 @@ class InboxSecret:
         self._read_at = time.monotonic()
         self._reading = asyncio.create_task(self._read(learning), name=f"inbox-secret-{self._rt.id}")
         self._reading.add_done_callback(self._forget_read)
+
+    async def close(self) -> None:
+        """The integration stops: a read still running is cancelled (and awaited)."""
+        reading = self._reading
+        if reading is not None and not reading.done():  # (a finished one is reaped by _forget_read)
+            await cancel_and_wait([reading])
 
     async def verified(self) -> None:
         """A webhook verified: whatever was reported is over."""
