@@ -86,6 +86,19 @@ def test_target_chat_prefers_contact_inbox_source() -> None:
     assert target_chat({"conversation": {}}) is None
 
 
+def test_readers_take_a_field_of_another_type_for_absent_never_for_something_else() -> None:
+    """What a stored job (or a typing event) may still hold: no AttributeError, no misread."""
+    for odd in (5, "x", [], None, True):
+        assert target_chat({"conversation": odd}) is None
+        assert target_chat({"conversation": {"contact_inbox": odd, "meta": odd}}) is None
+        assert target_chat({"conversation": {"meta": {"sender": odd}}}) is None
+    assert agent_name({"sender": {"type": "user", "available_name": 5, "name": "Ana"}}) == "Ana"
+    assert agent_name({"sender": {"type": "user", "name": {"first": "Ana"}}}) is None
+    assert classify(_event(id=True)) is None  # not message 1
+    assert classify(_event(event="message_updated", content_attributes={"deleted": "no"})) is None
+    assert chatwoot_to_whatsapp("a\u0000b **c**") == "a\u0000b *c*"  # NUL is no bold marker
+
+
 def test_identity_helpers() -> None:
     assert phone_of(ChatRef(jid="5511999@s.whatsapp.net")) == "+5511999"
     assert phone_of(ChatRef(jid="1@lid", pn="5511888:3@s.whatsapp.net")) == "+5511888"
