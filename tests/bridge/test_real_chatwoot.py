@@ -12,6 +12,8 @@ import orjson
 from ryze.bridge.relay.inbound.lookup import find_created
 from ryze.bridge.relay.outbound.worker import is_voice_note, whatsapp_target
 from ryze.chatwoot import ChatwootSessions
+from ryze.common.outbound import FetchPolicy
+from ryze.common.outbound.policy import LOOPBACK_ALLOW
 from ryze.emulator import RunningEmulator
 from ryze.emulator.state import Conversation
 
@@ -380,7 +382,7 @@ async def test_the_already_created_check_finds_a_message_older_than_the_latest_2
 
 
 async def test_find_created_pages_back_within_its_bounds(emulator: RunningEmulator) -> None:
-    pool = ChatwootSessions(timeout=5.0)
+    pool = ChatwootSessions(timeout=5.0, policy=FetchPolicy.from_setting(LOOPBACK_ALLOW, setting="test"))
     try:
         cw = pool.client(emulator.url, ACCOUNT, ADMIN_TOKEN)
         inbox = await cw.create_api_inbox("Lookup", "")

@@ -12,8 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ryze.bridge.api import integrations
+from ryze.bridge.api.openapi import install_openapi
 from ryze.bridge.api.webhook import WebhookMiddleware
 from ryze.bridge.errors import BridgeProblem
 from ryze.bridge.metrics import CONTENT_TYPE
@@ -30,6 +32,10 @@ def _error(status: int, failure: BridgeFailure) -> JSONResponse:
     return JSONResponse(
         BridgeErrorBody(error=failure).model_dump(mode="json", exclude_none=True), status_code=status
     )
+
+
+_HTTP_KINDS = {401: FailureKind.UNAUTHORIZED, 404: FailureKind.NOT_FOUND}
+_HTTP_MESSAGES = {404: "no such route", 405: "method not allowed on this route"}
 
 
 def create_app(settings: BridgeSettings) -> FastAPI:
@@ -53,6 +59,22 @@ def create_app(settings: BridgeSettings) -> FastAPI:
     @app.exception_handler(BridgeProblem)
     async def _problem(_request: Request, exc: BridgeProblem) -> JSONResponse:
         return _error(exc.http_status, exc.failure)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        # Routing's own answers (404 no such route, 405 wrong method) in the bridge's error body,
+        # not FastAPI's {"detail": …}: RyzeAPI and operators read one shape from every route.
+        kind = _HTTP_KINDS.get(exc.status_code, FailureKind.INVALID_REQUEST)
+        message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+        response = _error(exc.status_code, BridgeFailure(kind=kind, message=message))
+        for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def _crash(_request: Request, _exc: Exception) -> JSONResponse:
+        # Starlette still logs the traceback (ServerErrorMiddleware re-raises after answering).
+        return _error(500, BridgeFailure(kind=FailureKind.INTERNAL, message="internal error"))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,5 +112,6 @@ def create_app(settings: BridgeSettings) -> FastAPI:
 
     app.include_router(integrations.router)
     app.add_middleware(WebhookMiddleware)  # the webhook route, served ahead of the router
+    install_openapi(app)
 
     return app

@@ -9,7 +9,8 @@ persistence are plain callables, so ``ryze.bridge.metrics`` and the relay import
 
 Status rules (``GET /v1/integrations/{id}``): ``paused`` when the operator paused it, the link to
 RyzeAPI is down or WhatsApp is disconnected; ``error`` when Chatwoot refuses the integration (token
-revoked, inbox deleted) or RyzeAPI refused the link; else ``active``.
+revoked, inbox deleted), its webhooks keep failing the signature check, or RyzeAPI refused the
+link; else ``active``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class IntegrationHealth:
         operator_paused: Callable[[], bool],
         link_connected: Callable[[], bool],
         on_change: Callable[[], Coroutine[Any, Any, None]],
+        webhook_error: Callable[[], str] = lambda: "",
         inbound_pending: Callable[[], int] = _zero,
         outbound_queued: Callable[[], int] = _zero,
     ) -> None:
@@ -48,6 +50,7 @@ class IntegrationHealth:
         self._operator_paused = operator_paused
         self._link_connected = link_connected
         self._on_change = on_change
+        self._webhook_error = webhook_error
         self._inbound_pending = inbound_pending
         self._outbound_queued = outbound_queued
         self.chatwoot_error = ""
@@ -132,6 +135,8 @@ class IntegrationHealth:
             return IntegrationStatus.PAUSED, "paused by the operator"
         if self.chatwoot_error:
             return IntegrationStatus.ERROR, self.chatwoot_error
+        if webhook_error := self._webhook_error():  # webhooks keep failing the signature check
+            return IntegrationStatus.ERROR, webhook_error
         if not self._link_connected():
             if self._link_refused:
                 return IntegrationStatus.ERROR, self._link_error

@@ -21,6 +21,7 @@ from ryze.bridge.relay.context import RelayContext
 from ryze.bridge.relay.inbound.consumer import InboundRelay
 from ryze.bridge.relay.inbound.lanes import LaneRouter
 from ryze.bridge.relay.inbound.resolver import ConversationPolicy, ConversationResolver
+from ryze.bridge.relay.outbound.inbox_secret import InboxSecret, RecheckLimits
 from ryze.bridge.relay.outbound.worker import OutboundWorker
 from ryze.bridge.retry import RetryPolicy
 from ryze.bridge.settings import BridgeSettings
@@ -58,10 +59,20 @@ class IntegrationRuntime:
         self._sessions = sessions
         self._token = box.decrypt(record.token_enc, record.id)
         register_secret(self._token)
-        self.inbox_secret = (
+        self._box = box
+        self.webhook_secret = InboxSecret(
             box.decrypt(record.inbox_secret_enc, INBOX_SECRET_AD.format(id=record.id))
             if record.inbox_secret_enc
-            else ""
+            else "",
+            integration_id=record.id,
+            inbox_id=record.inbox_id,
+            chatwoot=self.client,
+            save=self._save_inbox_secret,
+            on_change=self.refresh_status,
+            limits=RecheckLimits(
+                interval=settings.webhook_secret_recheck_interval,
+                budget=min(settings.chatwoot_timeout, settings.webhook_secret_recheck_budget),
+            ),
         )
         self._client: ChatwootClient | None = None
         self._status_lock = asyncio.Lock()
@@ -79,6 +90,7 @@ class IntegrationRuntime:
             operator_paused=lambda: self.record.operator_paused,
             link_connected=lambda: self.link.connected,
             on_change=self.refresh_status,
+            webhook_error=lambda: self.webhook_secret.error,
             inbound_pending=lambda: self.link.pending,
             outbound_queued=lambda: self.outbound.queued,
         )
@@ -111,7 +123,19 @@ class IntegrationRuntime:
             link=self.link,
             max_lanes=settings.max_chat_lanes,
             command_timeout=settings.command_timeout,
+            reorder_window=settings.outbound_reorder_window,
         )
+
+    @property
+    def inbox_secret(self) -> str:
+        """The inbox's current webhook signing secret ("" when the inbox has none)."""
+        return self.webhook_secret.value
+
+    async def _save_inbox_secret(self, fresh: str) -> None:
+        register_secret(fresh)
+        encrypted = self._box.encrypt(fresh, INBOX_SECRET_AD.format(id=self.id))
+        await self.repos.integrations.update(self.id, inbox_secret_enc=encrypted)
+        self.record.inbox_secret_enc = encrypted
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -135,6 +159,7 @@ class IntegrationRuntime:
         await self.outbound.stop()
         await self.link.stop()
         await self.lanes.close()
+        await self.webhook_secret.close()
 
     async def pause(self) -> None:
         self.record.operator_paused = True

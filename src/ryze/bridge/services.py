@@ -48,7 +48,7 @@ class BridgeServices:
     async def start(self) -> None:
         await self.db.migrate()
         self.db.start()
-        await self.repos.outbound.prune(self.settings.job_retention_days * 86400)
+        await self.repos.outbound.prune(self.settings.job_retention_seconds)
         await self.manager.start_all()
 
     async def close(self) -> None:

@@ -189,6 +189,24 @@ class ChatwootEmulator:
                 self.domain.settings.message_per_minute_limit = int(value)
             elif key == "webhooks_enabled":
                 self.webhooks.enabled = bool(value)
+            elif key == "webhook_delivery":
+                if value not in ("ordered", "sidekiq"):
+                    raise ValueError("webhook_delivery must be 'ordered' or 'sidekiq'")
+                self.webhooks.delivery = str(value)
+            elif key == "webhook_duplicate_rate":
+                rate = float(value)
+                if not 0.0 <= rate <= 1.0:
+                    raise ValueError("webhook_duplicate_rate must be within 0..1")
+                self.webhooks.duplicate_rate = rate
+            elif key == "webhook_hold":
+                if value:
+                    self.webhooks.hold()
+                else:
+                    self.webhooks.release()
+            elif key == "webhook_release":
+                self.webhooks.release(str(value))
+            elif key == "webhook_signing":
+                self.domain.settings.webhook_signing = bool(value)
             elif key == "recorder_enabled":
                 self.recorder.enabled = bool(value)
             elif key == "job_delay":
@@ -210,6 +228,10 @@ class ChatwootEmulator:
             "storage_delay_ms": self.storage_delay_ms,
             "message_per_minute_limit": self.domain.settings.message_per_minute_limit,
             "webhooks_enabled": self.webhooks.enabled,
+            "webhook_delivery": self.webhooks.delivery,
+            "webhook_duplicate_rate": self.webhooks.duplicate_rate,
+            "webhook_hold": self.webhooks.holding,
+            "webhook_signing": self.domain.settings.webhook_signing,
             "recorder_enabled": self.recorder.enabled,
             "drop_underscore_headers": self.proxy.drop_underscore_headers,
             "job_delay": self.jobs.delay,

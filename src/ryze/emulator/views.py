@@ -107,7 +107,8 @@ def inbox_json(inbox: Inbox, *, admin: bool) -> JSON:
     body["hmac_mandatory"] = inbox.hmac_mandatory
     if admin:
         body["hmac_token"] = inbox.hmac_token
-        body["secret"] = inbox.secret
+        if inbox.secret:  # no `secret` column before Chatwoot 4.13 (webhook_signing off)
+            body["secret"] = inbox.secret
     body["webhook_url"] = inbox.webhook_url
     body["inbox_identifier"] = inbox.identifier
     body["additional_attributes"] = inbox.additional_attributes

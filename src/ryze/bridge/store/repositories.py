@@ -11,7 +11,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ryze.bridge.store.db import Batcher, BridgeDB
-from ryze.bridge.store.models import Chat, ChatAlias, InboundFailure, Integration, MessageMap, OutboundJob
+from ryze.bridge.store.models import (
+    Chat,
+    ChatAlias,
+    InboundFailure,
+    Integration,
+    MessageMap,
+    OutboundJob,
+    nul_free,
+)
 
 INTEGRATIONS: Table = Integration.__table__  # type: ignore[assignment]
 CHATS: Table = Chat.__table__  # type: ignore[assignment]
@@ -274,7 +282,7 @@ class MessageMapRepository:
                     )
                 )
                 found.update((str(r[0]), str(r[1])) for r in rows)
-        return [key in found for key in keys]
+        return [(key[0], nul_free(key[1])) in found for key in keys]  # stored ids are NUL-free
 
     async def _record_many(self, rows: list[dict[str, Any]]) -> list[None]:
         async def op(conn: AsyncConnection) -> None:

@@ -55,7 +55,8 @@ class InboxOps(Core):
             additional_attributes=additional,
             identifier=secrets.token_urlsafe(18),
             hmac_token=secrets.token_urlsafe(18),
-            secret=secrets.token_urlsafe(24),
+            # Channel::Api `has_secure_token :secret` (v4.13+); none on an older Chatwoot
+            secret=secrets.token_urlsafe(24) if self.settings.webhook_signing else "",
             settings=settings,
         )
         self.store.inboxes[inbox.id] = inbox
@@ -96,6 +97,8 @@ class InboxOps(Core):
         del self.store.inboxes[inbox_id]
 
     def reset_secret(self, inbox: Inbox) -> Inbox:
+        """InboxesController#reset_secret → ``channel.reset_secret!`` (v4.13+): a new random secure
+        token signs every webhook from now on; the old one stops verifying at once."""
         inbox.secret = secrets.token_urlsafe(24)
         return inbox
 

@@ -56,6 +56,9 @@ async def destroy(ctx: Ctx) -> Response:
 
 @endpoint
 async def reset_secret(ctx: Ctx) -> Response:
+    """``app/controllers/api/v1/accounts/inboxes_controller.rb`` #reset_secret (v4.13+, admins)."""
+    if not ctx.cw.settings.webhook_signing:
+        raise errors.route_not_found()  # the route does not exist before 4.13
     inbox = ctx.inbox()
     ctx.caller.require_admin()
     ctx.cw.reset_secret(inbox)

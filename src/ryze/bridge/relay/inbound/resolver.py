@@ -62,6 +62,8 @@ class ConversationResolver:
         self._policy = policy
         self._cache: OrderedDict[str, ChatRecord] = OrderedDict()
         self._by_conversation: dict[int, ChatRecord] = {}
+        # newest conversation updated_at seen per conversation (bounded like the cache)
+        self._status_at: OrderedDict[int, float] = OrderedDict()
         self._cache_size = cache_size
 
     # ------------------------------------------------------------------ cache
@@ -82,8 +84,22 @@ class ConversationResolver:
             return False
         return record.conversation_status != "resolved" or self._policy().reopen_resolved
 
-    async def note_status(self, conversation_id: int, status: str) -> None:
-        """A conversation's status changed in Chatwoot (from its webhook)."""
+    async def note_status(self, conversation_id: int, status: str, updated_at: float | None = None) -> None:
+        """A conversation's status changed in Chatwoot (from its webhook).
+
+        Chatwoot delivers webhooks from Sidekiq jobs run concurrently (``config/sidekiq.yml``,
+        ``app/listeners/webhook_listener.rb``), so a snapshot can arrive after a newer one: a
+        ``conversation_*`` event whose ``updated_at`` is older than the newest one seen for that
+        conversation is stale and changes nothing (reopened, then a late "resolved", stays open).
+        """
+        if updated_at is not None:
+            newest = self._status_at.get(conversation_id)
+            if newest is not None and updated_at < newest:
+                return
+            self._status_at[conversation_id] = updated_at
+            self._status_at.move_to_end(conversation_id)
+            while len(self._status_at) > self._cache_size:
+                self._status_at.popitem(last=False)
         record = self._by_conversation.get(conversation_id)
         if record is not None:
             if record.conversation_status == status:

@@ -23,6 +23,7 @@ import orjson
 from ryze.bridge.link.client import LinkUnavailable
 from ryze.bridge.relay.context import CommandLink, RelayContext
 from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
+from ryze.bridge.relay.outbound.shapes import as_dict, as_int
 from ryze.bridge.relay.source_id import wa_id_of
 from ryze.bridge.retry import STATUS_UPDATE
 from ryze.bridge.store.repositories import OutboundJobRecord
@@ -84,14 +85,11 @@ def whatsapp_target(contact_inbox: dict[str, Any], contact: dict[str, Any]) -> s
 
 
 def target_chat(payload: dict[str, Any]) -> str | None:
-    conversation = payload.get("conversation") or {}
-    if not isinstance(conversation, dict):
-        return None
-    contact_inbox = conversation.get("contact_inbox") or {}
-    sender = (conversation.get("meta") or {}).get("sender") or {}
-    return whatsapp_target(
-        contact_inbox if isinstance(contact_inbox, dict) else {}, sender if isinstance(sender, dict) else {}
-    )
+    # as_dict: a field of another type reads as absent (never an AttributeError, never a misread)
+    conversation = as_dict(payload.get("conversation"))
+    contact_inbox = as_dict(conversation.get("contact_inbox"))
+    sender = as_dict(as_dict(conversation.get("meta")).get("sender"))
+    return whatsapp_target(contact_inbox, sender)
 
 
 # Voice notes WhatsApp plays as such are OGG/Opus (what neonize/whatsmeow send as PTT).
@@ -124,6 +122,11 @@ def is_voice_note(attachment: dict[str, Any]) -> bool:
     return extension in _VOICE_EXTENSIONS
 
 
+def _order(job: OutboundJobRecord) -> tuple[int, int]:
+    """Chatwoot's creation order: message id, and a message's revoke after its send."""
+    return job.chatwoot_message_id, 0 if job.kind == "send" else 1
+
+
 def _file_name(url: str) -> str | None:
     path = urlparse(url).path
     name = unquote(path.rsplit("/", 1)[-1]) if path else ""
@@ -134,12 +137,22 @@ class OutboundWorker:
     """Runs an integration's outbound jobs as commands over ``link``, one conversation at a time."""
 
     def __init__(
-        self, ctx: RelayContext, *, link: CommandLink, max_lanes: int, command_timeout: float
+        self,
+        ctx: RelayContext,
+        *,
+        link: CommandLink,
+        max_lanes: int,
+        command_timeout: float,
+        reorder_window: float = 0.0,
     ) -> None:
         self.ctx = ctx
         self.link = link
         self._command_timeout = command_timeout
-        self._queues: dict[int, deque[OutboundJobRecord]] = {}  # per conversation, in arrival order
+        self._reorder_window = reorder_window
+        # per conversation; the jobs not yet started in Chatwoot's creation order (message id)
+        self._queues: dict[int, deque[OutboundJobRecord]] = {}
+        self._arrived: dict[int, float] = {}  # job id → when its webhook came (monotonic)
+        self._started_jobs: set[int] = set()  # job ids whose first attempt began
         self._runners: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()
@@ -159,16 +172,32 @@ class OutboundWorker:
 
     async def _load(self) -> None:
         for job in await self.ctx.jobs.pending(self.ctx.integration_id):
-            self.submit(job)
+            self.submit(job, fresh=False)  # received by a previous run: nothing left to wait for
 
-    def submit(self, job: OutboundJobRecord) -> None:
-        """A persisted job (from the webhook): queue it behind its conversation's earlier jobs."""
+    def submit(self, job: OutboundJobRecord, *, fresh: bool = True) -> None:
+        """A persisted job (``fresh``: its webhook just came): queue it in its conversation.
+
+        Chatwoot delivers webhooks from Sidekiq jobs run ten at once (``config/sidekiq.yml``), so an
+        agent's second message can arrive first. Jobs not yet started are kept in message-id order
+        (Chatwoot's creation order; a revoke after the send of its message), and a fresh job waits
+        until ``outbound_reorder_window`` has passed since its webhook before it is sent, so a
+        lower id arriving within that time goes first. A job already started is never overtaken.
+        """
         if not self._started:
             return  # paused: it stays in the database and is loaded on resume
         queue = self._queues.setdefault(job.conversation_id, deque())
         if any(queued.id == job.id for queued in queue):
             return
-        queue.append(job)
+        if fresh:
+            self._arrived[job.id] = time.monotonic()
+        key = _order(job)
+        position = len(queue)
+        while position > 0:
+            before = queue[position - 1]
+            if before.id in self._started_jobs or _order(before) <= key:
+                break
+            position -= 1
+        queue.insert(position, job)
         if job.conversation_id not in self._runners:
             task = asyncio.create_task(
                 self._run_conversation(job.conversation_id), name=f"outbound-{self.ctx.integration_id}"
@@ -186,6 +215,8 @@ class OutboundWorker:
         self._runners.clear()
         self._tasks.clear()
         self._queues.clear()
+        self._arrived.clear()
+        self._started_jobs.clear()
 
     @property
     def queued(self) -> int:
@@ -217,6 +248,12 @@ class OutboundWorker:
         try:
             while queue:
                 job = queue[0]
+                if job.id not in self._started_jobs:
+                    hold = self._arrived.get(job.id, -1e9) + self._reorder_window
+                    if hold > time.monotonic():
+                        await asyncio.sleep(hold - time.monotonic())
+                        continue  # a lower message id may have arrived meanwhile: look again
+                    self._started_jobs.add(job.id)
                 wait = job.next_attempt_at - time.time()
                 if wait > 0:
                     kick = self._kick
@@ -228,6 +265,8 @@ class OutboundWorker:
                     finished = await self._guarded(job)
                 if finished:
                     queue.popleft()
+                    self._arrived.pop(job.id, None)
+                    self._started_jobs.discard(job.id)
         finally:
             self._runners.pop(conversation_id, None)
             if not queue:
@@ -316,12 +355,16 @@ class OutboundWorker:
                 for m in mapped
                 if m.direction == "out"
             ]
-        text = chatwoot_to_whatsapp(str(payload.get("content") or ""))
+        content = payload.get("content")
+        text = chatwoot_to_whatsapp(content if isinstance(content, str) else "")
         if self.ctx.record.sign_messages:
             text = sign(text, agent_name(payload))
         reply_to = await self._reply_to(payload)
+        listed = payload.get("attachments")
         attachments = [
-            a for a in payload.get("attachments") or [] if isinstance(a, dict) and a.get("data_url")
+            a
+            for a in (listed if isinstance(listed, list) else [])
+            if isinstance(a, dict) and isinstance(a.get("data_url"), str) and a["data_url"]
         ]
         frames: list[CommandFrame] = []
         if not attachments:
@@ -358,13 +401,13 @@ class OutboundWorker:
         return frames
 
     async def _reply_to(self, payload: dict[str, Any]) -> str | None:
-        attributes = payload.get("content_attributes") or {}
+        attributes = as_dict(payload.get("content_attributes"))
         external = attributes.get("in_reply_to_external_id")
         quoted = wa_id_of(external)
         if quoted is not None:
             return quoted
-        internal = attributes.get("in_reply_to")
-        if isinstance(internal, int):
+        internal = as_int(attributes.get("in_reply_to"))  # `true` is not message 1
+        if internal is not None:
             mapped = await self.ctx.messages.find_chatwoot(self.ctx.integration_id, internal)
             if mapped:
                 return mapped[0].wa_message_id
