@@ -45,7 +45,9 @@ def build_engine(settings: ApiSettings) -> Engine:
     # whatsmeow keeps its keys in SQLite files under DATA_DIR, or in per-instance schemas of the
     # PostgreSQL database when RyzeAPI itself runs on PostgreSQL.
     pg_url = None if is_sqlite(settings.database_url) else settings.database_url
-    engine: Engine = neonize.NeonizeEngine(data_dir=settings.data_dir, database_url=pg_url)
+    engine: Engine = neonize.NeonizeEngine(
+        data_dir=settings.data_dir, database_url=pg_url, proxy=settings.whatsapp_proxy or None
+    )
     return engine
 
 

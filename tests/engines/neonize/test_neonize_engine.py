@@ -131,8 +131,10 @@ async def test_open_session_twice_returns_the_same_session(data_dir: Path) -> No
 
 
 @pytest.mark.timeout(20)
-async def test_connect_without_network_fails_fast_with_a_clear_error(data_dir: Path) -> None:
-    engine = NeonizeEngine(data_dir)
+async def test_connect_without_network_fails_fast_with_a_clear_error(
+    data_dir: Path, loopback_proxy: str
+) -> None:
+    engine = NeonizeEngine(data_dir, proxy=loopback_proxy)
     sink = Recorder()
     session = await engine.open_session("offline", sink)
     with pytest.raises(EngineError, match="Could not reach WhatsApp servers") as info:
@@ -155,8 +157,10 @@ async def test_connect_without_network_fails_fast_with_a_clear_error(data_dir: P
 
 @pytest.mark.postgres
 @pytest.mark.timeout(20)
-async def test_postgres_sessions_live_in_their_own_schema(postgres_url: str, data_dir: Path) -> None:
-    engine = NeonizeEngine(data_dir, database_url=postgres_url)
+async def test_postgres_sessions_live_in_their_own_schema(
+    postgres_url: str, data_dir: Path, loopback_proxy: str
+) -> None:
+    engine = NeonizeEngine(data_dir, database_url=postgres_url, proxy=loopback_proxy)
     session = await engine.open_session("pg-inst", Recorder())
     with pytest.raises(EngineError, match="Could not reach WhatsApp servers"):
         await session.connect(timeout=10)

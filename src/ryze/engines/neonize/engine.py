@@ -19,7 +19,9 @@ class NeonizeEngine:
     schema ``<schema_prefix><instance>`` of ``database_url`` when that is a PostgreSQL URL.
 
     ``expected_sessions`` sizes the FFI thread pool up front (it grows with the sessions actually
-    opened); ``headroom`` is the number of threads kept free for short calls.
+    opened); ``headroom`` is the number of threads kept free for short calls. ``proxy``
+    (``http://…`` or ``socks5://…``) carries whatsmeow's websocket and media traffic; the tests
+    point it at a loopback listener so a real client never dials WhatsApp.
     """
 
     name = "neonize"
@@ -34,6 +36,7 @@ class NeonizeEngine:
         schema_prefix: str = "whatsmeow_",
         queue_size: int = 256,
         client_factory: ClientFactory | None = None,
+        proxy: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.database_url = database_url
@@ -42,6 +45,7 @@ class NeonizeEngine:
         self._expected = expected_sessions
         self._queue_size = queue_size
         self._client_factory = client_factory
+        self.proxy = proxy
         self._sessions: dict[str, NeonizeSession] = {}
         self._closed = False
 
@@ -66,6 +70,7 @@ class NeonizeEngine:
             sink=sink,
             executor=self.executor,
             queue_size=self._queue_size,
+            proxy=self.proxy,
             **kwargs,
         )
         session.start()

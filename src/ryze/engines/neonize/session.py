@@ -43,6 +43,7 @@ from ryze.engines.neonize._neonize import (
     DEVICE_CODE,
     ChatPresence,
     ChatPresenceMedia,
+    ProxySettings,
     ReceiptType,
     RyzeClient,
     parse_event,
@@ -142,8 +143,10 @@ class NeonizeSession:
         executor: FfiExecutor,
         client_factory: ClientFactory = RyzeClient,
         queue_size: int = 256,
+        proxy: str | None = None,
     ) -> None:
         self.instance = instance
+        self._proxy = proxy
         self._store = store
         self._sink = sink
         self._executor = executor
@@ -250,7 +253,9 @@ class NeonizeSession:
         reset_event_loop(loop)
         self._log.info("connecting to WhatsApp")
         try:
-            attempt.task = await client.connect()
+            attempt.task = await (
+                client.connect(ProxySettings(self._proxy)) if self._proxy else client.connect()
+            )
         except Exception as exc:
             self._attempt = None
             error = send.engine_error("connect", exc)
