@@ -273,17 +273,22 @@ async def test_messages_reach_the_sink_in_order_with_back_pressure(data_dir: Pat
     await engine.aclose()
 
 
-async def test_sink_exception_is_logged_and_the_pump_goes_on(
+async def test_a_sink_failure_is_retried_in_order_until_stored(
     data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Failure contract (engines/base.py): a message the sink could not store is retried with
+    back-off, and later messages wait behind it; nothing is dropped (the old session logged the
+    failure and went on without it)."""
     factory = FakeFactory(stored_login)
     engine = make_engine(data_dir, factory)
     seen: list[str] = []
+    failures = {"BAD": 2}
 
     async def flaky(event: DomainEvent) -> None:
         if isinstance(event, MessageEvent):
-            if event.message.id == "BAD":
-                raise RuntimeError("sink exploded")
+            if failures.get(event.message.id, 0) > 0:
+                failures[event.message.id] -= 1
+                raise RuntimeError("database is locked")
             seen.append(event.message.id)
 
     session = await engine.open_session("inst", flaky)
@@ -291,10 +296,34 @@ async def test_sink_exception_is_logged_and_the_pump_goes_on(
     client = factory.last
     for msg_id in ("A", "BAD", "B"):
         await asyncio.to_thread(client.emit, 17, from_alice(msg_id, wa.Message(conversation="x")))
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.WARNING):
         await session.drain()
-    assert seen == ["A", "B"]
-    assert any("event sink failed" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert seen == ["A", "BAD", "B"]
+    retries = [r for r in caplog.records if "event sink failed; retrying" in r.getMessage()]
+    assert len(retries) == 2 and retries[0].exc_info and not retries[1].exc_info
+    await engine.aclose()
+
+
+@pytest.mark.timeout(30)
+async def test_a_sink_that_never_recovers_is_retried_until_the_session_stops(data_dir: Path) -> None:
+    factory = FakeFactory(stored_login)
+    engine = make_engine(data_dir, factory)
+    attempts: list[str] = []
+
+    async def down(event: DomainEvent) -> None:
+        if isinstance(event, MessageEvent):
+            attempts.append(event.message.id)
+            raise RuntimeError("database is down")
+
+    session = await engine.open_session("inst", down)
+    await session.connect(timeout=5)
+    await asyncio.to_thread(factory.last.emit, 17, from_alice("M1", wa.Message(conversation="x")))
+    while len(attempts) < 3:  # 0.1 s, 0.2 s, ... apart
+        await asyncio.sleep(0.05)
+    await session.close()  # returns: the retry loop ends with the session
+    count = len(attempts)
+    await asyncio.sleep(0.5)
+    assert len(attempts) == count and set(attempts) == {"M1"}
     await engine.aclose()
 
 

@@ -37,6 +37,8 @@ from ryze.engines.base import (
     Party,
     Quote,
     SentMessage,
+    SessionStopped,
+    deliver_until_stored,
 )
 from ryze.engines.neonize import send
 from ryze.engines.neonize._neonize import (
@@ -404,10 +406,16 @@ class NeonizeSession:
         self._me = _device_party(device) or self._me
 
     async def _deliver(self, event: DomainEvent) -> None:
+        """The engine seam's failure contract (engines/base.py): retry, in order, until stored or
+        the session stops; the pump (and through it Go's queue) waits meanwhile."""
         try:
-            await self._sink(event)
-        except Exception:
-            self._log.exception("event sink failed", extra={"event_type": type(event).__name__})
+            await deliver_until_stored(
+                self._sink, event, stopped=lambda: self._closed, instance=self.instance
+            )
+        except SessionStopped:
+            self._log.error(
+                "session stopped before an event was stored", extra={"event_type": type(event).__name__}
+            )
 
     # --- client lifecycle ---------------------------------------------------------------------
 
