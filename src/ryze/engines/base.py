@@ -305,6 +305,10 @@ class Session(Protocol):
 
     async def download_media(self, media: Media) -> bytes: ...
 
+    async def drain(self) -> None:
+        """Wait until every event the session produced so far reached the sink."""
+        ...
+
     async def close(self) -> None:
         """Release resources without logging out (process shutdown)."""
         ...

@@ -309,17 +309,19 @@ async def test_a_sink_that_never_recovers_is_retried_until_the_session_stops(dat
     factory = FakeFactory(stored_login)
     engine = make_engine(data_dir, factory)
     attempts: list[str] = []
+    retried = asyncio.Event()
 
     async def down(event: DomainEvent) -> None:
         if isinstance(event, MessageEvent):
             attempts.append(event.message.id)
+            if len(attempts) >= 3:  # 0.1 s, 0.2 s apart
+                retried.set()
             raise RuntimeError("database is down")
 
     session = await engine.open_session("inst", down)
     await session.connect(timeout=5)
     await asyncio.to_thread(factory.last.emit, 17, from_alice("M1", wa.Message(conversation="x")))
-    while len(attempts) < 3:  # 0.1 s, 0.2 s, ... apart
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(retried.wait(), 10)
     await session.close()  # returns: the retry loop ends with the session
     count = len(attempts)
     await asyncio.sleep(0.5)

@@ -263,6 +263,10 @@ class SimulatedSession:
     async def close(self) -> None:
         self._cancel_scan()
 
+    async def drain(self) -> None:
+        """Events reach the sink before the call that produced them returns: nothing to wait for."""
+        return None
+
     # ---------------------------------------------------------------- sending
 
     def _require_connected(self) -> Party:
