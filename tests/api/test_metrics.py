@@ -185,7 +185,35 @@ def test_send_failure_reasons_are_a_fixed_set() -> None:
 def test_every_metric_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text(encoding="utf-8")
     families = list(ApiMetrics().registry.collect())
-    assert len(families) == 6
+    assert len(families) == 7
     for family in families:
         name = family.name + ("_total" if family.type == "counter" else "")
         assert f"`{name}`" in doc, name
+
+
+async def test_threads_are_counted_at_scrape_and_the_engine_reports_its_own(tmp_path: Path) -> None:
+    """``ryze_api_threads``: every OS thread, Python's, and the neonize engine's FFI threads, among
+    them the calls stuck in Go after an expired QR (``ffi_abandoned``)."""
+    from ryze.engines.neonize import NeonizeEngine
+
+    engine = NeonizeEngine(tmp_path / "wa", expected_sessions=2, headroom=3)
+    async for api in start_api(make_settings(tmp_path), engine=engine):  # type: ignore[arg-type]
+        samples = await scrape(api.client)
+        threads = "ryze_api_threads"
+        assert value(samples, threads, kind="python") >= 1
+        assert value(samples, threads, kind="os") >= value(samples, threads, kind="python")
+        assert value(samples, threads, kind="ffi_pool_max") == 5
+        assert value(samples, threads, kind="ffi_pinned") == 0
+        assert value(samples, threads, kind="ffi_abandoned") == 0
+        stuck: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        engine.executor.abandon(stuck)
+        assert value(await scrape(api.client), threads, kind="ffi_abandoned") == 1
+        stuck.set_result(None)
+        await asyncio.sleep(0)
+        assert value(await scrape(api.client), threads, kind="ffi_abandoned") == 0
+
+
+async def test_a_simulated_engine_reports_only_process_threads(tmp_path: Path) -> None:
+    async for api in start_api(make_settings(tmp_path)):
+        kinds = {labels[0][1] for name, labels in await scrape(api.client) if name == "ryze_api_threads"}
+        assert kinds == {"python", "os"}

@@ -30,7 +30,7 @@ from ryze.api.settings import ApiSettings
 from ryze.common.crypto import SecretBox
 from ryze.common.database import is_sqlite
 from ryze.common.logging import register_secret
-from ryze.engines.base import Engine
+from ryze.engines.base import Engine, ReportsThreads
 from ryze.engines.simulated import SimulatedEngine
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:
     store = MessageStore(db)
     pipeline = InboundPipeline(settings, instances_service, store, bus, metrics=metrics)
     sessions = SessionManager(engine, pipeline)
+    metrics.watch_threads(engine.thread_counts if isinstance(engine, ReportsThreads) else None)
     return ApiServices(
         settings=settings,
         db=db,

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 
 class ConnectionState(StrEnum):
@@ -326,3 +326,11 @@ class Engine(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ReportsThreads(Protocol):
+    """An engine that holds threads of its own (neonize: one per session inside Go) and can
+    count them for ``/metrics`` (``ryze_api_threads``)."""
+
+    def thread_counts(self) -> dict[str, int]: ...

@@ -172,6 +172,58 @@ async def test_expired_qr_is_reported(data_dir: Path) -> None:
     await engine.aclose()
 
 
+async def test_an_unscanned_qr_series_is_ended_by_ryze_before_whatsmeow_runs_out(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """whatsmeow ends its series at 160 s by disconnecting, after which neonize's Neonize() spins
+    in FetchMe forever; Ryze stops the client first (QR_LIFETIME), which parks that thread instead.
+    The thread still never returns: it is counted, and past MAX_ABANDONED connecting is refused."""
+    monkeypatch.setattr("ryze.engines.neonize.session.STOP_TIMEOUT", 0.1)
+    factory = FakeFactory(shows_qr("2@a"), shows_qr("2@b"), ignores_stop=True)
+    engine = make_engine(data_dir, factory, qr_lifetime=0.2, max_abandoned=1)
+    sink = Recorder()
+    session = await engine.open_session("inst", sink)
+    result = await session.connect(timeout=5)
+    assert result.state is ConnectionState.QR_READY
+    for _ in range(200):  # bounded: 2 s
+        await session.drain()
+        if engine.thread_counts()["ffi_abandoned"] == 1:
+            break
+        await asyncio.sleep(0.01)
+    first = factory.last
+    assert first.called("stop")  # Ryze ended the series; no "timeout" status ever came
+    expired = sink.of(ConnectionEvent)[-1]
+    assert expired.state is ConnectionState.DISCONNECTED
+    assert expired.reason == "QR code expired without being scanned"
+    assert engine.thread_counts()["ffi_abandoned"] == 1
+    with pytest.raises(EngineError, match="restart RyzeAPI") as info:
+        await session.connect(timeout=5)
+    assert not info.value.retryable
+    first.released.set()  # Go finally returns (only in the test): the slot frees up
+    await asyncio.sleep(0.05)
+    assert engine.thread_counts()["ffi_abandoned"] == 0
+    assert (await session.connect(timeout=5)).state is ConnectionState.QR_READY
+    factory.last.released.set()
+    await engine.aclose()
+
+
+async def test_a_paired_phone_is_not_expired(data_dir: Path) -> None:
+    def pairs(client: FakeClient) -> None:
+        client.qr("2@a")
+        client.on_login_status("success")
+
+    factory = FakeFactory(pairs)
+    engine = make_engine(data_dir, factory, qr_lifetime=0.1)
+    sink = Recorder()
+    session = await engine.open_session("inst", sink)
+    await session.connect(timeout=5)
+    await asyncio.sleep(0.3)
+    await session.drain()
+    assert session.state is ConnectionState.CONNECTING
+    assert not factory.last.called("stop")
+    await engine.aclose()
+
+
 async def test_revoked_stored_login_is_forgotten_and_pairing_restarts(data_dir: Path) -> None:
     def revoked(client: FakeClient) -> None:
         client.emit(6, pb.LoggedOut(OnConnect=True, Reason=pb.ConnectFailureReason.LOGGED_OUT))
