@@ -121,3 +121,37 @@ async def test_a_real_client_dials_only_the_configured_proxy(tmp_path: Path) -> 
     assert requests and all(r.startswith(b"CONNECT web.whatsapp.com:443 ") for r in requests)
     assert [e.state for e in sink.of(ConnectionEvent)][-1] is ConnectionState.DISCONNECTED
     assert engine.executor.pinned == 0
+
+
+async def test_a_client_stopped_before_its_start_got_the_lock_never_starts(
+    tmp_path: Path, loopback_proxy: str
+) -> None:
+    """Stop and Neonize() queue for the same lock; when Stop wins, the late Neonize() must not
+    register (and dial with) a client nobody will stop again. (Were it to start, it would dial
+    only the loopback proxy.)"""
+    from ryze.engines.neonize import golock
+    from ryze.engines.neonize._neonize import ProxySettings, RyzeClient
+    from ryze.engines.neonize.executor import FfiExecutor
+
+    executor = FfiExecutor(expected_sessions=1, headroom=2)
+    client = RyzeClient(
+        str(tmp_path / "late.db"),
+        uuid="ryze-late-start",
+        executor=executor,
+        on_event=lambda _raw, _code: None,
+        on_qr=lambda _qr: None,
+        on_login_status=lambda _status: None,
+    )
+    golock.GO_CORE_LOCK.acquire_exclusive()  # someone else's start holds the lock
+    try:
+        task = await client.connect(ProxySettings(loopback_proxy))
+        await asyncio.sleep(0.05)  # the Neonize() call now waits for the lock
+        stop = asyncio.ensure_future(client.stop())
+        await asyncio.sleep(0.05)
+    finally:
+        golock.GO_CORE_LOCK.release_exclusive()
+    await asyncio.wait_for(stop, 10)
+    await asyncio.wait_for(task, 10)  # returned at once, without dialing anyone
+    assert not (tmp_path / "late.db").exists()  # getDB never ran
+    assert executor.pinned == 0
+    executor.shutdown()

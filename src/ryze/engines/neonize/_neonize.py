@@ -127,11 +127,16 @@ class _FfiRouter:
         self._lock = lock
         self._name = name
         self.registration: Registration | None = None
+        self.stop_requested = False
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         fn = getattr(_gocode, name)
         if name == REGISTERS:
             return partial(self._run_neonize, fn)
+        if name == "Stop":
+            # Set before Stop queues for the lock: a Neonize() still waiting behind it must not
+            # register a client that nobody would ever stop.
+            self.stop_requested = True
         return partial(self._executor.run, locked(self._lock, name, fn))
 
     async def _run_neonize(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -140,6 +145,8 @@ class _FfiRouter:
         def call() -> Any:
             registration.begin()
             try:
+                if self.stop_requested:
+                    return b""  # stopped before it started: neonize reads b"" as "no error"
                 return fn(*args)
             finally:
                 registration.end()
