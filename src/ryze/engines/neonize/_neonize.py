@@ -153,6 +153,9 @@ class _FfiRouter:
 
         return await self._executor.run_pinned(call)
 
+    def lease_shared(self) -> None:
+        self._lock.lease_shared()
+
     def registered(self) -> None:
         """A callback arrived from the running ``Neonize()``: its map writes are done."""
         registration = self.registration
@@ -219,7 +222,7 @@ class RyzeClient(NewAClient):  # type: ignore[misc]  # neonize is untyped
         self._router.registered()
         # A login status ends the QR loop; Go then looks the client up in its maps again
         # (CallbackFunction, FetchMe). Keep writers (a Stop this status may trigger) out meanwhile.
-        GO_CORE_LOCK.lease_shared()
+        self._router.lease_shared()
         try:
             self._on_login_status_cb(ctypes.string_at(status_ptr).decode())
         except Exception:
