@@ -178,3 +178,17 @@ async def test_postgres_sessions_live_in_their_own_schema(
     finally:
         await conn.close()
         await engine.aclose()
+
+
+async def test_the_engine_reports_its_ffi_threads(data_dir: Path) -> None:
+    """What ``ryze_api_threads`` shows for neonize: the pool's ceiling, calls pinned in Go, and
+    calls abandoned inside Go (kept alive until they return)."""
+    engine = NeonizeEngine(data_dir, expected_sessions=2, headroom=3)
+    assert engine.thread_counts() == {"ffi_pool_max": 5, "ffi_pinned": 0, "ffi_abandoned": 0}
+    stuck: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    engine.executor.abandon(stuck)
+    assert engine.thread_counts()["ffi_abandoned"] == 1
+    stuck.set_result(None)
+    await asyncio.sleep(0)
+    assert engine.thread_counts()["ffi_abandoned"] == 0
+    await engine.aclose()
