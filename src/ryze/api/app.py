@@ -31,7 +31,7 @@ from ryze.api.settings import ApiSettings
 from ryze.common.crypto import SecretBox
 from ryze.common.database import is_sqlite
 from ryze.common.logging import register_secret
-from ryze.engines.base import Engine
+from ryze.engines.base import Engine, ReportsThreads
 from ryze.engines.simulated import SimulatedEngine
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ def build_engine(settings: ApiSettings) -> Engine:
     # whatsmeow keeps its keys in SQLite files under DATA_DIR, or in per-instance schemas of the
     # PostgreSQL database when RyzeAPI itself runs on PostgreSQL.
     pg_url = None if is_sqlite(settings.database_url) else settings.database_url
-    engine: Engine = neonize.NeonizeEngine(data_dir=settings.data_dir, database_url=pg_url)
+    engine: Engine = neonize.NeonizeEngine(
+        data_dir=settings.data_dir, database_url=pg_url, proxy=settings.whatsapp_proxy or None
+    )
     return engine
 
 
@@ -59,6 +61,7 @@ def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:
     store = MessageStore(db)
     pipeline = InboundPipeline(settings, instances_service, store, bus, metrics=metrics)
     sessions = SessionManager(engine, pipeline)
+    metrics.watch_threads(engine.thread_counts if isinstance(engine, ReportsThreads) else None)
     return ApiServices(
         settings=settings,
         db=db,

@@ -23,6 +23,8 @@ class ApiSettings(BaseSettings):
     data_dir: Path = Path("./data")
     encryption_key: str = Field("", repr=False)  # empty = key file DATA_DIR/encryption.key (embedded default)
     whatsapp_engine: Literal["neonize", "simulated"] = "neonize"
+    # neonize only: proxy for whatsmeow's websocket and media traffic (may embed a password).
+    whatsapp_proxy: str = Field("", repr=False)
     log_level: str = "INFO"
     rate_limit_per_minute: int = 100  # 0 disables rate limiting
     rate_limit_create_per_minute: int = 20
