@@ -15,8 +15,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from ryze.api.chatwoot.config import ChatwootConfig
-from ryze.api.chatwoot.validation import ActivationInput
+from ryze.api.bridge_link.config import ChatwootConfig
+from ryze.api.bridge_link.validation import ActivationInput
 from ryze.api.services import media as media_io
 from ryze.api.settings import ApiSettings
 from ryze.common.outbound import Fetcher, FetchLimits, FetchPolicy

@@ -30,6 +30,9 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+MODULE = "ryze.api.bridge_link"
+
+
 def test_the_core_never_imports_its_chatwoot_module() -> None:
     """Only the app's wiring (``app.py``) and the shared migration environment name the module."""
     core = [
@@ -43,7 +46,8 @@ def test_the_core_never_imports_its_chatwoot_module() -> None:
         str(path.relative_to(API))
         for path in core
         if any(
-            name == "ryze.api.chatwoot" or name.startswith("ryze.api.chatwoot.") for name in _imports(path)
+            name == "ryze.api.bridge_link" or name.startswith("ryze.api.bridge_link.")
+            for name in _imports(path)
         )
     ]
     assert offenders == []

@@ -21,10 +21,10 @@ from ryze.common.logging import JsonFormatter
 from ryze.engines.base import EngineError, NotConnectedError
 from ryze.engines.simulated import SimulatedEngine
 
-from .chatwoot.fake_bridge import FakeBridge
-from .chatwoot.harness import Ryze, start_ryze
-from .chatwoot.test_link import CONTACT, LinkClient, deliver_texts, link
-from .chatwoot.test_routes import CW_TOKEN, activate
+from .bridge_link.fake_bridge import FakeBridge
+from .bridge_link.harness import Ryze, start_ryze
+from .bridge_link.test_link import CONTACT, LinkClient, deliver_texts, link
+from .bridge_link.test_routes import CW_TOKEN, activate
 from .harness import make_settings, start_api
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

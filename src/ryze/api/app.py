@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from ryze.api.bodylimit import BodyLimitMiddleware
-from ryze.api.chatwoot import module as chatwoot_module
+from ryze.api.bridge_link import module as chatwoot_module
 from ryze.api.db import Database
 from ryze.api.errors import install_error_handlers
 from ryze.api.events import EventBus

@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy import text
 
-from ryze.api.chatwoot.event_log import EventLog
+from ryze.api.bridge_link.event_log import EventLog
 from ryze.api.db import Database
 
 

@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ryze.api.chatwoot.models import ChatwootCommandRow
+from ryze.api.bridge_link.models import ChatwootCommandRow
 from ryze.api.errors import ApiError, SentNotStored
 from ryze.api.records import StoredMessage
 from ryze.api.services.messaging import MessagingService

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ryze.api.chatwoot.link import LinkSettings
+from ryze.api.bridge_link.link import LinkSettings
 from ryze.common.crypto import generate_key
 from ryze.engines.simulated import Inbound, InboundMedia
 

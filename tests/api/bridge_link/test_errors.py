@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ryze.api.chatwoot import errors
-from ryze.api.chatwoot.validation import INLINE_FIELDS, parse_activation
+from ryze.api.bridge_link import errors
+from ryze.api.bridge_link.validation import INLINE_FIELDS, parse_activation
 from ryze.protocol import BridgeFailure, FailureKind
 
 URL = "https://cw.example.com"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ryze.api.chatwoot.errors import ModuleError, gate_closed
-from ryze.api.chatwoot.service import ChatwootService
-from ryze.api.chatwoot.validation import INLINE_FIELDS, parse_activation
+from ryze.api.bridge_link.errors import ModuleError, gate_closed
+from ryze.api.bridge_link.service import ChatwootService
+from ryze.api.bridge_link.validation import INLINE_FIELDS, parse_activation
 from ryze.api.records import InstanceRecord
 
 log = logging.getLogger(__name__)

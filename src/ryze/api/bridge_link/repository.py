@@ -13,7 +13,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ryze.api.chatwoot.models import ChatwootIntegrationRow
+from ryze.api.bridge_link.models import ChatwootIntegrationRow
 
 _T = cast(Table, ChatwootIntegrationRow.__table__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ryze.api.chatwoot import event_log as event_log_module
-from ryze.api.chatwoot.event_log import EventLog
+from ryze.api.bridge_link import event_log as event_log_module
+from ryze.api.bridge_link.event_log import EventLog
 from ryze.api.db import Database
 
 

@@ -11,15 +11,15 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from ryze.api.chatwoot.bridge_client import BridgeClient
-from ryze.api.chatwoot.commands import CommandRunner
-from ryze.api.chatwoot.config import ChatwootConfig
-from ryze.api.chatwoot.errors import ModuleError, gate_closed
-from ryze.api.chatwoot.event_log import EventLog, EventLogWriter
-from ryze.api.chatwoot.hooks import ChatwootHooks
-from ryze.api.chatwoot.link import LinkHub, LinkSettings
-from ryze.api.chatwoot.repository import IntegrationRepository
-from ryze.api.chatwoot.service import ChatwootService
+from ryze.api.bridge_link.bridge_client import BridgeClient
+from ryze.api.bridge_link.commands import CommandRunner
+from ryze.api.bridge_link.config import ChatwootConfig
+from ryze.api.bridge_link.errors import ModuleError, gate_closed
+from ryze.api.bridge_link.event_log import EventLog, EventLogWriter
+from ryze.api.bridge_link.hooks import ChatwootHooks
+from ryze.api.bridge_link.link import LinkHub, LinkSettings
+from ryze.api.bridge_link.repository import IntegrationRepository
+from ryze.api.bridge_link.service import ChatwootService
 from ryze.api.services.container import ApiServices
 from ryze.common.logging import register_secret
 from ryze.protocol import MEDIA_PATH
@@ -98,7 +98,7 @@ def build(services: ApiServices) -> ChatwootModule:
 
 def install(app: FastAPI, services: ApiServices) -> ChatwootModule:
     """Register the module's routes, bus subscription and instance hooks on ``app``."""
-    from ryze.api.chatwoot.routes import build_router  # routes import this module for typing
+    from ryze.api.bridge_link.routes import build_router  # routes import this module for typing
 
     module = build(services)
     app.state.chatwoot = module

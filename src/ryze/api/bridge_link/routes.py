@@ -16,16 +16,22 @@ from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 
 from ryze.api.auth import Caller, load_owned_instance, require_caller
-from ryze.api.chatwoot.errors import ACTIVATED, DEACTIVATED, INSTANCE_NOT_FOUND, NO_INTEGRATION, ModuleError
-from ryze.api.chatwoot.media import bearer_matches, content_disposition
-from ryze.api.chatwoot.validation import parse_activation
+from ryze.api.bridge_link.errors import (
+    ACTIVATED,
+    DEACTIVATED,
+    INSTANCE_NOT_FOUND,
+    NO_INTEGRATION,
+    ModuleError,
+)
+from ryze.api.bridge_link.media import bearer_matches, content_disposition
+from ryze.api.bridge_link.validation import parse_activation
 from ryze.api.errors import ApiError, error_response
 from ryze.api.records import InstanceRecord
 from ryze.api.services.container import ApiServices
 from ryze.protocol import LINK_PATH, MEDIA_PATH
 
 if TYPE_CHECKING:
-    from ryze.api.chatwoot.module import ChatwootModule
+    from ryze.api.bridge_link.module import ChatwootModule
 
 log = logging.getLogger(__name__)
 

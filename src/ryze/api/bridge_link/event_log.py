@@ -36,7 +36,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ryze.api.chatwoot.models import ChatwootEventCursorRow, ChatwootEventRow
+from ryze.api.bridge_link.models import ChatwootEventCursorRow, ChatwootEventRow
 from ryze.common.database import GroupCommitter, Transaction, write_lock
 from ryze.protocol import EventEnvelope
 

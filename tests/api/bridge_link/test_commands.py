@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import event, text
 
-from ryze.api.chatwoot.commands import BRIDGE_MEDIA_RETRY_SECONDS, INTERRUPTED, CommandRunner
+from ryze.api.bridge_link.commands import BRIDGE_MEDIA_RETRY_SECONDS, INTERRUPTED, CommandRunner
 from ryze.api.db import Database
 from ryze.api.errors import ApiError
 from ryze.engines.base import EngineError, NotConnectedError

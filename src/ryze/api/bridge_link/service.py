@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
-from ryze.api.chatwoot.bridge_client import BridgeClient, BridgeHTTPError, BridgeTransportError
-from ryze.api.chatwoot.config import ChatwootConfig
-from ryze.api.chatwoot.errors import (
+from ryze.api.bridge_link.bridge_client import BridgeClient, BridgeHTTPError, BridgeTransportError
+from ryze.api.bridge_link.config import ChatwootConfig
+from ryze.api.bridge_link.errors import (
     NO_INTEGRATION,
     NOTHING_TO_DELETE,
     ModuleError,
@@ -29,10 +29,10 @@ from ryze.api.chatwoot.errors import (
     gate_closed,
     gateway_unreachable,
 )
-from ryze.api.chatwoot.event_log import EventLog
-from ryze.api.chatwoot.link import LinkHub
-from ryze.api.chatwoot.repository import Integration, IntegrationRepository
-from ryze.api.chatwoot.validation import ActivationInput
+from ryze.api.bridge_link.event_log import EventLog
+from ryze.api.bridge_link.link import LinkHub
+from ryze.api.bridge_link.repository import Integration, IntegrationRepository
+from ryze.api.bridge_link.validation import ActivationInput
 from ryze.common.crypto import SecretBox
 from ryze.common.logging import MASK, register_secret
 from ryze.protocol import ActivateRequest, EventEnvelope, EventName, IntegrationView, MessageSource

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ryze.api.chatwoot.errors import ModuleError, invalid_body
+from ryze.api.bridge_link.errors import ModuleError, invalid_body
 from ryze.common.outbound import InvalidURL, parse_url
 
 

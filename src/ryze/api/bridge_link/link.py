@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ryze.api.chatwoot.commands import CommandRunner
-from ryze.api.chatwoot.event_log import EventLog
+from ryze.api.bridge_link.commands import CommandRunner
+from ryze.api.bridge_link.event_log import EventLog
 from ryze.protocol import (
     CLOSE_GONE,
     AckFrame,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ryze.api.chatwoot.link import LinkSettings
+from ryze.api.bridge_link.link import LinkSettings
 
 from .fake_bridge import FakeBridge
 from .harness import Ryze

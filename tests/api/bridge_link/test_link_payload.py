@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ryze.api.chatwoot.service import link_payload
+from ryze.api.bridge_link.service import link_payload
 from ryze.api.events import exchange_envelope, state_envelope, status_envelope, wa_message
 from ryze.engines.base import Media, Party, ReceiptEvent, WhatsAppMessage
 from ryze.protocol import EventEnvelope, EventName, InstanceData

@@ -12,7 +12,7 @@ import httpx
 import uvicorn
 
 from ryze.api.app import create_app
-from ryze.api.chatwoot.module import ChatwootModule
+from ryze.api.bridge_link.module import ChatwootModule
 from ryze.api.services.container import ApiServices
 from ryze.api.settings import ApiSettings
 from ryze.common.crypto import generate_key
