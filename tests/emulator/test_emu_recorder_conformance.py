@@ -161,6 +161,11 @@ def test_spec_is_vendored_package_data(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ConformanceChecker.load().operations  # the real spec, parsed
 
 
+# Spelled in pieces so that this file does not match what it looks for.
+SIBLING = "shared"
+SIBLING_PATTERNS = ("../" + SIBLING, f'"{SIBLING}" /', f'/ "{SIBLING}"')
+
+
 def test_nothing_reads_outside_the_repository() -> None:
     """Code, tests and CI never reach for a folder beside the clone (`../shared` and the like):
     `git clone` + `make test` must pass with nothing next to the clone."""
@@ -172,6 +177,6 @@ def test_nothing_reads_outside_the_repository() -> None:
         if path == Path(__file__).resolve():
             continue
         text = path.read_text(encoding="utf-8")
-        if "../shared" in text or '"shared" /' in text or '/ "shared"' in text:
+        if any(pattern in text for pattern in SIBLING_PATTERNS):
             offenders.append(str(path.relative_to(root)))
     assert offenders == []
