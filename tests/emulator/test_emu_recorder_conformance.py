@@ -167,7 +167,7 @@ SIBLING_PATTERNS = ("../" + SIBLING, f'"{SIBLING}" /', f'/ "{SIBLING}"')
 
 
 def test_nothing_reads_outside_the_repository() -> None:
-    """Code, tests and CI never reach for a folder beside the clone (`../shared` and the like):
+    """Code, tests and CI never reach for a folder beside the clone (the sibling folder of the workspace):
     `git clone` + `make test` must pass with nothing next to the clone."""
     root = Path(__file__).resolve().parents[2]
     offenders = []
