@@ -29,6 +29,8 @@ from ryze.engines.base import (
     DomainEvent,
     EngineError,
     EventSink,
+    GroupEvent,
+    GroupSettings,
     Media,
     MessageEvent,
     MessageKind,
@@ -43,7 +45,10 @@ from ryze.engines.base import (
 )
 from ryze.engines.simulated.traffic import (
     STATUS_BROADCAST,
+    GroupChange,
+    GroupMember,
     Inbound,
+    build_group_event,
     build_message,
     new_message_id,
     normalize_jid,
@@ -79,6 +84,9 @@ class SimulatedEngine:
         self.sessions: dict[str, SimulatedSession] = {}
         self.logins: dict[str, Party] = {}  # the "device store": instance -> our account
         self._blobs: dict[bytes, bytes] = {}
+        # The network's groups: JID -> subject. Group messages carry it as chat.name, as the
+        # neonize engine's cached group-info lookup does.
+        self.group_subjects: dict[str, str] = {}
 
     async def open_session(self, instance: str, sink: EventSink) -> SimulatedSession:
         session = SimulatedSession(self, instance, sink)
@@ -295,8 +303,10 @@ class SimulatedSession:
             chat = normalize_jid(to)
         except ValueError as exc:
             raise EngineError(str(exc)) from exc
+        subject = self._engine.group_subjects.get(chat)
         msg = WhatsAppMessage(
-            id=new_message_id(), chat=Party(jid=chat), sender=me, from_me=True, timestamp=wa_now(), kind=kind,
+            id=new_message_id(), chat=Party(jid=chat, name=subject), sender=me, from_me=True,
+            timestamp=wa_now(), kind=kind,
             is_group=chat.endswith("@g.us"), text=text, media=media, reply_to=quote.id if quote else None,
             target_id=target_id, emoji=emoji,
         )  # fmt: skip
@@ -367,6 +377,7 @@ class SimulatedSession:
                     file_name=item.media.file_name,
                     size=len(item.media.data),
                     seconds=item.media.seconds,
+                    gif=item.media.gif,
                     handle=self._engine.put_blob(item.media.data),
                 )
             me = (
@@ -374,10 +385,58 @@ class SimulatedSession:
                 or self._engine.logins.get(self.instance)
                 or Party(jid=f"{_own_number(self.instance)}@s.whatsapp.net")
             )
-            msg = build_message(item, me, media)
+            msg = build_message(item, me, media, self._engine.group_subjects)
             ids.append(msg.id)
             await self._deliver_event(MessageEvent(message=msg))
         return ids
+
+    async def deliver_group(self, changes: list[GroupChange]) -> list[GroupEvent]:
+        """Group changes the network announces (``group.flow``), in order; queued while offline.
+        A ``create`` or ``subject`` change renames the group on the network at once, so later
+        group messages carry the new subject."""
+        events = []
+        for change in changes:
+            try:
+                jid = normalize_jid(change.group)
+                event = build_group_event(change, self._engine.group_subjects.get(jid))
+            except ValueError as exc:
+                raise EngineError(str(exc)) from exc
+            if change.action in ("create", "subject"):
+                if event.subject:
+                    self._engine.group_subjects[jid] = event.subject
+                else:
+                    self._engine.group_subjects.pop(jid, None)
+            events.append(event)
+            await self._deliver_event(event)
+        return events
+
+    async def create_group(
+        self,
+        group: str,
+        subject: str,
+        participants: tuple[GroupMember, ...] = (),
+        *,
+        actor: str | None = None,
+        topic: str | None = None,
+    ) -> GroupEvent:
+        """We are added to (or create) ``group``: its members, subject and description."""
+        change = GroupChange(
+            group=group, action="create", subject=subject, topic=topic, participants=participants, actor=actor
+        )
+        return (await self.deliver_group([change]))[0]
+
+    async def rename_group(self, group: str, subject: str, *, actor: str | None = None) -> GroupEvent:
+        return (
+            await self.deliver_group(
+                [GroupChange(group=group, action="subject", subject=subject, actor=actor)]
+            )
+        )[0]
+
+    async def change_group_settings(
+        self, group: str, settings: GroupSettings, *, actor: str | None = None
+    ) -> GroupEvent:
+        change = GroupChange(group=group, action="settings", settings=settings, actor=actor)
+        return (await self.deliver_group([change]))[0]
 
     async def deliver_receipt(
         self,
