@@ -79,8 +79,13 @@ def _own_number(instance: str) -> str:
 class SimulatedEngine:
     name = "simulated"
 
-    def __init__(self, *, auto_connect_seconds: float | None = 2.0) -> None:
+    def __init__(
+        self, *, auto_connect_seconds: float | None = 2.0, wire: Literal["domain", "neonize"] = "domain"
+    ) -> None:
         self.auto_connect_seconds = auto_connect_seconds
+        # "neonize": every event goes through neonize's protobufs and the neonize engine's
+        # translators on its way to the sink (wire.py), so the relay runs on neonize's events.
+        self.wire = wire
         self.sessions: dict[str, SimulatedSession] = {}
         self.logins: dict[str, Party] = {}  # the "device store": instance -> our account
         self._blobs: dict[bytes, bytes] = {}
@@ -113,6 +118,9 @@ class SimulatedEngine:
         handle = hashlib.sha256(data).hexdigest().encode()
         self._blobs[handle] = data
         return handle
+
+    def alias_blob(self, handle: bytes, data: bytes) -> None:
+        self._blobs[handle] = data
 
     def get_blob(self, handle: bytes) -> bytes | None:
         return self._blobs.get(handle)
@@ -311,7 +319,9 @@ class SimulatedSession:
             target_id=target_id, emoji=emoji,
         )  # fmt: skip
         self._record("message", **_message_view(msg), origin=origin)
-        await self._emit(MessageEvent(message=msg, origin=origin))
+        wired = self._wired(MessageEvent(message=msg, origin=origin))
+        if wired is not None:
+            await self._emit(wired)
         return SentMessage(id=msg.id, timestamp=msg.timestamp)
 
     async def send_text(
@@ -387,14 +397,16 @@ class SimulatedSession:
             )
             msg = build_message(item, me, media, self._engine.group_subjects)
             ids.append(msg.id)
-            await self._deliver_event(MessageEvent(message=msg))
+            wired = self._wired(MessageEvent(message=msg))
+            if wired is not None:
+                await self._deliver_event(wired)
         return ids
 
     async def deliver_group(self, changes: list[GroupChange]) -> list[GroupEvent]:
         """Group changes the network announces (``group.flow``), in order; queued while offline.
         A ``create`` or ``subject`` change renames the group on the network at once, so later
-        group messages carry the new subject."""
-        events = []
+        group messages carry the new subject. Returns the events as the sink gets them."""
+        events: list[GroupEvent] = []
         for change in changes:
             try:
                 jid = normalize_jid(change.group)
@@ -406,8 +418,10 @@ class SimulatedSession:
                     self._engine.group_subjects[jid] = event.subject
                 else:
                     self._engine.group_subjects.pop(jid, None)
-            events.append(event)
-            await self._deliver_event(event)
+            wired = self._wired(event)
+            if isinstance(wired, GroupEvent):
+                events.append(wired)
+                await self._deliver_event(wired)
         return events
 
     async def create_group(
@@ -459,7 +473,25 @@ class SimulatedSession:
             kind=kind,
             timestamp=timestamp or wa_now(),
         )
-        await self._deliver_event(event)
+        wired = self._wired(event)
+        if wired is not None:
+            await self._deliver_event(wired)
+
+    def _wired(self, event: DomainEvent) -> DomainEvent | None:
+        """``event`` as it reaches the sink: itself, or (``wire="neonize"``) what the neonize
+        translation makes of its protobuf; None when that translation reports nothing."""
+        if self._engine.wire != "neonize":
+            return event
+        from ryze.engines.simulated import wire  # loads neonize: only in this mode
+
+        out = wire.roundtrip(event)
+        if isinstance(event, MessageEvent) and isinstance(out, MessageEvent):
+            before, after = event.message.media, out.message.media
+            if before is not None and after is not None:
+                data = self._engine.get_blob(before.handle)
+                if data is not None:  # downloads come with the neonize handle now
+                    self._engine.alias_blob(after.handle, data)
+        return out
 
     async def _deliver_event(self, event: DomainEvent) -> None:
         if self._state == ConnectionState.CONNECTED:
