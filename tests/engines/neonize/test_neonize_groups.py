@@ -13,10 +13,11 @@ from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 from neonize_fakes import FakeClient, FakeFactory, Recorder, make_engine, stored_login
 from parity import BOB, GROUP, SCENARIOS, TS_MS, jid, message_event, source
 
-from ryze.engines.base import GroupEvent, MessageEvent
+from ryze.engines.base import GroupEvent, GroupSettings, MessageEvent, Party
 from ryze.engines.neonize import NeonizeEngine
 from ryze.engines.neonize import session as session_module
 from ryze.engines.neonize.session import NeonizeSession
+from ryze.engines.neonize.translate import translate_group_info, translate_joined_group
 
 GROUP2 = "120363000000000002@g.us"
 
@@ -134,3 +135,28 @@ def test_the_client_subscribes_to_group_events() -> None:
     assert INT_TO_EVENT[session_module.JOINED_GROUP_CODE] is pb.JoinedGroup
     assert INT_TO_EVENT[session_module.GROUP_INFO_CODE] is pb.GroupInfoEvent
     assert {session_module.JOINED_GROUP_CODE, session_module.GROUP_INFO_CODE} <= set(SUBSCRIBED_CODES)
+
+
+# --- translate/groups.py edge cases ---------------------------------------------------------------
+
+
+def test_group_notifications_without_a_group_or_a_known_change_produce_nothing() -> None:
+    assert translate_group_info(pb.GroupInfoEvent(Timestamp=TS_MS), known_subject=None) == []
+    assert translate_group_info(pb.GroupInfoEvent(JID=jid(GROUP), Timestamp=TS_MS), known_subject="x") == []
+    assert translate_joined_group(pb.JoinedGroup(GroupInfo=pb.GroupInfo())) is None
+
+
+def test_a_deleted_topic_a_lock_and_a_demotion() -> None:
+    event = pb.GroupInfoEvent(
+        JID=jid(GROUP),
+        Timestamp=TS_MS,
+        Topic=pb.GroupTopic(Topic="old", TopicDeleted=True),
+        Demote=[jid(BOB)],
+        Locked=pb.GroupLocked(isLocked=False),
+        Ephemeral=pb.GroupEphemeral(IsEphemeral=False, DisappearingTimer=604800),
+    )
+    topic, demote, settings = translate_group_info(event, known_subject="Família")
+    assert (topic.action, topic.topic, topic.actor) == ("topic", "", None)
+    assert (demote.action, demote.participants) == ("demote", (Party(jid=BOB),))
+    assert settings.settings == GroupSettings(locked=False, ephemeral_seconds=0)  # timer off
+    assert {e.chat.name for e in (topic, demote, settings)} == {"Família"}
