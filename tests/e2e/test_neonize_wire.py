@@ -34,11 +34,9 @@ async def test_the_relay_runs_on_the_neonize_translation(wired: LocalSystem) -> 
     [conv] = await wait_conversation(wired, inbox_id)
     await wait_messages(wired, conv["id"], 1)
     [reply] = await wired.inject("e2e-wire", [{"from": "5511988889001", "text": "isso", "replyTo": first}])
-    _, threaded = await wait_messages(wired, conv["id"], 2)
+    quoted, threaded = await wait_messages(wired, conv["id"], 2)
     assert threaded["content"] == "isso" and threaded["source_id"] == f"WAID:{reply}"
-    assert (
-        threaded["content_attributes"]["in_reply_to"] == (await wait_messages(wired, conv["id"], 2))[0]["id"]
-    )
+    assert threaded["content_attributes"]["in_reply_to"] == quoted["id"]
 
     # Proof the events came through neonize's protobufs: a sticker cannot carry a caption there,
     # so the caption the simulated phone attached is gone (the domain wire would keep it).
