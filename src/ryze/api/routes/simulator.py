@@ -1,8 +1,9 @@
 """Control API of the simulated phone network (mounted only with ``WHATSAPP_ENGINE=simulated``).
 
-Tests, the demo and benchmarks use it to play the phone: scan the QR, deliver messages from
-contacts and groups (or typed on our own phone), deliver receipts, and read what the instance
-sent. Auth: the instance's token or its account's token. Not rate limited (benchmarks inject
+Tests, the demo and benchmarks use it to play the phone: scan the QR, deliver messages of every
+type from contacts and groups (or typed on our own phone; media as base64 in JSON or as a multipart
+upload), create and rename groups, deliver receipts, and read what the instance sent. Auth: the
+instance's token or its account's token. Not rate limited (benchmarks inject
 thousands of messages per second).
 """
 
@@ -17,12 +18,14 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile
 
 from ryze.api.auth import Caller, load_owned_instance, require_caller, services_of
 from ryze.api.errors import ApiError, describe_validation_error
 from ryze.api.events import PublishError
 from ryze.engines.base import Contact, EngineError, Location, MediaKind, MessageKind, ReceiptKind
 from ryze.engines.simulated import Inbound, InboundMedia, SimulatedEngine, SimulatedSession
+from ryze.engines.simulated.traffic import SimGroup
 
 router = APIRouter(prefix="/_simulator", tags=["simulator"])
 
@@ -31,6 +34,9 @@ _DEFAULT_MIME: dict[str, str] = {
     "document": "application/octet-stream", "sticker": "image/webp",
 }  # fmt: skip
 _MEDIA_TYPES = set(_DEFAULT_MIME)
+# An upload's form fields that are not text: parsed as JSON so they keep their types.
+_UPLOAD_JSON_FIELDS = frozenset({"fromMe", "forwarded", "viewOnce", "seconds", "latitude", "longitude"})
+MAX_UPLOAD = 64 * 1024 * 1024  # above Chatwoot's default 40 MB limit, so the bridge's limit can be tested
 
 
 class _Body(BaseModel):
@@ -90,6 +96,12 @@ class InboundBody(_Body):
             emoji=(self.emoji or "") if kind == "reaction" else None, id=self.id, timestamp=self.timestamp,
             forwarded=self.forwarded, view_once=self.viewOnce,
         )  # fmt: skip
+
+    def to_inbound_with(self, data: bytes) -> Inbound:
+        """The message with ``data`` (an upload's bytes) as its media."""
+        if self.type not in _MEDIA_TYPES:
+            raise ApiError(400, f"Invalid request body: type '{self.type}' carries no file")
+        return self.model_copy(update={"mediaBase64": base64.b64encode(data).decode()}).to_inbound()
 
     def _media(self) -> InboundMedia | None:
         if self.type not in _MEDIA_TYPES:
@@ -196,6 +208,115 @@ async def deliver_messages(
         # again, and the redelivery publishes what failed (messages already published are dropped).
         raise ApiError(503, "Delivery not acknowledged: an event subscriber failed; deliver again") from exc
     return {"success": True, "ids": ids}
+
+
+@router.post("/{instance}/media")
+async def deliver_upload(
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    """Deliver one media message whose file is a multipart upload (field ``file``); the other
+    form fields are those of a ``messages`` item (``type``, ``from``, ``text`` = caption, ...).
+    ``type`` defaults to what the file's content type suggests."""
+    session = await _session(request, instance, caller)
+    try:
+        form = await request.form(max_files=1, max_fields=64)
+    except Exception as exc:  # starlette raises its own MultiPartException / HTTPException types
+        raise ApiError(400, f"Invalid multipart body: {exc}") from exc
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(400, "Invalid request body: field 'file' (a file) is required")
+    data = await upload.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        raise ApiError(413, f"File larger than {MAX_UPLOAD} bytes")
+    fields: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if key == "file" or not isinstance(value, str):
+            continue
+        if key in _UPLOAD_JSON_FIELDS:
+            try:
+                fields[key] = orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                raise ApiError(400, f"Invalid request body: field '{key}' is not valid JSON") from exc
+        else:
+            fields[key] = value
+    fields.setdefault("type", _type_of(upload.content_type or ""))
+    fields.setdefault("mimetype", upload.content_type or None)
+    if upload.filename and fields["type"] == "document":
+        fields.setdefault("fileName", upload.filename)
+    try:
+        body = InboundBody.model_validate(fields)
+    except ValidationError as exc:
+        raise ApiError(400, describe_validation_error(exc.errors())) from exc
+    try:
+        ids = await session.deliver([body.to_inbound_with(data)])
+    except ValueError as exc:
+        raise _bad_value(exc) from exc
+    except PublishError as exc:
+        raise ApiError(503, "Delivery not acknowledged: an event subscriber failed; deliver again") from exc
+    return {"success": True, "ids": ids}
+
+
+def _type_of(content_type: str) -> str:
+    main = content_type.split(";", 1)[0].strip().lower()
+    if main == "image/webp":
+        return "sticker"
+    if main.startswith(("image/", "video/", "audio/")):
+        return main.split("/", 1)[0]
+    return "document"
+
+
+class GroupBody(_Body):
+    subject: str = Field(min_length=1, max_length=100)  # WhatsApp's subject limit
+    participants: list[str] = Field(default_factory=list)
+    jid: str | None = None  # a chosen group JID; a new one when absent
+
+
+class GroupRename(_Body):
+    subject: str = Field(min_length=1, max_length=100)
+
+
+def _group_view(group: SimGroup) -> dict[str, Any]:
+    return {"jid": group.jid, "subject": group.subject, "participants": list(group.participants)}
+
+
+@router.post("/{instance}/groups")
+async def create_group(
+    request: Request, instance: str, body: GroupBody, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    """A group with the instance's account in it; deliver its messages with ``group`` = its JID."""
+    session = await _session(request, instance, caller)
+    try:
+        group = session.create_group(body.subject, body.participants, body.jid)
+    except ValueError as exc:
+        raise _bad_value(exc) from exc
+    return {"success": True, "group": _group_view(group)}
+
+
+@router.get("/{instance}/groups")
+async def list_groups(
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    session = await _session(request, instance, caller)
+    return {"success": True, "groups": [_group_view(g) for g in session.groups.values()]}
+
+
+@router.patch("/{instance}/groups/{jid}")
+async def rename_group(
+    request: Request,
+    instance: str,
+    jid: str,
+    body: GroupRename,
+    caller: Annotated[Caller, Depends(require_caller)],
+) -> dict[str, Any]:
+    """Somebody in the group changes its subject."""
+    session = await _session(request, instance, caller)
+    try:
+        group = session.rename_group(jid, body.subject)
+    except LookupError as exc:
+        raise ApiError(404, "Group not found") from exc
+    except ValueError as exc:
+        raise _bad_value(exc) from exc
+    return {"success": True, "group": _group_view(group)}
 
 
 @router.post("/{instance}/receipts")
