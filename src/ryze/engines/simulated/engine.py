@@ -44,9 +44,7 @@ from ryze.engines.base import (
 from ryze.engines.simulated.traffic import (
     STATUS_BROADCAST,
     Inbound,
-    SimGroup,
     build_message,
-    new_group_jid,
     new_message_id,
     normalize_jid,
     wa_now,
@@ -127,7 +125,6 @@ class SimulatedSession:
         self._connect_lock = asyncio.Lock()
         self._offline: list[DomainEvent] = []
         self.outbox: deque[dict[str, Any]] = deque(maxlen=OUTBOX_LIMIT)
-        self.groups: dict[str, SimGroup] = {}  # groups the control API created, by JID
         self._outbox_seq = 0
 
     @property
@@ -377,8 +374,7 @@ class SimulatedSession:
                 or self._engine.logins.get(self.instance)
                 or Party(jid=f"{_own_number(self.instance)}@s.whatsapp.net")
             )
-            known = self.groups.get(normalize_jid(item.group)) if item.group else None
-            msg = build_message(item, me, media, known.subject if known else None)
+            msg = build_message(item, me, media)
             ids.append(msg.id)
             await self._deliver_event(MessageEvent(message=msg))
         return ids
@@ -411,26 +407,6 @@ class SimulatedSession:
             await self._emit(event)
         else:
             self._offline.append(event)
-
-    # ---------------------------------------------------------------- groups (the network's side)
-
-    def create_group(self, subject: str, participants: list[str], jid: str | None = None) -> SimGroup:
-        """A group the instance's account is in: its later messages carry ``subject`` as the chat
-        name. Creating a known JID again replaces its subject and members."""
-        group_jid = normalize_jid(jid) if jid else new_group_jid()
-        if not group_jid.endswith("@g.us"):
-            raise ValueError(f"not a group JID: {group_jid!r}")
-        group = SimGroup(group_jid, subject, [normalize_jid(p) for p in participants])
-        self.groups[group_jid] = group
-        return group
-
-    def rename_group(self, jid: str, subject: str) -> SimGroup:
-        """Somebody changes the group's subject."""
-        group = self.groups.get(normalize_jid(jid))
-        if group is None:
-            raise LookupError(f"no group {jid!r}")
-        group.subject = subject
-        return group
 
     def outbox_after(self, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         return [item for item in self.outbox if item["seq"] > after][:limit]

@@ -83,26 +83,9 @@ class Inbound:
     view_once: bool = False
 
 
-@dataclass(slots=True)
-class SimGroup:
-    """A group the simulated network knows (created through the control API)."""
-
-    jid: str
-    subject: str
-    participants: list[str]
-
-
-def new_group_jid() -> str:
-    """Group JIDs shaped like WhatsApp's modern ones (``1203630...@g.us``)."""
-    return f"120363{secrets.randbelow(10**12):012d}@g.us"
-
-
-def build_message(
-    item: Inbound, me: Party, media: Media | None, group_subject: str | None = None
-) -> WhatsAppMessage:
-    """The domain message a whatsmeow session would report for ``item``; ``group_subject`` is the
-    subject of ``item.group`` when the network knows it (RyzeAPI reports it in ``chat.name``)."""
-    group = Party(jid=normalize_jid(item.group), name=group_subject) if item.group else None
+def build_message(item: Inbound, me: Party, media: Media | None) -> WhatsAppMessage:
+    """The domain message a whatsmeow session would report for ``item``."""
+    group = Party(jid=normalize_jid(item.group)) if item.group else None
     if item.from_me:
         to_alt = normalize_jid(item.to_alt) if item.to_alt else None
         chat = group or Party(jid=normalize_jid(item.to or item.sender), alt=to_alt)
