@@ -41,7 +41,9 @@ def build_engine(settings: ApiSettings) -> Engine:
     """The configured WhatsApp engine (neonize is imported only when chosen: it loads a Go runtime)."""
     if settings.whatsapp_engine == "simulated":
         delay = settings.simulator_auto_connect_seconds
-        return SimulatedEngine(auto_connect_seconds=delay if delay >= 0 else None)
+        return SimulatedEngine(
+            auto_connect_seconds=delay if delay >= 0 else None, wire=settings.simulator_wire
+        )
     neonize: Any = importlib.import_module("ryze.engines.neonize")
     # whatsmeow keeps its keys in SQLite files under DATA_DIR, or in per-instance schemas of the
     # PostgreSQL database when RyzeAPI itself runs on PostgreSQL.

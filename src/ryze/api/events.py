@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ryze.engines.base import Party, ReceiptEvent, WhatsAppMessage
+from ryze.engines.base import GroupEvent, Party, ReceiptEvent, WhatsAppMessage
 from ryze.protocol import (
     ChatRef,
     ChatType,
@@ -22,12 +22,15 @@ from ryze.protocol import (
     EditInfo,
     EventEnvelope,
     EventName,
+    GroupFlowAction,
+    GroupFlowData,
     InstanceData,
     LocationInfo,
     MediaInfo,
     MessageSource,
     MessageStatusData,
     MessageType,
+    PollInfo,
     ReactionInfo,
     ReceiptStatus,
     RevokeInfo,
@@ -165,6 +168,7 @@ _KIND_TO_TYPE: dict[str, MessageType] = {
     "reaction": MessageType.REACTION,
     "edit": MessageType.EDIT,
     "revoke": MessageType.REVOKE,
+    "poll": MessageType.POLL,
     "unsupported": MessageType.UNSUPPORTED,
 }
 
@@ -231,12 +235,17 @@ def wa_message(msg: WhatsAppMessage, *, origin: str | None, media_url: str | Non
             size=msg.media.size,
             seconds=msg.media.seconds,
             url=media_url,
+            gif=True if msg.media.gif else None,
         )
     location = None
     if msg.location is not None:
         loc = msg.location
         location = LocationInfo(
-            latitude=loc.latitude, longitude=loc.longitude, name=loc.name, address=loc.address
+            latitude=loc.latitude,
+            longitude=loc.longitude,
+            name=loc.name,
+            address=loc.address,
+            live=True if loc.live else None,
         )
     contacts = None
     if msg.contacts:
@@ -244,6 +253,11 @@ def wa_message(msg: WhatsAppMessage, *, origin: str | None, media_url: str | Non
             ContactCard(displayName=c.display_name, vcard=c.vcard, phones=list(c.phones))
             for c in msg.contacts
         ]
+    poll = None
+    if msg.poll is not None:
+        poll = PollInfo(
+            name=msg.poll.name, options=list(msg.poll.options), selectableCount=msg.poll.selectable_count
+        )
     target = msg.target_id or ""
     return WAMessage(
         id=msg.id,
@@ -264,6 +278,7 @@ def wa_message(msg: WhatsAppMessage, *, origin: str | None, media_url: str | Non
         else None,
         edit=EditInfo(messageId=target, text=msg.text) if msg.kind == "edit" else None,
         revoke=RevokeInfo(messageId=target) if msg.kind == "revoke" else None,
+        poll=poll,
         replyTo=msg.reply_to,
         isForwarded=True if msg.forwarded else None,
         isViewOnce=True if msg.view_once else None,
@@ -295,6 +310,33 @@ def status_envelope(base_url: str, instance: str, token: str | None, receipt: Re
     )
     return EventEnvelope(
         event=EventName.MESSAGE_STATUS,
+        data=data.model_dump(mode="json", exclude_none=True),
+        instanceData=_instance_data(base_url, instance, token),
+    )
+
+
+def group_flow_envelope(base_url: str, instance: str, token: str | None, event: GroupEvent) -> EventEnvelope:
+    """``group.flow`` (docs/api.md): one change of a group's metadata or membership."""
+    settings: dict[str, Any] = {}
+    if event.settings is not None:
+        values = {
+            "announce": event.settings.announce,
+            "locked": event.settings.locked,
+            "ephemeralSeconds": event.settings.ephemeral_seconds,
+        }
+        settings = {key: value for key, value in values.items() if value is not None}
+    data = GroupFlowData(
+        chat=chat_ref(event.chat),
+        action=GroupFlowAction(event.action),
+        timestamp=rfc3339(event.timestamp),
+        subject=event.subject,
+        topic=event.topic,
+        participants=[sender_ref(p) for p in event.participants],
+        actor=sender_ref(event.actor) if event.actor is not None else None,
+        settings=settings,
+    )
+    return EventEnvelope(
+        event=EventName.GROUP_FLOW,
         data=data.model_dump(mode="json", exclude_none=True),
         instanceData=_instance_data(base_url, instance, token),
     )

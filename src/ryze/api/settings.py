@@ -36,6 +36,9 @@ class ApiSettings(BaseSettings):
     # Simulated engine only: seconds after a QR is shown until the simulated phone "scans" it.
     # A negative value disables it (the control API's /scan route then completes pairing).
     simulator_auto_connect_seconds: float = 2.0
+    # Simulated engine only: "neonize" sends every simulated event through neonize's protobufs and
+    # the neonize engine's translators (tests of the relay on the neonize translation's events).
+    simulator_wire: Literal["domain", "neonize"] = "domain"
     # Outbound-fetch policy for mediaUrl sends and Chatwoot attachment URLs (docs/security.md):
     # host names, "*.domain" and IP/CIDR entries, comma separated, that may be fetched although
     # they are loopback, private or otherwise internal. Empty = public addresses only.

@@ -87,6 +87,7 @@ class Media:
     file_name: str | None = None
     size: int | None = None
     seconds: int | None = None
+    gif: bool = False  # a video WhatsApp plays as a looping, silent GIF (``gifPlayback``)
     # Engine-specific, opaque handle for download_media (neonize: serialized media message;
     # simulated: key into its blob store). RyzeAPI stores it with the message.
     handle: bytes = b""
@@ -98,6 +99,7 @@ class Location:
     longitude: float
     name: str | None = None
     address: str | None = None
+    live: bool = False  # a live-location share: its first position (updates are not relayed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +109,18 @@ class Contact:
     phones: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """A poll's question and options (votes arrive encrypted and are not part of the seam)."""
+
+    name: str
+    options: tuple[str, ...] = ()
+    selectable_count: int = 1  # 0 = any number of options
+
+
 MessageKind = Literal[
     "text", "image", "video", "audio", "document", "sticker", "location", "contact",
-    "reaction", "edit", "revoke", "unsupported",
+    "reaction", "edit", "revoke", "poll", "unsupported",
 ]  # fmt: skip
 
 
@@ -128,6 +139,7 @@ class WhatsAppMessage:
     media: Media | None = None
     location: Location | None = None
     contacts: tuple[Contact, ...] = ()
+    poll: Poll | None = None
     reply_to: str | None = None  # quoted message id
     target_id: str | None = None  # reaction / edit / revoke: the message acted upon
     emoji: str | None = None  # reaction ("" = removed)
@@ -165,7 +177,39 @@ class ConnectionEvent:
     me: Party | None = None  # our own JID once connected
 
 
-DomainEvent = MessageEvent | ReceiptEvent | ConnectionEvent
+GroupAction = Literal["create", "subject", "topic", "add", "remove", "promote", "demote", "settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSettings:
+    """The group settings a ``settings`` change is about (None = not part of this change)."""
+
+    announce: bool | None = None  # only admins may send
+    locked: bool | None = None  # only admins may edit the group info
+    ephemeral_seconds: int | None = None  # disappearing messages timer (0 = off)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEvent:
+    """One change of a group's metadata or membership (``group.flow``).
+
+    ``chat`` is the group with its subject as known after the change (``chat.name``);
+    ``participants`` the members the change is about (every member for ``create``); ``actor``
+    who made the change, when WhatsApp says. One WhatsApp notification that changes several
+    things (a rename and an add) becomes several events, in the order listed in ``GroupAction``.
+    """
+
+    chat: Party
+    action: GroupAction
+    timestamp: datetime
+    subject: str | None = None
+    topic: str | None = None
+    participants: tuple[Party, ...] = ()
+    actor: Party | None = None
+    settings: GroupSettings | None = None
+
+
+DomainEvent = MessageEvent | ReceiptEvent | ConnectionEvent | GroupEvent
 EventSink = Callable[[DomainEvent], Awaitable[None]]
 """Called in order, one event at a time per session. It must persist before returning; raising
 means "not stored" (the engine retries, see the failure contract above)."""

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ryze.api.chatwoot.link import LinkSettings
 from ryze.common.crypto import generate_key
-from ryze.engines.simulated import Inbound, InboundMedia
+from ryze.engines.simulated import GroupMember, Inbound, InboundMedia
 
 from .fake_bridge import FakeBridge
 from .harness import Ryze, start_ryze
@@ -292,6 +292,28 @@ async def test_media_route_for_the_bridge(ryze_lite: Ryze, fake_bridge: FakeBrid
             "/internal/media/media/nope", headers={"Authorization": f"Bearer {fake_bridge.token}"}
         )
         assert missing.status_code == 404
+
+
+async def test_group_flow_is_logged_and_offered_on_the_link(ryze_lite: Ryze, fake_bridge: FakeBridge) -> None:
+    """A group change reaches the bridge through the durable log, in order with the group's
+    messages, which then carry the subject in ``chat.name``."""
+    session = await linked_instance(ryze_lite, "groups")
+    group = "120363000000000009@g.us"
+    await session.create_group(group, "Família", (GroupMember(CONTACT),), actor=CONTACT)
+    await session.deliver([Inbound(sender=CONTACT, group=group, text="oi")])
+    await session.rename_group(group, "Família 2026", actor=CONTACT)
+    async with link(ryze_lite, "groups", fake_bridge.token) as ws:
+        client = LinkClient(ws)
+        ready = await client.resume(0)
+        events = [e["event"] for e in await client.events(ready["pending"])]
+    relevant = [e for e in events if e["event"] in ("group.flow", "message.exchange")]
+    assert [e["event"] for e in relevant] == ["group.flow", "message.exchange", "group.flow"]
+    create, message, rename = relevant
+    assert create["data"]["action"] == "create" and create["data"]["chat"]["name"] == "Família"
+    assert create["data"]["participants"] == [{"jid": f"{CONTACT}@s.whatsapp.net"}]
+    assert message["data"]["message"]["chat"] == {"jid": group, "name": "Família", "type": "group"}
+    assert rename["data"]["action"] == "subject" and rename["data"]["subject"] == "Família 2026"
+    assert all("token" not in e["instanceData"] for e in relevant)
 
 
 async def test_the_bridge_may_link_while_activation_is_in_flight(

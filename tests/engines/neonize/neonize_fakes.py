@@ -48,6 +48,8 @@ class FakeClient:
         # Like a Neonize() call stuck in Go after an expired QR: Stop does not make it return.
         self.ignores_stop = False
         self.released = asyncio.Event()
+        # GetGroupInfo answers: group JID -> subject; a group not listed fails like WhatsApp's 404
+        self.groups: dict[str, str] = {}
 
     # --- "Go" side: runs on its own thread, like goneonize's callbacks --------------------------
 
@@ -122,6 +124,13 @@ class FakeClient:
     async def download_any(self, message: Any) -> bytes:
         self._record("download_any", message)
         return b"media-bytes"
+
+    async def get_group_info(self, group: Any) -> Any:
+        key = f"{group.User}@{group.Server}"
+        self._record("get_group_info", key)
+        if key not in self.groups:
+            raise NeonizeError("failed to get group info: item-not-found (404)")
+        return pb.GroupInfo(JID=group, GroupName=pb.GroupName(Name=self.groups[key]))
 
     async def logout(self) -> None:
         self._record("logout")

@@ -28,10 +28,13 @@ from ryze.engines.base import (
     ConnectionState,
     Contact,
     DomainEvent,
+    GroupEvent,
+    GroupSettings,
     Location,
     Media,
     MessageEvent,
     Party,
+    Poll,
     ReceiptEvent,
     WhatsAppMessage,
 )
@@ -48,8 +51,10 @@ GROUP = "120363000000000001@g.us"
 
 TS_MS = 1764072000000  # 2025-11-25 12:00:00 UTC, as neonize 0.5 encodes it (Unix ms)
 TS = datetime(2025, 11, 25, 12, 0, tzinfo=UTC)
+# neonize's GroupInfo.GroupCreated is a 32-bit float of Unix seconds: exact only to 128 s today.
+GROUP_CREATED = datetime(2025, 11, 25, 11, 58, 56, tzinfo=UTC)
 
-Family = Literal["message", "receipt", "connection"]
+Family = Literal["message", "receipt", "connection", "group"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,9 @@ class Scenario:
     description: str
     family: Family
     build: Callable[[], Any]
-    expected: DomainEvent | None
+    # "group" scenarios expect a tuple: one whatsmeow notification can carry several changes.
+    expected: DomainEvent | tuple[GroupEvent, ...] | None
+    group_subject: str | None = None  # the group's subject the session already knows (its cache)
 
 
 # --- builders -----------------------------------------------------------------------------------
@@ -579,14 +586,172 @@ SCENARIOS: tuple[Scenario, ...] = (
         incoming("3EB0FWD01", kind="text", text="corrente", forwarded=True),
     ),
     Scenario(
-        "unsupported_poll",
-        "Alice creates a poll (not relayed as content: kind 'unsupported')",
+        "poll",
+        "Alice creates a poll 'Almoço?' with options 'pizza' and 'sushi', any number selectable",
         "message",
         lambda: from_alice(
             "3EB0POLL01",
-            wa.Message(pollCreationMessage=wa.PollCreationMessage(name="Almoço?")),
+            wa.Message(
+                pollCreationMessage=wa.PollCreationMessage(
+                    name="Almoço?",
+                    options=[wa.PollCreationMessage.Option(optionName=o) for o in ("pizza", "sushi")],
+                    selectableOptionsCount=0,
+                )
+            ),
         ),
-        incoming("3EB0POLL01", kind="unsupported"),
+        incoming(
+            "3EB0POLL01",
+            kind="poll",
+            poll=Poll(name="Almoço?", options=("pizza", "sushi"), selectable_count=0),
+        ),
+    ),
+    Scenario(
+        "poll_single_choice_v3",
+        "Alice creates a single-choice poll 'Hoje?' (pollCreationMessageV3: 'sim' / 'não')",
+        "message",
+        lambda: from_alice(
+            "3EB0POLL02",
+            wa.Message(
+                pollCreationMessageV3=wa.PollCreationMessage(
+                    name="Hoje?",
+                    options=[wa.PollCreationMessage.Option(optionName=o) for o in ("sim", "não")],
+                    selectableOptionsCount=1,
+                )
+            ),
+        ),
+        incoming(
+            "3EB0POLL02", kind="poll", poll=Poll(name="Hoje?", options=("sim", "não"), selectable_count=1)
+        ),
+    ),
+    Scenario(
+        "gif",
+        "Alice sends a GIF (an mp4 with gifPlayback) captioned 'kkk'",
+        "message",
+        lambda: from_alice(
+            "3EB0GIF01",
+            wa.Message(
+                videoMessage=wa.VideoMessage(
+                    caption="kkk", seconds=3, gifPlayback=True, **media_fields("video/mp4", 4096)
+                )
+            ),
+        ),
+        incoming(
+            "3EB0GIF01",
+            kind="video",
+            text="kkk",
+            media=Media(kind="video", mimetype="video/mp4", size=4096, seconds=3, gif=True),
+        ),
+    ),
+    Scenario(
+        "video_note",
+        "Alice sends a round 5-second video note (ptvMessage)",
+        "message",
+        lambda: from_alice(
+            "3EB0PTV01",
+            wa.Message(ptvMessage=wa.VideoMessage(seconds=5, **media_fields("video/mp4", 6000))),
+        ),
+        incoming(
+            "3EB0PTV01", kind="video", media=Media(kind="ptv", mimetype="video/mp4", size=6000, seconds=5)
+        ),
+    ),
+    Scenario(
+        "live_location",
+        "Alice starts sharing her live location at (-22.9, -43.2) with caption 'indo'",
+        "message",
+        lambda: from_alice(
+            "3EB0LIVE01",
+            wa.Message(
+                liveLocationMessage=wa.LiveLocationMessage(
+                    degreesLatitude=-22.9, degreesLongitude=-43.2, caption="indo", sequenceNumber=1
+                )
+            ),
+        ),
+        incoming(
+            "3EB0LIVE01",
+            kind="location",
+            text="indo",
+            location=Location(latitude=-22.9, longitude=-43.2, live=True),
+        ),
+    ),
+    Scenario(
+        "image_reply",
+        "Alice replies to our message 3EB0OURS01 with an image captioned 'essa?'",
+        "message",
+        lambda: from_alice(
+            "3EB0IMGRE1",
+            wa.Message(
+                imageMessage=wa.ImageMessage(
+                    caption="essa?",
+                    contextInfo=wa.ContextInfo(
+                        stanzaID="3EB0OURS01",
+                        participant=ME,
+                        quotedMessage=wa.Message(conversation="qual?"),
+                    ),
+                    **media_fields("image/jpeg"),
+                )
+            ),
+        ),
+        incoming(
+            "3EB0IMGRE1",
+            kind="image",
+            text="essa?",
+            reply_to="3EB0OURS01",
+            media=Media(kind="image", mimetype="image/jpeg", size=2048),
+        ),
+    ),
+    Scenario(
+        "view_once_voice",
+        "Alice sends a view-once voice note (viewOnceMessageV2Extension wrapper)",
+        "message",
+        lambda: from_alice(
+            "3EB0VO03",
+            wa.Message(
+                viewOnceMessageV2Extension=wa.FutureProofMessage(
+                    message=wa.Message(
+                        audioMessage=wa.AudioMessage(
+                            PTT=True, seconds=4, viewOnce=True, **media_fields("audio/ogg; codecs=opus", 3000)
+                        )
+                    )
+                )
+            ),
+        ),
+        incoming(
+            "3EB0VO03",
+            kind="audio",
+            view_once=True,
+            media=Media(kind="ptt", mimetype="audio/ogg; codecs=opus", size=3000, seconds=4),
+        ),
+    ),
+    Scenario(
+        "unsupported_event",
+        "Alice creates a calendar event (eventMessage): not rendered, kind 'unsupported'",
+        "message",
+        lambda: from_alice("3EB0EVT01", wa.Message(eventMessage=wa.EventMessage(name="Festa"))),
+        incoming("3EB0EVT01", kind="unsupported"),
+    ),
+    Scenario(
+        "group_text_known_subject",
+        "In group 'Família' (subject known to the session), Bob (PN) sends 'oi gente'",
+        "message",
+        lambda: message_event(
+            "3EB0GRPTXT2",
+            source(GROUP, BOB, group=True),
+            wa.Message(conversation="oi gente"),
+            push_name="Bob",
+        ),
+        MessageEvent(
+            message=WhatsAppMessage(
+                id="3EB0GRPTXT2",
+                chat=Party(jid=GROUP, name="Família"),
+                sender=Party(jid=BOB, name="Bob"),
+                from_me=False,
+                timestamp=TS,
+                kind="text",
+                is_group=True,
+                text="oi gente",
+            )
+        ),
+        group_subject="Família",
     ),
     Scenario(
         "status_broadcast_ignored",
@@ -723,17 +888,174 @@ SCENARIOS: tuple[Scenario, ...] = (
             state=ConnectionState.DISCONNECTED, reason="Connection to WhatsApp lost; reconnecting"
         ),
     ),
+    # --- groups (group.flow) ---------------------------------------------------------------------
+    Scenario(
+        "joined_group",
+        "Alice (LID, PN alt) creates group 'Família' (topic 'fotos') with Bob (LID, PN alt) and us",
+        "group",
+        lambda: pb.JoinedGroup(
+            Type="new",
+            Sender=jid(ALICE_LID),
+            SenderPN=jid(ALICE),
+            GroupInfo=pb.GroupInfo(
+                JID=jid(GROUP),
+                OwnerJID=jid(ALICE_LID),
+                GroupName=pb.GroupName(Name="Família", NameSetAt=TS_MS),
+                GroupTopic=pb.GroupTopic(Topic="fotos"),
+                GroupCreated=GROUP_CREATED.timestamp(),
+                Participants=[
+                    pb.GroupParticipant(JID=jid(ALICE_LID), PhoneNumber=jid(ALICE), IsSuperAdmin=True),
+                    pb.GroupParticipant(JID=jid(BOB_LID), PhoneNumber=jid(BOB), DisplayName="Bob"),
+                    pb.GroupParticipant(JID=jid(ME), LID=jid(ME_LID)),
+                ],
+            ),
+        ),
+        (
+            GroupEvent(
+                chat=Party(jid=GROUP, name="Família"),
+                action="create",
+                timestamp=GROUP_CREATED,
+                subject="Família",
+                topic="fotos",
+                participants=(
+                    Party(jid=ALICE_LID, alt=ALICE),
+                    Party(jid=BOB_LID, alt=BOB, name="Bob"),
+                    Party(jid=ME, alt=ME_LID),
+                ),
+                actor=Party(jid=ALICE_LID, alt=ALICE),
+            ),
+        ),
+    ),
+    Scenario(
+        "group_renamed",
+        "Bob renames group 'Família' to 'Família 2026'",
+        "group",
+        lambda: pb.GroupInfoEvent(
+            JID=jid(GROUP), Sender=jid(BOB), Timestamp=TS_MS, Name=pb.GroupName(Name="Família 2026")
+        ),
+        (
+            GroupEvent(
+                chat=Party(jid=GROUP, name="Família 2026"),
+                action="subject",
+                timestamp=TS,
+                subject="Família 2026",
+                actor=Party(jid=BOB),
+            ),
+        ),
+        group_subject="Família",
+    ),
+    Scenario(
+        "group_topic_changed",
+        "Bob changes the description of 'Família' to 'só fotos'",
+        "group",
+        lambda: pb.GroupInfoEvent(
+            JID=jid(GROUP), Sender=jid(BOB), Timestamp=TS_MS, Topic=pb.GroupTopic(Topic="só fotos")
+        ),
+        (
+            GroupEvent(
+                chat=Party(jid=GROUP, name="Família"),
+                action="topic",
+                timestamp=TS,
+                subject="Família",
+                topic="só fotos",
+                actor=Party(jid=BOB),
+            ),
+        ),
+        group_subject="Família",
+    ),
+    Scenario(
+        "group_added_and_promoted",
+        "Alice adds Bob to 'Família' and makes him an admin (one notification, two changes)",
+        "group",
+        lambda: pb.GroupInfoEvent(
+            JID=jid(GROUP), Sender=jid(ALICE), Timestamp=TS_MS, Join=[jid(BOB)], Promote=[jid(BOB)]
+        ),
+        (
+            GroupEvent(
+                chat=Party(jid=GROUP, name="Família"),
+                action="add",
+                timestamp=TS,
+                subject="Família",
+                participants=(Party(jid=BOB),),
+                actor=Party(jid=ALICE),
+            ),
+            GroupEvent(
+                chat=Party(jid=GROUP, name="Família"),
+                action="promote",
+                timestamp=TS,
+                subject="Família",
+                participants=(Party(jid=BOB),),
+                actor=Party(jid=ALICE),
+            ),
+        ),
+        group_subject="Família",
+    ),
+    Scenario(
+        "group_left",
+        "Bob leaves 'Família'",
+        "group",
+        lambda: pb.GroupInfoEvent(JID=jid(GROUP), Sender=jid(BOB), Timestamp=TS_MS, Leave=[jid(BOB)]),
+        (
+            GroupEvent(
+                chat=Party(jid=GROUP, name="Família"),
+                action="remove",
+                timestamp=TS,
+                subject="Família",
+                participants=(Party(jid=BOB),),
+                actor=Party(jid=BOB),
+            ),
+        ),
+        group_subject="Família",
+    ),
+    Scenario(
+        "group_settings",
+        "Alice makes 'Família' admins-only and turns on 24-hour disappearing messages",
+        "group",
+        lambda: pb.GroupInfoEvent(
+            JID=jid(GROUP),
+            Sender=jid(ALICE),
+            Timestamp=TS_MS,
+            Announce=pb.GroupAnnounce(IsAnnounce=True),
+            Ephemeral=pb.GroupEphemeral(IsEphemeral=True, DisappearingTimer=86400),
+        ),
+        (
+            GroupEvent(
+                chat=Party(jid=GROUP, name="Família"),
+                action="settings",
+                timestamp=TS,
+                subject="Família",
+                actor=Party(jid=ALICE),
+                settings=GroupSettings(announce=True, ephemeral_seconds=86400),
+            ),
+        ),
+        group_subject="Família",
+    ),
 )
 
 
-def translate(scenario: Scenario) -> DomainEvent | None:
-    """What the neonize engine's translators make of the scenario's event."""
-    from ryze.engines.neonize.translate import translate_connection, translate_message, translate_receipt
+def translate(scenario: Scenario) -> DomainEvent | tuple[GroupEvent, ...] | None:
+    """What the neonize engine's translators make of the scenario's event (with the session's
+    group-subject cache holding ``group_subject``)."""
+    from ryze.engines.neonize.translate import (
+        translate_connection,
+        translate_group_info,
+        translate_joined_group,
+        translate_message,
+        translate_receipt,
+    )
+    from ryze.engines.neonize.translate.messages import with_group_subject
 
     event = scenario.build()
     if scenario.family == "message":
         message = translate_message(event)
-        return MessageEvent(message=message) if message is not None else None
+        if message is None:
+            return None
+        return MessageEvent(message=with_group_subject(message, scenario.group_subject))
+    if scenario.family == "group":
+        if isinstance(event, pb.JoinedGroup):
+            joined = translate_joined_group(event)
+            return (joined,) if joined is not None else ()
+        return tuple(translate_group_info(event, known_subject=scenario.group_subject))
     if scenario.family == "receipt":
         return translate_receipt(event)
     return translate_connection(event)

@@ -43,8 +43,16 @@ def test_parity_scenarios_cover_every_family_and_kind() -> None:
         if s.family == "message" and s.expected is not None  # type: ignore[union-attr]
     }
     assert kinds >= {"text", "image", "video", "audio", "document", "sticker", "location", "contact"}
-    assert kinds >= {"reaction", "edit", "revoke", "unsupported"}
-    assert {s.family for s in SCENARIOS} == {"message", "receipt", "connection"}
+    assert kinds >= {"reaction", "edit", "revoke", "poll", "unsupported"}
+    media = {
+        s.expected.message.media.kind
+        for s in SCENARIOS
+        if s.family == "message" and s.expected is not None and s.expected.message.media is not None
+    }  # type: ignore[union-attr]
+    assert media >= {"image", "video", "audio", "ptt", "document", "sticker", "ptv"}
+    actions = {e.action for s in SCENARIOS if s.family == "group" for e in s.expected}  # type: ignore[union-attr]
+    assert actions >= {"create", "subject", "topic", "add", "remove", "promote", "settings"}
+    assert {s.family for s in SCENARIOS} == {"message", "receipt", "connection", "group"}
     assert len({s.name for s in SCENARIOS}) == len(SCENARIOS)
 
 

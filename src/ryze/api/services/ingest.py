@@ -16,6 +16,7 @@ from ryze.api.events import (
     LogWriter,
     PublishError,
     exchange_envelope,
+    group_flow_envelope,
     split_origin,
     state_envelope,
     status_envelope,
@@ -26,7 +27,14 @@ from ryze.api.records import InstanceRecord, StoredMessage
 from ryze.api.services.instances import InstanceService
 from ryze.api.services.store import MessageStore, stored_from_values
 from ryze.api.settings import ApiSettings
-from ryze.engines.base import ConnectionEvent, DomainEvent, MessageEvent, ReceiptEvent, WhatsAppMessage
+from ryze.engines.base import (
+    ConnectionEvent,
+    DomainEvent,
+    GroupEvent,
+    MessageEvent,
+    ReceiptEvent,
+    WhatsAppMessage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +77,13 @@ class InboundPipeline:
             if self._bus.has_subscribers:
                 await self._bus.publish(
                     instance.name, status_envelope(self._base_url, instance.name, instance.token, event)
+                )
+        elif isinstance(event, GroupEvent):
+            # Nothing to store (the subject travels on each group message's chat.name); published
+            # like a receipt: the bridge link's log makes it durable, a failure is a redelivery.
+            if self._bus.has_subscribers:
+                await self._bus.publish(
+                    instance.name, group_flow_envelope(self._base_url, instance.name, instance.token, event)
                 )
         else:
             await self._connection(instance, event)

@@ -80,7 +80,8 @@ if _level_logger.level == logging.NOTSET:
 
 # Event codes (neonize/events.py EVENT_TO_INT) the session subscribes to. The list is sent to Go
 # at connect time; an event type not listed here is never marshalled at all.
-SUBSCRIBED_CODES: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 17, 18)
+# 21 JoinedGroup and 22 GroupInfo feed ``group.flow`` and the group-subject cache.
+SUBSCRIBED_CODES: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 17, 18, 21, 22)
 DEVICE_CODE = 0  # Go pushes our own Device (JID) with this code; not a subscription
 
 

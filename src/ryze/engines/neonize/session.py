@@ -18,6 +18,8 @@ import asyncio
 import logging
 import re
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from functools import partial
@@ -56,13 +58,30 @@ from ryze.engines.neonize._neonize import (
 from ryze.engines.neonize.executor import FfiExecutor
 from ryze.engines.neonize.pump import EventPump
 from ryze.engines.neonize.storage import SessionStore
-from ryze.engines.neonize.translate import translate_connection, translate_message, translate_receipt
+from ryze.engines.neonize.translate import (
+    group_subject,
+    translate_connection,
+    translate_group_info,
+    translate_joined_group,
+    translate_message,
+    translate_receipt,
+)
 from ryze.engines.neonize.translate.jids import GROUP_SERVER, is_group, jid_str, parse_jid, timestamp
+from ryze.engines.neonize.translate.messages import with_group_subject
 
 log = logging.getLogger(__name__)
 
 MESSAGE_CODE = 17
 RECEIPT_CODE = 18
+JOINED_GROUP_CODE = 21
+GROUP_INFO_CODE = 22
+SUBJECT_CACHE_SIZE = 4096
+"""Group subjects kept per session (least recently used out first)."""
+GROUP_INFO_TIMEOUT = 10.0
+"""The pump (every later event of the session) waits on a subject lookup at most this long."""
+SUBJECT_RETRY_SECONDS = 300.0
+"""After a failed group-info lookup, messages of that group go without a subject this long
+before the next lookup: one slow or refused query must not be paid on every message."""
 PAIR_STATUS_CODE = 2
 STOP_TIMEOUT = 5.0
 QR_LIFETIME = 150.0
@@ -183,6 +202,10 @@ class NeonizeSession:
         self._background: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._log = _InstanceLog(log, {"instance": instance})
+        # Group JID -> subject. whatsmeow's message events carry no subject: it comes from
+        # JoinedGroup / GroupInfo events, or from one GetGroupInfo query per group (then cached).
+        self._subjects: OrderedDict[str, str | None] = OrderedDict()
+        self._subject_failed: dict[str, float] = {}  # group JID -> monotonic time of the failure
 
     def start(self) -> None:
         self._pump.start()
@@ -393,7 +416,24 @@ class NeonizeSession:
         if code == MESSAGE_CODE:
             message = translate_message(event)
             if message is not None:
+                if message.is_group:
+                    subject = await self._group_subject(attempt, message.chat.jid)
+                    message = with_group_subject(message, subject)
                 await self._deliver(MessageEvent(message=message))
+            return
+        if code == JOINED_GROUP_CODE:
+            joined = translate_joined_group(event)
+            if joined is not None:
+                self._remember_subject(joined.chat.jid, joined.subject)
+                await self._deliver(joined)
+            return
+        if code == GROUP_INFO_CODE:
+            jid = jid_str(event.JID) if event.HasField("JID") else None
+            known = await self._group_subject(attempt, jid) if jid and not event.HasField("Name") else None
+            for group_change in translate_group_info(event, known_subject=known):
+                if group_change.action == "subject":
+                    self._remember_subject(group_change.chat.jid, group_change.subject)
+                await self._deliver(group_change)
             return
         if code == RECEIPT_CODE:
             receipt = translate_receipt(event)
@@ -429,6 +469,45 @@ class NeonizeSession:
             event, pb.ConnectFailure | pb.ClientOutdated
         ):
             _resolve(attempt, _Outcome("failed", error=EngineError(change.reason or "Connect failure")))
+
+    # --- group subjects -----------------------------------------------------------------------
+
+    def _remember_subject(self, jid: str, subject: str | None) -> None:
+        self._subjects[jid] = subject
+        self._subjects.move_to_end(jid)
+        self._subject_failed.pop(jid, None)
+        while len(self._subjects) > SUBJECT_CACHE_SIZE:
+            self._subjects.popitem(last=False)
+
+    def _cached_subject(self, jid: str) -> str | None:
+        return self._subjects.get(jid)
+
+    async def _group_subject(self, attempt: _Attempt, jid: str) -> str | None:
+        """The group's subject: cached, else asked once of WhatsApp (``GetGroupInfo``). A failed
+        lookup is not fatal (the message goes on without ``chat.name``) and is not repeated for
+        ``SUBJECT_RETRY_SECONDS``."""
+        if jid in self._subjects:
+            self._subjects.move_to_end(jid)
+            return self._subjects[jid]
+        failed_at = self._subject_failed.get(jid)
+        if failed_at is not None and time.monotonic() - failed_at < SUBJECT_RETRY_SECONDS:
+            return None
+        if self._state is not ConnectionState.CONNECTED:
+            return None  # the Go client is not registered: calling it could crash the process
+        try:
+            info = await asyncio.wait_for(attempt.client.get_group_info(parse_jid(jid)), GROUP_INFO_TIMEOUT)
+        except Exception as exc:
+            self._subject_failed[jid] = time.monotonic()
+            if len(self._subject_failed) > SUBJECT_CACHE_SIZE:
+                self._subject_failed.pop(next(iter(self._subject_failed)))
+            self._log.warning(
+                "could not look up a group's subject",
+                extra={"group": jid, "error": send.engine_error("look up the group", exc).message},
+            )
+            return None
+        subject = group_subject(info)
+        self._remember_subject(jid, subject)
+        return subject
 
     async def _refresh_me(self, attempt: _Attempt) -> None:
         try:
@@ -581,6 +660,8 @@ class NeonizeSession:
         )
         translated = translate_message(pb.Message(Info=info, Message=message))
         if translated is not None:
+            if translated.is_group:  # from the cache only: a send must not wait on a lookup
+                translated = with_group_subject(translated, self._cached_subject(translated.chat.jid))
             self._pump.submit(_Emit(MessageEvent(message=translated, origin=origin)))
         return SentMessage(id=response.ID, timestamp=timestamp(response.Timestamp))
 

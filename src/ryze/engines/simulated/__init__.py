@@ -1,6 +1,14 @@
 """The simulated WhatsApp engine: an in-process phone network for tests, the demo and benchmarks."""
 
 from ryze.engines.simulated.engine import SimulatedEngine, SimulatedSession
-from ryze.engines.simulated.traffic import Inbound, InboundMedia, normalize_jid
+from ryze.engines.simulated.traffic import GroupChange, GroupMember, Inbound, InboundMedia, normalize_jid
 
-__all__ = ["Inbound", "InboundMedia", "SimulatedEngine", "SimulatedSession", "normalize_jid"]
+__all__ = [
+    "GroupChange",
+    "GroupMember",
+    "Inbound",
+    "InboundMedia",
+    "SimulatedEngine",
+    "SimulatedSession",
+    "normalize_jid",
+]

@@ -29,6 +29,8 @@ from ryze.engines.base import (
     DomainEvent,
     EngineError,
     EventSink,
+    GroupEvent,
+    GroupSettings,
     Media,
     MessageEvent,
     MessageKind,
@@ -43,7 +45,10 @@ from ryze.engines.base import (
 )
 from ryze.engines.simulated.traffic import (
     STATUS_BROADCAST,
+    GroupChange,
+    GroupMember,
     Inbound,
+    build_group_event,
     build_message,
     new_message_id,
     normalize_jid,
@@ -74,11 +79,19 @@ def _own_number(instance: str) -> str:
 class SimulatedEngine:
     name = "simulated"
 
-    def __init__(self, *, auto_connect_seconds: float | None = 2.0) -> None:
+    def __init__(
+        self, *, auto_connect_seconds: float | None = 2.0, wire: Literal["domain", "neonize"] = "domain"
+    ) -> None:
         self.auto_connect_seconds = auto_connect_seconds
+        # "neonize": every event goes through neonize's protobufs and the neonize engine's
+        # translators on its way to the sink (wire.py), so the relay runs on neonize's events.
+        self.wire = wire
         self.sessions: dict[str, SimulatedSession] = {}
         self.logins: dict[str, Party] = {}  # the "device store": instance -> our account
         self._blobs: dict[bytes, bytes] = {}
+        # The network's groups: JID -> subject. Group messages carry it as chat.name, as the
+        # neonize engine's cached group-info lookup does.
+        self.group_subjects: dict[str, str] = {}
 
     async def open_session(self, instance: str, sink: EventSink) -> SimulatedSession:
         session = SimulatedSession(self, instance, sink)
@@ -105,6 +118,9 @@ class SimulatedEngine:
         handle = hashlib.sha256(data).hexdigest().encode()
         self._blobs[handle] = data
         return handle
+
+    def alias_blob(self, handle: bytes, data: bytes) -> None:
+        self._blobs[handle] = data
 
     def get_blob(self, handle: bytes) -> bytes | None:
         return self._blobs.get(handle)
@@ -295,13 +311,17 @@ class SimulatedSession:
             chat = normalize_jid(to)
         except ValueError as exc:
             raise EngineError(str(exc)) from exc
+        subject = self._engine.group_subjects.get(chat)
         msg = WhatsAppMessage(
-            id=new_message_id(), chat=Party(jid=chat), sender=me, from_me=True, timestamp=wa_now(), kind=kind,
+            id=new_message_id(), chat=Party(jid=chat, name=subject), sender=me, from_me=True,
+            timestamp=wa_now(), kind=kind,
             is_group=chat.endswith("@g.us"), text=text, media=media, reply_to=quote.id if quote else None,
             target_id=target_id, emoji=emoji,
         )  # fmt: skip
         self._record("message", **_message_view(msg), origin=origin)
-        await self._emit(MessageEvent(message=msg, origin=origin))
+        wired = self._wired(MessageEvent(message=msg, origin=origin))
+        if wired is not None:
+            await self._emit(wired)
         return SentMessage(id=msg.id, timestamp=msg.timestamp)
 
     async def send_text(
@@ -367,6 +387,7 @@ class SimulatedSession:
                     file_name=item.media.file_name,
                     size=len(item.media.data),
                     seconds=item.media.seconds,
+                    gif=item.media.gif,
                     handle=self._engine.put_blob(item.media.data),
                 )
             me = (
@@ -374,10 +395,62 @@ class SimulatedSession:
                 or self._engine.logins.get(self.instance)
                 or Party(jid=f"{_own_number(self.instance)}@s.whatsapp.net")
             )
-            msg = build_message(item, me, media)
+            msg = build_message(item, me, media, self._engine.group_subjects)
             ids.append(msg.id)
-            await self._deliver_event(MessageEvent(message=msg))
+            wired = self._wired(MessageEvent(message=msg))
+            if wired is not None:
+                await self._deliver_event(wired)
         return ids
+
+    async def deliver_group(self, changes: list[GroupChange]) -> list[GroupEvent]:
+        """Group changes the network announces (``group.flow``), in order; queued while offline.
+        A ``create`` or ``subject`` change renames the group on the network at once, so later
+        group messages carry the new subject. Returns the events as the sink gets them."""
+        events: list[GroupEvent] = []
+        for change in changes:
+            try:
+                jid = normalize_jid(change.group)
+                event = build_group_event(change, self._engine.group_subjects.get(jid))
+            except ValueError as exc:
+                raise EngineError(str(exc)) from exc
+            if change.action in ("create", "subject"):
+                if event.subject:
+                    self._engine.group_subjects[jid] = event.subject
+                else:
+                    self._engine.group_subjects.pop(jid, None)
+            wired = self._wired(event)
+            if isinstance(wired, GroupEvent):
+                events.append(wired)
+                await self._deliver_event(wired)
+        return events
+
+    async def create_group(
+        self,
+        group: str,
+        subject: str,
+        participants: tuple[GroupMember, ...] = (),
+        *,
+        actor: str | None = None,
+        topic: str | None = None,
+    ) -> GroupEvent:
+        """We are added to (or create) ``group``: its members, subject and description."""
+        change = GroupChange(
+            group=group, action="create", subject=subject, topic=topic, participants=participants, actor=actor
+        )
+        return (await self.deliver_group([change]))[0]
+
+    async def rename_group(self, group: str, subject: str, *, actor: str | None = None) -> GroupEvent:
+        return (
+            await self.deliver_group(
+                [GroupChange(group=group, action="subject", subject=subject, actor=actor)]
+            )
+        )[0]
+
+    async def change_group_settings(
+        self, group: str, settings: GroupSettings, *, actor: str | None = None
+    ) -> GroupEvent:
+        change = GroupChange(group=group, action="settings", settings=settings, actor=actor)
+        return (await self.deliver_group([change]))[0]
 
     async def deliver_receipt(
         self,
@@ -400,7 +473,25 @@ class SimulatedSession:
             kind=kind,
             timestamp=timestamp or wa_now(),
         )
-        await self._deliver_event(event)
+        wired = self._wired(event)
+        if wired is not None:
+            await self._deliver_event(wired)
+
+    def _wired(self, event: DomainEvent) -> DomainEvent | None:
+        """``event`` as it reaches the sink: itself, or (``wire="neonize"``) what the neonize
+        translation makes of its protobuf; None when that translation reports nothing."""
+        if self._engine.wire != "neonize":
+            return event
+        from ryze.engines.simulated import wire  # loads neonize: only in this mode
+
+        out = wire.roundtrip(event)
+        if isinstance(event, MessageEvent) and isinstance(out, MessageEvent):
+            before, after = event.message.media, out.message.media
+            if before is not None and after is not None:
+                data = self._engine.get_blob(before.handle)
+                if data is not None:  # downloads come with the neonize handle now
+                    self._engine.alias_blob(after.handle, data)
+        return out
 
     async def _deliver_event(self, event: DomainEvent) -> None:
         if self._state == ConnectionState.CONNECTED:

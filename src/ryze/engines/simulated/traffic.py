@@ -4,21 +4,36 @@ The shapes mirror what whatsmeow reports (and the neonize engine turns into doma
 
 * 1:1 incoming: ``chat == sender`` (the contact; a LID contact carries its phone-number JID as
   ``alt``), ``from_me=False``.
-* group incoming: ``chat`` is the group (JID only: whatsmeow's message events do not carry the
-  subject), ``sender`` the participant.
+* group incoming: ``chat`` is the group, named after its subject when the network knows it (the
+  neonize engine looks it up once per group and caches it), ``sender`` the participant.
 * sent from the phone: ``from_me=True``, ``sender`` is us, ``chat`` the recipient (with its
   alternate JID when known); no origin.
 * reactions, edits and revokes are messages of their own (new id) whose ``target_id`` names the
   message acted upon; an edit's ``text`` is the new text.
+* group changes (``GroupChange``) become ``GroupEvent``s, one per change, as whatsmeow's
+  ``GroupInfo`` / ``JoinedGroup`` events become in the neonize engine.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ryze.engines.base import Contact, Location, Media, MediaKind, MessageKind, Party, WhatsAppMessage
+from ryze.engines.base import (
+    Contact,
+    GroupAction,
+    GroupEvent,
+    GroupSettings,
+    Location,
+    Media,
+    MediaKind,
+    MessageKind,
+    Party,
+    Poll,
+    WhatsAppMessage,
+)
 
 _SERVERS = ("s.whatsapp.net", "lid", "g.us", "newsletter", "broadcast")
 STATUS_BROADCAST = "status@broadcast"
@@ -56,6 +71,7 @@ class InboundMedia:
     mimetype: str
     file_name: str | None = None
     seconds: int | None = None
+    gif: bool = False  # a video played as a looping GIF
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +90,7 @@ class Inbound:
     media: InboundMedia | None = None
     location: Location | None = None
     contacts: tuple[Contact, ...] = ()
+    poll: Poll | None = None
     reply_to: str | None = None
     target_id: str | None = None
     emoji: str | None = None
@@ -83,9 +100,15 @@ class Inbound:
     view_once: bool = False
 
 
-def build_message(item: Inbound, me: Party, media: Media | None) -> WhatsAppMessage:
-    """The domain message a whatsmeow session would report for ``item``."""
-    group = Party(jid=normalize_jid(item.group)) if item.group else None
+def build_message(
+    item: Inbound, me: Party, media: Media | None, subjects: Mapping[str, str] | None = None
+) -> WhatsAppMessage:
+    """The domain message a whatsmeow session would report for ``item``; ``subjects`` are the
+    group subjects the network knows (group JID -> subject)."""
+    group = None
+    if item.group:
+        group_jid = normalize_jid(item.group)
+        group = Party(jid=group_jid, name=(subjects or {}).get(group_jid))
     if item.from_me:
         to_alt = normalize_jid(item.to_alt) if item.to_alt else None
         chat = group or Party(jid=normalize_jid(item.to or item.sender), alt=to_alt)
@@ -112,9 +135,74 @@ def build_message(item: Inbound, me: Party, media: Media | None) -> WhatsAppMess
         media=media,
         location=item.location,
         contacts=item.contacts,
+        poll=item.poll,
         reply_to=item.reply_to,
         target_id=item.target_id,
         emoji=item.emoji,
         forwarded=item.forwarded,
         view_once=item.view_once,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    jid: str  # how the group addresses the member (a LID in LID-addressed groups)
+    alt: str | None = None  # the other identity (PN of a LID, or LID of a PN) when known
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChange:
+    """One change of a group the network announces (whatsmeow ``GroupInfo`` / ``JoinedGroup``).
+
+    ``create``: we created, joined or were added to the group; ``participants`` are all its
+    members, ``subject`` and ``topic`` its metadata. ``subject`` / ``topic``: renamed / new
+    description. ``add`` / ``remove`` / ``promote`` / ``demote``: ``participants`` are the members
+    concerned. ``settings``: ``announce`` / ``locked`` / ``ephemeral_seconds``.
+    """
+
+    group: str
+    action: GroupAction
+    subject: str | None = None
+    topic: str | None = None
+    participants: tuple[GroupMember, ...] = ()
+    actor: str | None = None  # who made the change (JID or number)
+    actor_alt: str | None = None
+    settings: GroupSettings | None = None
+    timestamp: datetime | None = None
+
+
+def build_group_event(change: GroupChange, known_subject: str | None) -> GroupEvent:
+    """The ``GroupEvent`` the neonize engine reports for the same change; ``known_subject`` is the
+    group's subject before it (``chat.name`` unless the change renames the group)."""
+    jid = normalize_jid(change.group)
+    if not jid.endswith("@g.us"):
+        raise ValueError(f"not a group JID: {change.group!r}")
+    renames = change.action in ("create", "subject")
+    subject = (change.subject or None) if renames else known_subject
+    full = change.action == "create"
+    members = tuple(
+        Party(
+            jid=normalize_jid(m.jid),
+            # whatsmeow describes members (alternate id, name) only in the full group info of a
+            # create; a change's Join / Leave / Promote / Demote lists are bare JIDs
+            alt=normalize_jid(m.alt) if full and m.alt else None,
+            name=m.name if full else None,
+        )
+        for m in change.participants
+    )
+    actor = None
+    if change.actor:
+        # neonize's GroupInfoEvent has no SenderPN: only a create names the actor's alternate id
+        actor_alt = normalize_jid(change.actor_alt) if full and change.actor_alt else None
+        actor = Party(jid=normalize_jid(change.actor), alt=actor_alt)
+    return GroupEvent(
+        chat=Party(jid=jid, name=subject),
+        action=change.action,
+        timestamp=change.timestamp or wa_now(),
+        subject=subject,
+        topic=change.topic if change.action in ("create", "topic") else None,
+        participants=members,
+        actor=actor,
+        settings=change.settings if change.action == "settings" else None,
     )

@@ -7,12 +7,13 @@ them so a message built by hand (tests, history) translates the same.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ryze.engines.base import Contact, Location, Media, MediaKind, MessageKind, WhatsAppMessage
+from ryze.engines.base import Contact, Location, Media, MediaKind, MessageKind, Poll, WhatsAppMessage
 from ryze.engines.neonize._neonize import wa
 from ryze.engines.neonize.translate.jids import STATUS_BROADCAST, jid_str, source_parties, timestamp
 
@@ -36,6 +37,7 @@ class _Body:
     media: Media | None = None
     location: Location | None = None
     contacts: tuple[Contact, ...] = ()
+    poll: Poll | None = None
     target_id: str | None = None
     emoji: str | None = None
     context: Any = None  # ContextInfo of the content (quote, forwarded)
@@ -69,6 +71,7 @@ def translate_message(event: Any) -> WhatsAppMessage | None:
         media=body.media,
         location=body.location,
         contacts=body.contacts,
+        poll=body.poll,
         reply_to=quoted,
         target_id=body.target_id,
         emoji=body.emoji,
@@ -81,6 +84,14 @@ def translate_message(event: Any) -> WhatsAppMessage | None:
             or event.IsViewOnceV2Extension
         ),
     )
+
+
+def with_group_subject(message: WhatsAppMessage, subject: str | None) -> WhatsAppMessage:
+    """A group message with its chat named after the group's subject (whatsmeow's message events
+    carry none: the session knows it from group events or a group-info lookup)."""
+    if subject is None or not message.is_group or message.chat.name == subject:
+        return message
+    return dataclasses.replace(message, chat=dataclasses.replace(message.chat, name=subject))
 
 
 def _unwrap(message: Any) -> tuple[Any, bool]:
@@ -128,10 +139,11 @@ def _image(msg: Any) -> _Body:
 
 
 def _video(msg: Any) -> _Body:
+    # A GIF is an mp4 with ``gifPlayback`` set: WhatsApp plays it looped and muted.
     return _Body(
         kind="video",
         text=msg.caption,
-        media=_media("video", msg, "videoMessage", seconds=msg.seconds),
+        media=_media("video", msg, "videoMessage", seconds=msg.seconds, gif=msg.gifPlayback),
         context=_context(msg),
         view_once=msg.viewOnce,
     )
@@ -185,10 +197,25 @@ def _location(msg: Any) -> _Body:
 
 
 def _live_location(msg: Any) -> _Body:
+    # The share's first position; later positions arrive as edits of it that Ryze does not relay.
     return _Body(
         kind="location",
         text=msg.caption,
-        location=Location(latitude=msg.degreesLatitude, longitude=msg.degreesLongitude),
+        location=Location(latitude=msg.degreesLatitude, longitude=msg.degreesLongitude, live=True),
+        context=_context(msg),
+    )
+
+
+def _poll(msg: Any) -> _Body:
+    # PollCreationMessage (V1 for 1:1 chats, V2 in groups, V3+ single-choice / newer clients):
+    # the question and options are clear text; votes (pollUpdateMessage) are encrypted per voter.
+    return _Body(
+        kind="poll",
+        poll=Poll(
+            name=msg.name,
+            options=tuple(o.optionName for o in msg.options),
+            selectable_count=msg.selectableOptionsCount,
+        ),
         context=_context(msg),
     )
 
@@ -235,6 +262,11 @@ _HANDLERS: tuple[tuple[str, Callable[[Any], _Body | None]], ...] = (
     ("liveLocationMessage", _live_location),
     ("contactMessage", _contact),
     ("contactsArrayMessage", _contacts_array),
+    ("pollCreationMessage", _poll),
+    ("pollCreationMessageV2", _poll),
+    ("pollCreationMessageV3", _poll),
+    ("pollCreationMessageV5", _poll),
+    ("pollCreationMessageV6", _poll),
 )
 
 # Fields that ride along with real content but are not content themselves.
@@ -252,7 +284,15 @@ def _context(msg: Any) -> Any:
     return msg.contextInfo if msg.HasField("contextInfo") else None
 
 
-def _media(kind: MediaKind, msg: Any, field: str, *, seconds: int = 0, file_name: str | None = None) -> Media:
+def _media(
+    kind: MediaKind,
+    msg: Any,
+    field: str,
+    *,
+    seconds: int = 0,
+    file_name: str | None = None,
+    gif: bool = False,
+) -> Media:
     # The handle is the media sub-message alone (URL, direct path, keys, hashes): exactly what
     # whatsmeow's DownloadAny needs later. The quoted message inside contextInfo is dropped to
     # keep stored handles small.
@@ -266,6 +306,7 @@ def _media(kind: MediaKind, msg: Any, field: str, *, seconds: int = 0, file_name
         file_name=file_name,
         size=msg.fileLength or None,
         seconds=seconds or None,
+        gif=bool(gif),
         handle=holder.SerializeToString(),
     )
 
