@@ -21,8 +21,8 @@ async def deliver(api: Api, token: str, body: Any) -> Any:
 
 BAD = "Invalid request body: "
 ALLOWED = (
-    "'text', 'image', 'video', 'audio', 'ptt', 'document', 'sticker', 'location', 'contact', "
-    "'reaction', 'edit' or 'revoke'"
+    "'text', 'image', 'video', 'audio', 'ptt', 'ptv', 'document', 'sticker', 'location', 'contact', "
+    "'poll', 'reaction', 'edit' or 'revoke'"
 )
 ALICE = "5511988887777"
 
@@ -35,7 +35,8 @@ ALICE = "5511988887777"
         ({"from": ALICE, "type": "ptt", "mediaBase64": "%%%"}, "field 'mediaBase64' is not valid base64"),
         ({"from": ALICE, "type": "edit", "text": "x"}, "field 'targetId' is required for type 'edit'"),
         ({"from": ALICE, "type": "location"}, "fields 'latitude' and 'longitude' are required"),
-        ({"from": ALICE, "type": "poll"}, f"field 'type': Input should be {ALLOWED}"),
+        ({"from": ALICE, "type": "quiz"}, f"field 'type': Input should be {ALLOWED}"),
+        ({"from": ALICE, "type": "poll"}, "field 'poll' is required for type 'poll'"),
         ({"from": "someone@nowhere"}, "not a WhatsApp JID: 'someone@nowhere'"),
         ({"messages": "nope"}, "field 'messages' must be an array"),
         ([1], "field 'messages.0' must be an object"),
@@ -172,34 +173,66 @@ async def test_upload_needs_a_file_and_a_media_type(api: Api, account_token: str
 
 
 async def test_groups_are_created_renamed_and_named_in_their_messages(api: Api, account_token: str) -> None:
-    """Group messages carry the group's current subject as the chat name (``chat.name``)."""
+    """Creating and renaming a group publish ``group.flow``; its messages carry its current
+    subject as the chat name (``chat.name``)."""
     token = await api.connected_instance(account_token)
     headers = {"token": token}
-    resp = await api.client.post(
-        "/_simulator/orion/groups", json={"subject": "Sales team", "participants": [ALICE]}, headers=headers
-    )
+    body = {"subject": "Sales team", "participants": [ALICE, {"jid": "5511977776666", "name": "Bob"}]}
+    resp = await api.client.post("/_simulator/orion/groups", json=body, headers=headers)
     assert resp.status_code == 200, resp.text
     group = resp.json()["group"]
-    assert group["jid"].endswith("@g.us") and group["participants"] == [f"{ALICE}@s.whatsapp.net"]
-    await deliver(api, token, {"from": ALICE, "group": group["jid"], "text": "hello team"})
+    jid = group["jid"]
+    assert jid.startswith("120363") and jid.endswith("@g.us") and group["subject"] == "Sales team"
+    await deliver(api, token, {"from": ALICE, "group": jid, "text": "hello team"})
     renamed = await api.client.patch(
-        f"/_simulator/orion/groups/{group['jid']}", json={"subject": "Sales EMEA"}, headers=headers
+        f"/_simulator/orion/groups/{jid}", json={"subject": "Sales EMEA", "actor": ALICE}, headers=headers
     )
     assert renamed.status_code == 200 and renamed.json()["group"]["subject"] == "Sales EMEA"
-    await deliver(api, token, {"from": ALICE, "group": group["jid"], "text": "new name"})
-    first, second = (e.data["message"] for e in api.of("message.exchange"))
-    assert (first["chat"]["jid"], first["chat"]["name"]) == (group["jid"], "Sales team")
-    assert second["chat"]["name"] == "Sales EMEA" and second["sender"]["jid"] == f"{ALICE}@s.whatsapp.net"
-    listed = (await api.client.get("/_simulator/orion/groups", headers=headers)).json()["groups"]
-    assert [g["subject"] for g in listed] == ["Sales EMEA"]
-    missing = await api.client.patch(
-        "/_simulator/orion/groups/120363000000000001@g.us", json={"subject": "x"}, headers=headers
+    await deliver(api, token, {"from": ALICE, "group": jid, "text": "new name"})
+    added = await api.client.post(
+        f"/_simulator/orion/groups/{jid}/changes",
+        json={"action": "add", "participants": ["5511955554444"], "actor": ALICE},
+        headers=headers,
     )
-    assert missing.status_code == 404
+    assert added.status_code == 200 and added.json()["group"]["participants"] == [
+        "5511955554444@s.whatsapp.net"
+    ]
+    locked = await api.client.post(
+        f"/_simulator/orion/groups/{jid}/changes",
+        json={"action": "settings", "settings": {"locked": True}},
+        headers=headers,
+    )
+    assert locked.status_code == 200, locked.text
+
+    first, second = (e.data["message"] for e in api.of("message.exchange"))
+    assert (first["chat"]["jid"], first["chat"]["name"]) == (jid, "Sales team")
+    assert second["chat"]["name"] == "Sales EMEA" and second["sender"]["jid"] == f"{ALICE}@s.whatsapp.net"
+    flows = [e.data for e in api.of("group.flow")]
+    assert [(f["action"], f["chat"]["name"]) for f in flows] == [
+        ("create", "Sales team"),
+        ("subject", "Sales EMEA"),
+        ("add", "Sales EMEA"),
+        ("settings", "Sales EMEA"),
+    ]
+    assert [p.get("name") for p in flows[0]["participants"]] == [None, "Bob"]
+    listed = (await api.client.get("/_simulator/orion/groups", headers=headers)).json()["groups"]
+    assert {"jid": jid, "subject": "Sales EMEA"} in listed
+
+    unknown = "120363000000000001@g.us"
+    for method, path, payload in (
+        ("PATCH", f"/_simulator/orion/groups/{unknown}", {"subject": "x"}),
+        ("POST", f"/_simulator/orion/groups/{unknown}/changes", {"action": "topic", "topic": "x"}),
+    ):
+        missing = await api.client.request(method, path, json=payload, headers=headers)
+        assert missing.status_code == 404 and missing.json()["error"]["message"] == "Group not found"
     not_a_group = await api.client.post(
         "/_simulator/orion/groups", json={"subject": "x", "jid": ALICE}, headers=headers
     )
-    assert not_a_group.status_code == 400
+    assert not_a_group.status_code == 400 and "not a group JID" in not_a_group.json()["error"]["message"]
+    no_settings = await api.client.post(
+        f"/_simulator/orion/groups/{jid}/changes", json={"action": "settings"}, headers=headers
+    )
+    assert no_settings.status_code == 400
 
 
 async def test_every_message_type_is_delivered(api: Api, account_token: str) -> None:
@@ -214,15 +247,31 @@ async def test_every_message_type_is_delivered(api: Api, account_token: str) -> 
         {"from": ALICE, "type": "edit", "targetId": "SIMTARGET", "text": "fixed"},
         {"from": ALICE, "type": "revoke", "targetId": "SIMTARGET"},
         {"from": ALICE, "type": "image", "mediaBase64": b64, "viewOnce": True},
+        {"from": ALICE, "type": "video", "mediaBase64": b64, "gif": True},
+        {"from": ALICE, "type": "ptv", "mediaBase64": b64, "seconds": 5},
+        {"from": ALICE, "type": "location", "latitude": 1.5, "longitude": 2.5, "live": True},
+        {
+            "from": ALICE,
+            "type": "poll",
+            "poll": {"name": "Lunch?", "options": ["yes", "no"], "selectableCount": 1},
+        },
     ]
     resp = await deliver(api, token, {"messages": media + acts})
     assert resp.status_code == 200, resp.text
     got = [e.data["message"] for e in api.of("message.exchange")]
     assert [m["media"]["type"] for m in got[:6]] == kinds
-    quote, reaction, edit, revoke, once = got[6:]
+    quote, reaction, edit, revoke, once, gif, ptv, live, poll = got[6:]
     assert quote["replyTo"] == "SIMTARGET"
     assert reaction["type"] == "reaction" and reaction["reaction"]["messageId"] == "SIMTARGET"
     assert reaction["reaction"]["emoji"] == "👍"
     assert edit["edit"] == {"messageId": "SIMTARGET", "text": "fixed"}
     assert revoke["type"] == "message_revoke" and revoke["revoke"]["messageId"] == "SIMTARGET"
     assert once["isViewOnce"] is True
+    assert gif["media"]["gif"] is True and gif["media"]["type"] == "video"
+    assert ptv["media"]["type"] == "ptv" and ptv["media"]["seconds"] == 5
+    assert live["location"]["live"] is True
+    assert poll["type"] == "poll" and poll["poll"] == {
+        "name": "Lunch?",
+        "options": ["yes", "no"],
+        "selectableCount": 1,
+    }
