@@ -79,6 +79,13 @@ async def test_phone_and_agent_pages_in_headless_chromium(demo: Demo) -> None:
 
     assert await demo.system.wait_for(on_phone, what="the agent page's answer on the phone")
 
+    # The phone page showed the answer: its read receipt moved the agent's message to "read".
+    async def read_in_chatwoot() -> bool:
+        msgs = await demo.system.messages(demo.conversation_id or 0)
+        return any(m["content"] == FROM_AGENT and m["status"] == "read" for m in msgs)
+
+    assert await demo.system.wait_for(read_in_chatwoot, what="the agent's message marked read")
+
 
 AGENT_LINE = OPENING[1].text
 REPLY = "Replying from the phone page"

@@ -21,6 +21,7 @@ class FakeSimulator:
     delivered: list[dict[str, Any]] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     uploads: list[tuple[dict[str, str], bytes, str, str]] = field(default_factory=list)
+    receipts: list[dict[str, Any]] = field(default_factory=list)
     blobs: dict[str, bytes] = field(default_factory=dict)
     broken: bool = False
 
@@ -51,7 +52,12 @@ class FakeSimulator:
                 return web.json_response({"success": False}, status=404)
             return web.Response(body=data, content_type="application/octet-stream")
 
+        async def receipts(request: web.Request) -> web.Response:
+            self.receipts.append(await request.json())
+            return web.json_response({"success": True})
+
         app = web.Application()
+        app.router.add_post("/_simulator/demo/receipts", receipts)
         app.router.add_post("/_simulator/demo/media", media)
         app.router.add_get("/_simulator/demo/media/{handle}", blob)
         app.router.add_post("/_simulator/demo/messages", messages)
@@ -291,3 +297,23 @@ async def test_business_media_reactions_edits_and_revokes(phone: tuple[FakeSimul
     # Only handles of this chat's messages are fetched: the page is no proxy to the network.
     status, _, _ = await _get_bytes(server.url + "/api/media/OTHER")
     assert status == 404
+
+
+async def test_the_page_reads_the_instances_messages_once(phone: tuple[FakeSimulator, PhoneServer]) -> None:
+    """Looking at the chat sends WhatsApp's delivered then read receipts for the instance's new
+    messages, each message once; the contact's own messages and other chats get none."""
+    fake, server = phone
+    fake.sent("message", id="OUT1", to=CONTACT.jid, kind="text", text="one")
+    fake.sent("message", id="OTHER", to="999@s.whatsapp.net", kind="text", text="elsewhere")
+    await _call("POST", server.url + "/api/messages", {"text": "mine"})
+    await _call("GET", server.url + "/api/chat")
+    fake.sent("message", id="OUT2", to=CONTACT.jid, kind="text", text="two")
+    await _call("GET", server.url + "/api/chat")
+    await _call("GET", server.url + "/api/chat")
+    chat = CONTACT.number
+    assert fake.receipts == [
+        {"chat": chat, "messageIds": ["OUT1"], "status": "delivered"},
+        {"chat": chat, "messageIds": ["OUT1"], "status": "read"},
+        {"chat": chat, "messageIds": ["OUT2"], "status": "delivered"},
+        {"chat": chat, "messageIds": ["OUT2"], "status": "read"},
+    ]

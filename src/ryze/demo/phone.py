@@ -295,8 +295,25 @@ class PhoneChat:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise PhoneError(f"RyzeAPI unreachable: {exc or type(exc).__name__}") from exc
 
+    async def _receipts(self) -> None:
+        """The phone got the instance's new messages and the person is looking at the chat: a
+        ``delivered`` then a ``read`` receipt for each, once, as WhatsApp sends them (Chatwoot's
+        message status follows; the bridge never moves it back)."""
+        unread = [m for m in self.messages if m["from"] == "business" and not m.get("receipted") and m["id"]]
+        if not unread:
+            return
+        ids = [m["id"] for m in unread]
+        for status in ("delivered", "read"):
+            await self._call(
+                "POST", "/receipts", {"chat": self.contact.number, "messageIds": ids, "status": status}
+            )
+        for m in unread:
+            m["receipted"] = True
+
     async def snapshot(self) -> dict[str, Any]:
+        """What the page shows; the page looking at the chat reads the instance's messages."""
         await self.sync()
+        await self._receipts()
         return {
             "instance": self.instance,
             "contact": {"name": self.contact.name, "number": self.contact.number},
