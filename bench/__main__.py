@@ -1,7 +1,8 @@
 """``python -m bench``: the relay benchmark. Prints a table, writes ``bench/results/latest.json``.
 
 Two fresh local systems (emulator + bridge + RyzeAPI with the simulated engine, real processes on
-loopback): the first for inbound, its ceiling, outbound (and the optional profile), the second for
+loopback): the first for inbound, its ceiling, outbound, inbound media (after the text phases, so
+their figures are unperturbed; and the optional profile), the second for
 the scale phase, so memory figures start from a clean process. Every loop is bounded in count and
 in time, and the whole run fits the ``--budget`` (5 minutes by default on 2 cores).
 """
@@ -26,6 +27,7 @@ from bench import profile as profiling
 from bench.ceiling import CeilingConfig, run_ceiling
 from bench.common import clear_webhook_log, lift_flood_guard, webhook_log
 from bench.inbound import InboundConfig, chats_of, run_inbound
+from bench.media import MediaConfig, run_media
 from bench.outbound import OutboundConfig, run_outbound, webhook_ack_summary
 from bench.procstats import machine_info
 from bench.report import derive, print_report, write_json
@@ -33,7 +35,7 @@ from bench.scale import ScaleConfig, run_scale
 from ryze.devstack import LocalSystem, start_system
 
 REPO = Path(__file__).resolve().parent.parent
-PHASES = ("inbound", "ceiling", "outbound", "scale")
+PHASES = ("inbound", "ceiling", "outbound", "media", "scale")
 # One account owns every benchmark instance: lift the default per-account quota (100).
 API_ENV = {"INSTANCE_QUOTA": "100000"}
 
@@ -59,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=50, help="requests in flight (relay and ceiling alike)")
     p.add_argument("--backlog", type=int, default=1000, help="max messages injected but not yet relayed")
     p.add_argument("--outbound-messages", type=int, default=1000)
+    p.add_argument("--media-images", type=int, default=200, help="inbound images (media phase)")
+    p.add_argument("--media-kib", type=int, default=100, help="size of each image, KiB")
     p.add_argument("--scale-integrations", type=int, default=2000, help="K integrations linked at once")
     p.add_argument("--idle-seconds", type=float, default=10.0)
     p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
@@ -157,6 +161,15 @@ class Run:
                 self.results["phases"]["outbound"] = await self.phase(
                     "outbound", run_outbound(system, chats_of(instances, tracker), outbound_cfg)
                 )
+            if "media" in self.phases:
+                media_cfg = MediaConfig(
+                    images=a.media_images, image_kib=a.media_kib,
+                    inject_seconds=min(30.0, max(10.0, self.remaining() * 0.1)),
+                    drain_seconds=min(60.0, max(15.0, self.remaining() * 0.15)),
+                )  # fmt: skip
+                self.results["phases"]["media"] = await self.phase(
+                    "media", run_media(system, media_cfg, instances or None)
+                )
             if self.args.profile and instances and tracker is not None:
                 self.results["profile"] = await self.phase(
                     "profile", self.profile(system, instances, tracker, inbound_cfg)
@@ -224,7 +237,7 @@ class Run:
     async def main(self) -> dict[str, Any]:
         root = self.args.workdir or Path(tempfile.mkdtemp(prefix="ryze-bench-"))
         try:
-            if self.phases & {"inbound", "ceiling", "outbound"}:
+            if self.phases & {"inbound", "ceiling", "outbound", "media"}:
                 await self.relay_phases(root / "relay")
             if "scale" in self.phases:
                 if self.remaining() > 60:

@@ -155,6 +155,10 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     row("outbound", "delivered / lost / duplicated", _triple(outbound, "delivered", "lost", "duplicates"),
         "", "", _check(_get(outbound, "complete")))  # fmt: skip
 
+    media = phases.get("media") or {}
+    if media:
+        media_rows(media, row)
+
     row("scale", "integrations linked (K)", _fmt(_get(scale, "created")), _fmt(_get(scale, "requested")), "",
         _check(_get(scale, "fits_budget")))  # fmt: skip
     rss_bridge = _get(scale, "rss_kib_per_integration.bridge")
@@ -175,6 +179,32 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
         _target(relink, relinked),
     )
     return rows
+
+
+def media_rows(media: dict[str, Any], row: Any) -> None:
+    """Inbound media, beside the text figures; no figure when the images did not arrive as files."""
+    size = f"{_fmt(_get(media, 'images'))} × {_fmt(_get(media, 'image_kib'))} KiB"
+    relayed = _get(media, "relayed_as") or "?"
+    status = _check(_get(media, "complete"))
+    row("media", f"images/s (steady), {size}", _fmt(_get(media, "steady_rate")), "", "",
+        status if relayed == "attachments" else f"[red]{relayed}[/red]")  # fmt: skip
+    row("media", "MiB/s", _fmt(_get(media, "mib_per_s")), "", "", "")
+    row("media", "latency p50/p99/max flat out",
+        _triple(media, "latency.p50_ms", "latency.p99_ms", "latency.max_ms", "ms"), "", "", "")  # fmt: skip
+    for name in ("api", "bridge", "emulator"):
+        row(
+            "media",
+            f"CPU ms per image: {name}",
+            _fmt(_get(media, f"cpu_ms_per_image.{name}"), "ms"),
+            "",
+            "",
+            "",
+        )
+    for name in ("api", "bridge"):
+        row("media", f"RSS peak growth per image: {name}",
+            _fmt(_get(media, f"rss_peak_growth_kib_per_image.{name}"), "KiB"), "", "", "")  # fmt: skip
+    row("media", "bytes match / placeholders / lost", _triple(media, "bytes_match", "placeholders", "lost"),
+        "", "", status)  # fmt: skip
 
 
 def derive(results: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ if str(REPO) not in sys.path:  # `bench` lives at the repository root, next to `
 from bench.ceiling import CeilingConfig, run_ceiling  # noqa: E402
 from bench.common import lift_flood_guard  # noqa: E402
 from bench.inbound import InboundConfig, chats_of, run_inbound  # noqa: E402
+from bench.media import MediaConfig, MediaTracker, make_images, run_media, summarize  # noqa: E402
 from bench.outbound import OutboundConfig, run_outbound  # noqa: E402
 from bench.report import build_table, derive, write_json  # noqa: E402
 from bench.scale import ScaleConfig, run_scale  # noqa: E402
@@ -98,7 +99,22 @@ async def test_relay_phases_find_every_message(system: LocalSystem, tmp_path: Pa
     sent = outbound["messages"] + outbound["paced"]["messages"]  # flat-out run, then the paced one
     assert outbound["webhook_ack"]["deliveries"] == sent and outbound["webhook_ack"]["failed"] == 0
 
-    results = {"machine": {}, "phases": {"inbound": inbound, "ceiling": ceiling, "outbound": outbound}}
+    media = await run_media(system, MediaConfig(images=6, image_kib=8, concurrency=3), instances)
+    assert media["sent"] == 6 and media["found"] == 6 and media["lost"] == 0 and media["duplicates"] == 0
+    # Either every image arrived with its own bytes, or the run says the bridge sent placeholders
+    # and reports no media figure (a placeholder's speed is a text figure).
+    relayed = media["bytes_match"] == 6 and media["complete"] and media["rate"] is not None
+    placeholders = media["placeholders"] == 6 and not media["complete"] and media["rate"] is None
+    assert relayed or placeholders, media
+    assert media["relayed_as"].startswith("attachments" if relayed else "text placeholders")
+    if relayed:
+        assert {"api", "bridge", "emulator"} <= set(media["cpu_ms_per_image"])
+        assert media["latency"]["count"] == 6
+
+    results = {
+        "machine": {},
+        "phases": {"inbound": inbound, "ceiling": ceiling, "outbound": outbound, "media": media},
+    }
     results["derived"] = derive(results)
     assert results["derived"]["inbound_relay_over_ceiling"] is not None
     build_table(results)  # renders without the scale phase
@@ -119,3 +135,40 @@ async def test_scale_phase_links_and_relinks(tmp_path: Path) -> None:
     assert scale["relink"]["complete"] is True
     assert {"bridge", "api", "emulator"} <= set(scale["rss_kib_per_integration"])
     assert {"bridge", "api"} <= set(scale["idle_cpu_percent"])
+
+
+def test_media_figures_count_only_images_whose_bytes_arrived() -> None:
+    """The media summary pairs each emulator row with the SHA-256 of the image sent: a matching
+    attachment counts, other bytes or a text placeholder do not, and without one match there is
+    no figure at all."""
+    import hashlib
+
+    images = make_images("3EB0TEST", 3, 1)
+    assert len({hashlib.sha256(b).hexdigest() for b in images.values()}) == 3  # distinct bytes
+    ids = list(images)
+    tracker = MediaTracker(prefix="3EB0TEST")
+    tracker.expected = {i: hashlib.sha256(images[i]).hexdigest() for i in ids}
+    tracker.sent = dict.fromkeys(ids, 100.0)
+    rows = [
+        {"id": 1, "source_id": f"WAID:{ids[0]}", "created_at": 100.5,
+         "attachments": [{"sha256": tracker.expected[ids[0]]}]},
+        {"id": 2, "source_id": f"WAID:{ids[1]}", "created_at": 101.0, "attachments": [{"sha256": "0" * 64}]},
+        {"id": 3, "source_id": f"WAID:{ids[2]}", "created_at": 101.5, "content": "[image]"},
+        {"id": 4, "source_id": f"WAID:{ids[0]}", "created_at": 102.0},  # created twice
+        {"id": 5, "source_id": "WAID:3EB0OTHER", "created_at": 102.0},  # not ours
+    ]  # fmt: skip
+    tracker.absorb(rows)
+    assert (tracker.matched, tracker.mismatched, tracker.placeholders) == ({ids[0]}, {ids[1]}, {ids[2]})
+    assert tracker.duplicates == 1 and tracker.cursor == 5
+    config = MediaConfig(images=3, image_kib=1)
+    rss = {"api": 1000, "bridge": 2000}
+    mixed = summarize(tracker, config, 100.0, {"api": 0.3, "bridge": 0.6}, rss, rss, rss)
+    assert mixed["relayed_as"].startswith("mixed") and mixed["complete"] is False
+    assert mixed["bytes_match"] == 1 and mixed["cpu_ms_per_image"] == {"api": 300.0, "bridge": 600.0}
+    assert mixed["rate"] == 2.0  # one matched image, 0.5 s after the run began
+
+    placeholder_only = MediaTracker(prefix="3EB0TEST", expected=tracker.expected, sent=dict(tracker.sent))
+    placeholder_only.absorb([{**r, "attachments": []} for r in rows[:3]])
+    none = summarize(placeholder_only, config, 100.0, {}, rss, rss, rss)
+    assert none["relayed_as"].startswith("text placeholders") and none["rate"] is None
+    assert "cpu_ms_per_image" not in none and none["placeholders"] == 3

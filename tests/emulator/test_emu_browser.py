@@ -12,7 +12,7 @@ import pytest
 from browser import click_when_ready, headless_chromium, requires_chromium
 from ryze.emulator import run_emulator
 
-from .conftest import Api, Receiver
+from .conftest import A1, ADMIN, Api, Receiver
 
 pytestmark = [
     pytest.mark.browser,
@@ -97,3 +97,73 @@ async def test_agent_page_in_headless_chromium(receiver: Receiver, tmp_path: Pat
     assert len(deleted) == 1 and deleted[0]["id"] == created[0]["id"]
     statuses = [r.json["status"] for r in receiver.events("conversation_status_changed")]
     assert statuses == ["resolved", "open"]
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+def drive_rich_thread(app_url: str, ids: dict[str, int]) -> None:
+    """The thread shows an image inline, audio and video with players, a document as a link named
+    after its file, a reply with the quoted message above it, and a reaction on its target."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    with headless_chromium("emu-rich") as (driver, wait):
+        driver.get(app_url)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+        click_when_ready(wait, "conv-1")
+        wait.until(ec.text_to_be_present_in_element((By.ID, "thread"), "the contract"))
+
+        def css(selector: str) -> str:
+            return str(driver.find_element(By.CSS_SELECTOR, selector).get_attribute("src") or "")
+
+        assert css(f"#msg-{ids['photo']} .media.image img").endswith("/photo.png")
+        assert css(f"#msg-{ids['voice']} .media.audio audio").endswith("/voice.ogg?disposition=inline")
+        assert css(f"#msg-{ids['video']} .media.video video").endswith("/clip.mp4")
+        link = driver.find_element(By.CSS_SELECTOR, f"#msg-{ids['doc']} .media.file a.attachment")
+        assert "contract.pdf" in link.text and str(link.get_attribute("href")).endswith("/contract.pdf")
+        quote = driver.find_element(By.CSS_SELECTOR, f"#msg-{ids['reply']} .quote")
+        assert quote.text == "the contract · 📎 contract.pdf"
+        assert quote.get_attribute("data-reply-to") == str(ids["doc"])
+        chips = driver.find_element(By.CSS_SELECTOR, f"#msg-{ids['photo']} .reactions")
+        assert chips.text == "❤️"
+        reaction = driver.find_element(By.ID, f"msg-{ids['reaction']}")
+        assert "reaction" in (reaction.get_attribute("class") or "") and "reacted ❤️" in reaction.text
+        # An emoji that replies to nothing is an ordinary message.
+        plain = driver.find_element(By.ID, f"msg-{ids['plain']}")
+        assert "reaction" not in (plain.get_attribute("class") or "") and "👍" in plain.text
+        assert driver.find_element(By.ID, "error").text == ""
+
+
+async def test_agent_page_shows_attachments_replies_and_reactions(receiver: Receiver) -> None:
+    async with run_emulator() as running:
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            api = Api(http)
+            _, _, conv = await api.chat(webhook_url=receiver.url)
+            url = f"{A1}/conversations/{conv}/messages"
+            ids: dict[str, int] = {}
+            # Multipart, as the bridge posts WhatsApp media into Chatwoot.
+            for key, name, data, ctype, content in (
+                ("photo", "photo.png", PNG, "image/png", "a photo"),
+                ("voice", "voice.ogg", b"OggS" + bytes(32), "audio/ogg", ""),
+                ("video", "clip.mp4", bytes(48), "video/mp4", ""),
+                ("doc", "contract.pdf", b"%PDF-1.4", "application/pdf", "the contract"),
+            ):
+                resp = await http.post(
+                    url,
+                    data={"content": content, "message_type": "incoming"},
+                    files={"attachments[]": (name, data, ctype)},
+                    headers=ADMIN,
+                )
+                assert resp.status_code == 200, resp.text
+                ids[key] = resp.json()["id"]
+            for key, content, target in (
+                ("reply", "see page 2", ids["doc"]),
+                ("reaction", "❤️", ids["photo"]),
+            ):
+                msg = await api.message(
+                    conv, content=content, message_type="incoming", content_attributes={"in_reply_to": target}
+                )
+                ids[key] = msg["id"]
+            ids["plain"] = (await api.message(conv, content="👍", message_type="incoming"))["id"]
+            await asyncio.to_thread(drive_rich_thread, f"{running.url}/app", ids)

@@ -1,8 +1,9 @@
 """Control API of the simulated phone network (mounted only with ``WHATSAPP_ENGINE=simulated``).
 
-Tests, the demo and benchmarks use it to play the phone: scan the QR, deliver messages from
-contacts and groups (or typed on our own phone), deliver receipts, and read what the instance
-sent. Auth: the instance's token or its account's token. Not rate limited (benchmarks inject
+Tests, the demo and benchmarks use it to play the phone: scan the QR, deliver messages of every
+type from contacts and groups (or typed on our own phone; media as base64 in JSON or as a multipart
+upload), create and rename groups, deliver receipts, and read what the instance sent. Auth: the
+instance's token or its account's token. Not rate limited (benchmarks inject
 thousands of messages per second).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -17,20 +19,44 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile
 
 from ryze.api.auth import Caller, load_owned_instance, require_caller, services_of
 from ryze.api.errors import ApiError, describe_validation_error
 from ryze.api.events import PublishError
-from ryze.engines.base import Contact, EngineError, Location, MediaKind, MessageKind, ReceiptKind
-from ryze.engines.simulated import Inbound, InboundMedia, SimulatedEngine, SimulatedSession
+from ryze.engines.base import (
+    Contact,
+    EngineError,
+    GroupAction,
+    GroupEvent,
+    GroupSettings,
+    Location,
+    MediaKind,
+    MessageKind,
+    Poll,
+    ReceiptKind,
+)
+from ryze.engines.simulated import (
+    GroupChange,
+    GroupMember,
+    Inbound,
+    InboundMedia,
+    SimulatedEngine,
+    SimulatedSession,
+    normalize_jid,
+)
 
 router = APIRouter(prefix="/_simulator", tags=["simulator"])
 
 _DEFAULT_MIME: dict[str, str] = {
     "image": "image/jpeg", "video": "video/mp4", "audio": "audio/mpeg", "ptt": "audio/ogg; codecs=opus",
-    "document": "application/octet-stream", "sticker": "image/webp",
+    "ptv": "video/mp4", "document": "application/octet-stream", "sticker": "image/webp",
 }  # fmt: skip
 _MEDIA_TYPES = set(_DEFAULT_MIME)
+# An upload's form fields that are not text: parsed as JSON so they keep their types.
+_UPLOAD_JSON_FIELDS = frozenset(
+    {"fromMe", "forwarded", "viewOnce", "seconds", "latitude", "longitude", "gif", "live"}
+)
 
 
 class _Body(BaseModel):
@@ -41,6 +67,12 @@ class ContactBody(_Body):
     displayName: str
     vcard: str = ""
     phones: list[str] = Field(default_factory=list)
+
+
+class PollBody(_Body):
+    name: str = Field(min_length=1)  # the question
+    options: list[str] = Field(min_length=1, max_length=12)  # WhatsApp allows 12 options
+    selectableCount: int = Field(default=1, ge=0)  # 0 = any number of options
 
 
 class InboundBody(_Body):
@@ -54,8 +86,8 @@ class InboundBody(_Body):
     to: str | None = None
     toAlt: str | None = None  # fromMe: the recipient's alternate JID, when the phone knows it
     type: Literal[
-        "text", "image", "video", "audio", "ptt", "document", "sticker", "location", "contact",
-        "reaction", "edit", "revoke",
+        "text", "image", "video", "audio", "ptt", "ptv", "document", "sticker", "location", "contact",
+        "poll", "reaction", "edit", "revoke",
     ] = "text"  # fmt: skip
     text: str = ""
     mediaBase64: str | None = None
@@ -73,23 +105,40 @@ class InboundBody(_Body):
     longitude: float | None = None
     locationName: str | None = None
     address: str | None = None
+    live: bool = False  # location: the first position of a live-location share
+    gif: bool = False  # video: played as a looping GIF
     contacts: list[ContactBody] = Field(default_factory=list)
+    poll: PollBody | None = None
 
     def to_inbound(self) -> Inbound:
         if not self.sender and not (self.fromMe and (self.to or self.group)):
             raise ApiError(400, "Invalid request body: field 'from' is required")
-        # A voice note is an audio message whose media kind is "ptt", as whatsmeow reports it.
-        kind: MessageKind = "audio" if self.type == "ptt" else self.type
+        # A voice note is an audio message whose media kind is "ptt", a round video note a video
+        # whose media kind is "ptv", as whatsmeow reports them.
+        kind: MessageKind = {"ptt": "audio", "ptv": "video"}.get(self.type, self.type)  # type: ignore[assignment]
         if kind in ("reaction", "edit", "revoke") and not self.targetId:
             raise ApiError(400, f"Invalid request body: field 'targetId' is required for type '{kind}'")
         contacts = tuple(Contact(c.displayName, c.vcard, tuple(c.phones)) for c in self.contacts)
+        if kind == "poll" and self.poll is None:
+            raise ApiError(400, "Invalid request body: field 'poll' is required for type 'poll'")
+        poll = (
+            Poll(self.poll.name, tuple(self.poll.options), self.poll.selectableCount)
+            if kind == "poll" and self.poll
+            else None
+        )
         return Inbound(
             sender=self.sender, kind=kind, text=self.text, sender_alt=self.fromAlt, push_name=self.pushName,
             group=self.group, from_me=self.fromMe, to=self.to, to_alt=self.toAlt, media=self._media(),
             location=self._location(), contacts=contacts, reply_to=self.replyTo, target_id=self.targetId,
             emoji=(self.emoji or "") if kind == "reaction" else None, id=self.id, timestamp=self.timestamp,
-            forwarded=self.forwarded, view_once=self.viewOnce,
+            forwarded=self.forwarded, view_once=self.viewOnce, poll=poll,
         )  # fmt: skip
+
+    def to_inbound_with(self, data: bytes) -> Inbound:
+        """The message with ``data`` (an upload's bytes) as its media."""
+        if self.type not in _MEDIA_TYPES:
+            raise ApiError(400, f"Invalid request body: type '{self.type}' carries no file")
+        return self.model_copy(update={"mediaBase64": base64.b64encode(data).decode()}).to_inbound()
 
     def _media(self) -> InboundMedia | None:
         if self.type not in _MEDIA_TYPES:
@@ -104,14 +153,17 @@ class InboundBody(_Body):
             raise ApiError(400, "Invalid request body: field 'mediaBase64' is not valid base64") from exc
         media_kind: MediaKind = self.type  # type: ignore[assignment]  # checked against _MEDIA_TYPES
         mimetype = self.mimetype or _DEFAULT_MIME[self.type]
-        return InboundMedia(media_kind, data, mimetype, file_name=self.fileName, seconds=self.seconds)
+        return InboundMedia(
+            media_kind, data, mimetype, file_name=self.fileName, seconds=self.seconds,
+            gif=self.gif and self.type == "video",
+        )  # fmt: skip
 
     def _location(self) -> Location | None:
         if self.type != "location":
             return None
         if self.latitude is None or self.longitude is None:
             raise ApiError(400, "Invalid request body: fields 'latitude' and 'longitude' are required")
-        return Location(self.latitude, self.longitude, self.locationName, self.address)
+        return Location(self.latitude, self.longitude, self.locationName, self.address, live=self.live)
 
 
 _inbound_list: TypeAdapter[list[InboundBody]] = TypeAdapter(list[InboundBody])
@@ -196,6 +248,209 @@ async def deliver_messages(
         # again, and the redelivery publishes what failed (messages already published are dropped).
         raise ApiError(503, "Delivery not acknowledged: an event subscriber failed; deliver again") from exc
     return {"success": True, "ids": ids}
+
+
+@router.post("/{instance}/media")
+async def deliver_upload(
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    """Deliver one media message whose file is a multipart upload (field ``file``); the other
+    form fields are those of a ``messages`` item (``type``, ``from``, ``text`` = caption, ...).
+    ``type`` defaults to what the file's content type suggests."""
+    session = await _session(request, instance, caller)
+    try:
+        form = await request.form(max_files=1, max_fields=64)
+    except Exception as exc:  # starlette raises its own MultiPartException / HTTPException types
+        raise ApiError(400, f"Invalid multipart body: {exc}") from exc
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(400, "Invalid request body: field 'file' (a file) is required")
+    # The app's request body limit (MAX_BODY_BYTES) bounds the upload: raise it to test files
+    # above Chatwoot's upload limit.
+    data = await upload.read()
+    fields: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if key == "file" or not isinstance(value, str):
+            continue
+        if key in _UPLOAD_JSON_FIELDS:
+            try:
+                fields[key] = orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                raise ApiError(400, f"Invalid request body: field '{key}' is not valid JSON") from exc
+        else:
+            fields[key] = value
+    fields.setdefault("type", _type_of(upload.content_type or ""))
+    fields.setdefault("mimetype", upload.content_type or None)
+    if upload.filename and fields["type"] == "document":
+        fields.setdefault("fileName", upload.filename)
+    try:
+        body = InboundBody.model_validate(fields)
+    except ValidationError as exc:
+        raise ApiError(400, describe_validation_error(exc.errors())) from exc
+    try:
+        ids = await session.deliver([body.to_inbound_with(data)])
+    except ValueError as exc:
+        raise _bad_value(exc) from exc
+    except PublishError as exc:
+        raise ApiError(503, "Delivery not acknowledged: an event subscriber failed; deliver again") from exc
+    return {"success": True, "ids": ids}
+
+
+def _type_of(content_type: str) -> str:
+    main = content_type.split(";", 1)[0].strip().lower()
+    if main == "image/webp":
+        return "sticker"
+    if main.startswith(("image/", "video/", "audio/")):
+        return main.split("/", 1)[0]
+    return "document"
+
+
+class MemberBody(_Body):
+    jid: str  # number or JID (a LID in LID-addressed groups)
+    alt: str | None = None  # the other identity (PN of a LID, or LID of a PN)
+    name: str | None = None
+
+
+Member = Annotated[str | MemberBody, Field(union_mode="left_to_right")]
+
+
+def _members(items: list[str | MemberBody]) -> tuple[GroupMember, ...]:
+    return tuple(
+        GroupMember(jid=m) if isinstance(m, str) else GroupMember(jid=m.jid, alt=m.alt, name=m.name)
+        for m in items
+    )
+
+
+class GroupBody(_Body):
+    subject: str = Field(min_length=1, max_length=100)  # WhatsApp's subject limit
+    participants: list[Member] = Field(default_factory=list)
+    jid: str | None = None  # a chosen group JID; a new one when absent
+    topic: str | None = None
+    actor: str | None = None  # who created the group (a number or JID)
+
+
+class GroupRename(_Body):
+    subject: str = Field(min_length=1, max_length=100)
+    actor: str | None = None
+
+
+class SettingsBody(_Body):
+    announce: bool | None = None
+    locked: bool | None = None
+    ephemeralSeconds: int | None = Field(default=None, ge=0)
+
+
+class GroupChangeBody(_Body):
+    """Any other group change: members added / removed / promoted / demoted, a new description
+    (``topic``), or settings."""
+
+    action: Literal["topic", "add", "remove", "promote", "demote", "settings"]
+    participants: list[Member] = Field(default_factory=list)
+    topic: str | None = None
+    settings: SettingsBody | None = None
+    actor: str | None = None
+
+
+def _new_group_jid() -> str:
+    """Group JIDs shaped like WhatsApp's current ones (``120363…@g.us``)."""
+    return f"120363{secrets.randbelow(10**12):012d}@g.us"
+
+
+def _group_view(event: GroupEvent) -> dict[str, Any]:
+    return {
+        "jid": event.chat.jid,
+        "subject": event.chat.name,
+        "action": event.action,
+        "participants": [p.jid for p in event.participants],
+    }
+
+
+def _known_group(request: Request, jid: str) -> str:
+    engine = services_of(request).engine
+    assert isinstance(engine, SimulatedEngine)
+    try:
+        group = normalize_jid(jid)
+    except ValueError as exc:
+        raise _bad_value(exc) from exc
+    if group not in engine.group_subjects:
+        raise ApiError(404, "Group not found")
+    return group
+
+
+@router.post("/{instance}/groups")
+async def create_group(
+    request: Request, instance: str, body: GroupBody, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    """A group with the instance's account in it (``group.flow`` ``create``); deliver its messages
+    with ``group`` = its JID: they carry its subject in ``chat.name``."""
+    session = await _session(request, instance, caller)
+    try:
+        event = await session.create_group(
+            body.jid or _new_group_jid(), body.subject, _members(body.participants),
+            actor=body.actor, topic=body.topic,
+        )  # fmt: skip
+    except (EngineError, ValueError) as exc:
+        raise ApiError(400, f"Invalid request body: {exc}") from exc
+    return {"success": True, "group": _group_view(event)}
+
+
+@router.get("/{instance}/groups")
+async def list_groups(
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    """The groups the network knows, with their current subjects."""
+    await _session(request, instance, caller)
+    engine = services_of(request).engine
+    assert isinstance(engine, SimulatedEngine)
+    groups = [{"jid": jid, "subject": subject} for jid, subject in engine.group_subjects.items()]
+    return {"success": True, "groups": groups}
+
+
+@router.patch("/{instance}/groups/{jid}")
+async def rename_group(
+    request: Request,
+    instance: str,
+    jid: str,
+    body: GroupRename,
+    caller: Annotated[Caller, Depends(require_caller)],
+) -> dict[str, Any]:
+    """Somebody in the group changes its subject (``group.flow`` ``subject``)."""
+    session = await _session(request, instance, caller)
+    group = _known_group(request, jid)
+    try:
+        event = await session.rename_group(group, body.subject, actor=body.actor)
+    except (EngineError, ValueError) as exc:
+        raise ApiError(400, f"Invalid request body: {exc}") from exc
+    return {"success": True, "group": _group_view(event)}
+
+
+@router.post("/{instance}/groups/{jid}/changes")
+async def change_group(
+    request: Request,
+    instance: str,
+    jid: str,
+    body: GroupChangeBody,
+    caller: Annotated[Caller, Depends(require_caller)],
+) -> dict[str, Any]:
+    """Any other change of a group the network knows (``group.flow`` with that ``action``)."""
+    session = await _session(request, instance, caller)
+    group = _known_group(request, jid)
+    action: GroupAction = body.action
+    settings = None
+    if action == "settings":
+        if body.settings is None:
+            raise ApiError(400, "Invalid request body: field 'settings' is required for action 'settings'")
+        s = body.settings
+        settings = GroupSettings(announce=s.announce, locked=s.locked, ephemeral_seconds=s.ephemeralSeconds)
+    change = GroupChange(
+        group=group, action=action, topic=body.topic, participants=_members(body.participants),
+        actor=body.actor, settings=settings,
+    )  # fmt: skip
+    try:
+        (event,) = await session.deliver_group([change])
+    except (EngineError, ValueError) as exc:
+        raise ApiError(400, f"Invalid request body: {exc}") from exc
+    return {"success": True, "group": _group_view(event)}
 
 
 @router.post("/{instance}/receipts")

@@ -4,6 +4,7 @@ recorder, webhook deliveries and run-time settings. No authentication: test tool
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -245,8 +246,9 @@ async def idle(_request: Request, emu: ChatwootEmulator) -> Response:
 @control
 async def account_messages(request: Request, emu: ChatwootEmulator) -> Response:
     """Messages of an account with ``id > after_id``, oldest first, with float creation times
-    (benchmarks: latency from injection to the message existing here). Walks the id-ordered
-    message table from its newest end, so a poll costs O(new messages), not O(all)."""
+    (benchmarks: latency from injection to the message existing here), and for each attachment
+    its type, size and SHA-256 (the media benchmark checks the bytes that arrived). Walks the
+    id-ordered message table from its newest end, so a poll costs O(new messages), not O(all)."""
     account_id = cast_int(request.path_params.get("account_id"))
     after_id = cast_int(request.query_params.get("after_id")) or 0
     limit = max(1, min(cast_int(request.query_params.get("limit")) or 10_000, 50_000))
@@ -262,17 +264,22 @@ async def account_messages(request: Request, emu: ChatwootEmulator) -> Response:
         if m.account_id != account_id:
             continue
         conv = store.conversations.get(m.conversation_pk)
-        out.append(
-            {
-                "id": m.id,
-                "conversation_id": conv.display_id if conv else None,
-                "inbox_id": m.inbox_id,
-                "message_type": m.message_type,
-                "source_id": m.source_id,
-                "content": m.content,
-                "created_at": m.created_at,
-            }
-        )
+        row: dict[str, Any] = {
+            "id": m.id,
+            "conversation_id": conv.display_id if conv else None,
+            "inbox_id": m.inbox_id,
+            "message_type": m.message_type,
+            "source_id": m.source_id,
+            "content": m.content,
+            "created_at": m.created_at,
+        }
+        if m.attachments:
+            row["attachments"] = [
+                {"file_type": a.file_type, "content_type": a.content_type, "file_size": len(a.data),
+                 "sha256": hashlib.sha256(a.data).hexdigest()}
+                for a in m.attachments
+            ]  # fmt: skip
+        out.append(row)
         if len(out) >= limit:
             break
     return json_response(out)
