@@ -29,6 +29,7 @@ from ryze.api.services.store import MessageStore
 from ryze.api.settings import ApiSettings
 from ryze.common.crypto import SecretBox
 from ryze.common.database import is_sqlite
+from ryze.common.files import private_dir
 from ryze.common.logging import register_secret
 from ryze.engines.base import Engine
 from ryze.engines.simulated import SimulatedEngine
@@ -50,6 +51,7 @@ def build_engine(settings: ApiSettings) -> Engine:
 
 
 def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:
+    private_dir(settings.data_dir, tighten=True)  # key file, WhatsApp device keys, the default database
     db = Database(settings.database_url)
     secret_box = SecretBox.from_setting(settings.encryption_key, settings.key_file)
     bus = EventBus()

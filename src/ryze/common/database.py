@@ -17,6 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ryze.common.files import private_sqlite_file
+
 log = logging.getLogger(__name__)
 
 
@@ -40,8 +42,9 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            # Owner-only from the first byte: the file holds messages and encrypted secrets.
+            private_sqlite_file(Path(path))
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
