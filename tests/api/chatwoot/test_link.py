@@ -380,3 +380,24 @@ async def test_unacked_events_survive_a_restart(
             assert ready["last_seq"] > events[-1]["seq"]
     finally:
         await second.stop()
+
+
+async def test_resume_beyond_the_last_seq_is_refused_and_the_log_kept(
+    ryze: Ryze, fake_bridge: FakeBridge
+) -> None:
+    """A bridge whose watermark is ahead of the log (RyzeAPI's database restored from a backup)
+    used to have every waiting event pruned by its resume, unseen."""
+    session = await linked_instance(ryze, "ahead")
+    await deliver_texts(session, ["one", "two"])
+    async with link(ryze, "ahead", fake_bridge.token) as ws:
+        client = LinkClient(ws)
+        await client.send({"type": "resume", "after": 10_000})
+        error = await client.recv()
+        assert error["type"] == "error" and "beyond the last seq" in error["message"]
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+    async with link(ryze, "ahead", fake_bridge.token) as ws:
+        client = LinkClient(ws)
+        ready = await client.resume(0)
+        assert texts_of(await client.events(ready["pending"]))[-2:] == ["one", "two"]
