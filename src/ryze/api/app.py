@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from ryze.api.bodylimit import BodyLimitMiddleware
 from ryze.api.chatwoot import module as chatwoot_module
 from ryze.api.db import Database
-from ryze.api.errors import install_error_handlers
+from ryze.api.errors import install_error_handlers, install_websocket_not_found
 from ryze.api.events import EventBus
 from ryze.api.metrics import ApiMetrics, MetricsMiddleware
 from ryze.api.openapi import install_openapi
@@ -109,6 +109,7 @@ def create_app(settings: ApiSettings, *, engine: Engine | None = None) -> FastAP
     )
     app.state.services = services
     install_error_handlers(app)
+    install_websocket_not_found(app)
     install_openapi(app)
     app.include_router(health.router)
     app.include_router(instances.router)

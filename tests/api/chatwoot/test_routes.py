@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from ryze.common.crypto import CryptoError
 from ryze.common.logging import JsonFormatter
@@ -67,6 +70,21 @@ async def test_module_disabled_answers_503_after_auth_and_has_no_link_route(ryze
         assert (await c.get("/internal/media/off1/abc")).status_code == 404
     routes = {getattr(r, "path", "") for r in ryze_off.app.routes}
     assert "/ws/chatwoot/{instance}" not in routes
+
+
+async def test_websocket_upgrade_to_an_unregistered_path_answers_404_with_the_envelope(
+    ryze_off: Ryze,
+) -> None:
+    """The plain GET above always got 404; the upgrade itself got uvicorn's bare 403."""
+    await ryze_off.new_instance("off3")
+    token = {"token": ryze_off.account_token}
+    for path in ("/ws/chatwoot/off3", "/ws/nothing-here", "/not-a-websocket-route"):
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(ryze_off.ws_base + path, additional_headers=token, compression=None):
+                pass
+        response = caught.value.response
+        assert response.status_code == 404, path
+        assert json.loads(response.body or b"{}") == err("Not found"), path
 
 
 async def test_inline_activation_with_module_disabled_reports_the_gate(ryze_off: Ryze) -> None:
