@@ -25,6 +25,7 @@ from ryze.api.db import Database
 from ryze.api.db.models import MessageRow, utcnow
 from ryze.api.events import LogWriter
 from ryze.api.records import StoredMessage
+from ryze.api.services.storable import storable_text
 from ryze.common.database import WriterConnection
 from ryze.engines.base import WhatsAppMessage
 
@@ -74,7 +75,8 @@ class MessageStore:
         instance_id: str, msg: WhatsAppMessage, source: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
         media = msg.media
-        return {
+        # Every string a message carries is storable on PostgreSQL (U+0000 replaced, see storable).
+        values = {
             "instance_id": instance_id,
             "wa_id": msg.id,
             "chat_jid": msg.chat.jid,
@@ -92,6 +94,7 @@ class MessageStore:
             "payload": payload,
             "created_at": utcnow(),
         }
+        return {k: storable_text(v) if isinstance(v, str) else v for k, v in values.items()}
 
     async def add(self, values: dict[str, Any], events: Sequence[tuple[LogWriter, Any]] = ()) -> bool:
         """Insert one message; False when (instance, WhatsApp id) was already stored.
