@@ -35,9 +35,25 @@ MEDIA_PATH = "/internal/media/{instance}/{message_id}"
 WhatsApp message's media bytes with its ``Content-Type`` and ``Content-Disposition`` filename."""
 
 
+HTTP_SCHEMES = ("http", "https")
+
+
+def is_http_url(url: str) -> bool:
+    """``url`` starts with ``http://`` or ``https://`` in any case (schemes are case-insensitive,
+    RFC 3986 §3.1). The one scheme check of both services, so ``HTTP://`` means the same everywhere."""
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme.lower() in HTTP_SCHEMES
+
+
+def lower_scheme(url: str) -> str:
+    """``url`` with its scheme in lower case (``HTTPS://Host/`` -> ``https://Host/``)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.lower()}{sep}{rest}" if sep else url
+
+
 def link_url(ryzeapi_url: str, instance: str) -> str:
     """The WebSocket URL the bridge dials for an instance, from RyzeAPI's internal base URL."""
-    base = ryzeapi_url.rstrip("/")
+    base = lower_scheme(ryzeapi_url.rstrip("/"))
     if base.startswith("https://"):
         base = "wss://" + base[len("https://") :]
     elif base.startswith("http://"):

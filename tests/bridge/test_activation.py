@@ -182,3 +182,12 @@ async def test_link_refused_as_removed_shows_error(
         return bool(shown["status"] == "error" and "HTTP 404" in shown["last_error"])
 
     await eventually(in_error)
+
+
+async def test_an_upper_case_scheme_is_the_same_url(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    """RyzeAPI accepted ``HTTP://`` and the bridge refused it: one scheme check now serves both."""
+    upper = "HTTP://" + emulator.url.split("://", 1)[1]
+    status, view = await bridge.activate(fake, upper)
+    assert status == 201, view

@@ -34,6 +34,7 @@ from ryze.protocol import (
     FailureKind,
     IntegrationStatus,
     IntegrationView,
+    is_http_url,
 )
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class Provisioner:
         return await self._create(req)
 
     def _validate(self, req: ActivateRequest) -> None:
-        if not req.chatwoot_base_url.startswith(("http://", "https://")):
+        if not is_http_url(req.chatwoot_base_url):
             raise _invalid("chatwoot_base_url must start with http:// or https://")
         if req.chatwoot_account_id <= 0:
             raise _invalid("chatwoot_account_id must be a positive integer")
@@ -129,7 +130,7 @@ class Provisioner:
             raise _invalid("inbox_name must be 1 to 255 characters")
         if not req.instance.strip():
             raise _invalid("instance is required")
-        if not req.ryzeapi_url.startswith(("http://", "https://")):
+        if not is_http_url(req.ryzeapi_url):
             raise _invalid("ryzeapi_url must start with http:// or https://")
 
     async def _create(self, req: ActivateRequest) -> IntegrationView:

@@ -416,7 +416,7 @@ async def test_u0000_is_stored_on_both_databases_and_reaches_the_link(
         Inbound(sender=CONTACT, kind="document", text="cap\x00tion", media=pdf),
     ])  # fmt: skip
     async with ryze.client() as c:
-        sent = await c.post(f"/api/message/text/nul", json={"number": CONTACT, "message": "out\x00going"})
+        sent = await c.post("/api/message/text/nul", json={"number": CONTACT, "message": "out\x00going"})
         assert sent.status_code == 200, sent.text
         stored = await c.get(
             "/api/chat/getMessage/nul", params={"messageId": sent.json()["data"]["messageId"]}

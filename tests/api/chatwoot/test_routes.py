@@ -87,6 +87,16 @@ async def test_websocket_upgrade_to_an_unregistered_path_answers_404_with_the_en
         assert json.loads(response.body or b"{}") == err("Not found"), path
 
 
+async def test_an_upper_case_scheme_reaches_the_bridge_in_lower_case(
+    ryze_lite: Ryze, fake_bridge: FakeBridge
+) -> None:
+    await ryze_lite.new_instance("upper")
+    resp = await activate(ryze_lite, "upper", chatwootBaseUrl="HTTPS://Chatwoot.Example.com/")
+    assert resp.status_code == 201, resp.text
+    [call] = fake_bridge.calls("POST")
+    assert call.body is not None and call.body["chatwoot_base_url"] == "https://Chatwoot.Example.com"
+
+
 async def test_inline_activation_with_module_disabled_reports_the_gate(ryze_off: Ryze) -> None:
     body = await ryze_off.new_instance("off2", chatwootEnabled=True, **SET_BODY)
     assert body["instance"]["name"] == "off2"

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ryze.api.chatwoot.errors import ModuleError, invalid_body
+from ryze.protocol import is_http_url, lower_scheme
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,9 @@ def _base_url(body: dict[str, Any], name: str) -> str:
         raise invalid_body(f"{name} is required")
     if not isinstance(value, str):
         raise invalid_body(f"{name} must be a string")
-    url = value.strip().rstrip("/")
+    url = lower_scheme(value.strip().rstrip("/"))  # the bridge and Chatwoot see one spelling
     parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or len(url) > _MAX_URL:
+    if not is_http_url(url) or not parts.hostname or len(url) > _MAX_URL:
         raise invalid_body(f"{name} must be an http or https URL")
     if parts.query or parts.fragment:
         raise invalid_body(f"{name} must not carry a query or fragment")

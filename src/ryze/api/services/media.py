@@ -11,6 +11,7 @@ import time
 import aiohttp
 
 from ryze.api.errors import ApiError
+from ryze.protocol import is_http_url
 
 MAX_MEDIA_BYTES = 100 * 1024 * 1024
 
@@ -79,7 +80,7 @@ async def download(url: str, *, retry_for: float = 0.0) -> tuple[bytes, str | No
     404 and 5xx are retried until ``retry_for`` seconds have passed: Chatwoot hands out attachment
     URLs before its storage has the file.
     """
-    if not url.startswith(("http://", "https://")):
+    if not is_http_url(url):
         raise ApiError(400, "Invalid request body: field 'mediaUrl' must be an http(s) URL")
     deadline = time.monotonic() + retry_for
     delay = 0.25
