@@ -14,11 +14,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ryze.bridge.api import integrations
+from ryze.bridge.api.webhook import MAX_BODY as WEBHOOK_MAX_BODY
 from ryze.bridge.api.webhook import WebhookMiddleware
 from ryze.bridge.errors import BridgeProblem
 from ryze.bridge.metrics import CONTENT_TYPE
 from ryze.bridge.services import BridgeServices
 from ryze.bridge.settings import BridgeSettings
+from ryze.common.bodytimeout import BodyTimeoutMiddleware
 from ryze.common.logging import register_secret
 from ryze.protocol import BridgeErrorBody, BridgeFailure, FailureKind
 
@@ -30,6 +32,11 @@ def _error(status: int, failure: BridgeFailure) -> JSONResponse:
     return JSONResponse(
         BridgeErrorBody(error=failure).model_dump(mode="json", exclude_none=True), status_code=status
     )
+
+
+def _error_bytes(message: str) -> bytes:
+    failure = BridgeFailure(kind=FailureKind.INVALID_REQUEST, message=message)
+    return BridgeErrorBody(error=failure).model_dump_json(exclude_none=True).encode()
 
 
 def create_app(settings: BridgeSettings) -> FastAPI:
@@ -90,5 +97,12 @@ def create_app(settings: BridgeSettings) -> FastAPI:
 
     app.include_router(integrations.router)
     app.add_middleware(WebhookMiddleware)  # the webhook route, served ahead of the router
+    # Outermost: every body, the webhook's included, arrives in time and within the webhook's cap.
+    app.add_middleware(
+        BodyTimeoutMiddleware,
+        timeout=settings.request_body_timeout,
+        max_bytes=WEBHOOK_MAX_BODY,
+        error_body=_error_bytes,
+    )
 
     return app

@@ -18,6 +18,8 @@ class BridgeSettings(BaseSettings):
     data_dir: Path = Path("./data")
     encryption_key: str = ""
     log_level: str = "INFO"
+    # Seconds a request body (webhook or service API) may take to arrive in full (0 = no limit).
+    request_body_timeout: float = 30.0
 
     # Chatwoot calls
     chatwoot_timeout: float = 15.0
