@@ -78,10 +78,20 @@ async def test_activation_failures_are_classified(
 async def test_activation_timeout_is_classified(
     emulator: RunningEmulator, fake: FakeRyzeAPI, tmp_path: Path
 ) -> None:
-    async with run_bridge(tmp_path, chatwoot_timeout=0.5) as bridge:
+    async with run_bridge(tmp_path, activate_timeout=0.5) as bridge:
         emulator.emulator.faults.add(method="POST", path=r".*/inboxes$", hang=True, hang_seconds=3, count=1)
         status, body = await bridge.activate(fake, emulator.url)
         assert status == 504 and body["error"]["kind"] == "chatwoot_timeout"
+
+
+async def test_activation_waits_on_chatwoot_for_the_set_budget_not_the_relay_timeout(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, tmp_path: Path
+) -> None:
+    """`set` documents 60 s; its 504 came after the relay's 15 s per-call time-out."""
+    async with run_bridge(tmp_path, chatwoot_timeout=0.2, activate_timeout=10.0) as bridge:
+        emulator.emulator.faults.add(method="POST", path=r".*/inboxes$", latency=0.6, count=1)
+        status, body = await bridge.activate(fake, emulator.url)
+        assert status == 201, body
 
 
 async def test_second_activate_updates_in_place(

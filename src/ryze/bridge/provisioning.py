@@ -100,8 +100,23 @@ class Provisioner:
         self.box = box
         self.manager = manager
 
-    def _client(self, base_url: str, account_id: int, token: str) -> ChatwootClient:
-        return self.sessions.client(base_url, account_id, token, timeout=self.settings.chatwoot_timeout)
+    def _client(
+        self, base_url: str, account_id: int, token: str, *, timeout: float | None = None
+    ) -> ChatwootClient:
+        return self.sessions.client(
+            base_url, account_id, token, timeout=timeout or self.settings.chatwoot_timeout
+        )
+
+    def _activation_client(self, req: ActivateRequest) -> ChatwootClient:
+        # An activation is a user waiting on `set`, whose documented budget is 60 s: its Chatwoot
+        # calls get that budget (BRIDGE_ACTIVATE_TIMEOUT), not the relay's per-call 15 s, so the
+        # 504 "did not answer within 60s" comes after 60 s.
+        return self._client(
+            req.chatwoot_base_url,
+            req.chatwoot_account_id,
+            req.chatwoot_api_token,
+            timeout=self.settings.activate_timeout,
+        )
 
     # ------------------------------------------------------------------ activate
 
@@ -136,7 +151,7 @@ class Provisioner:
     async def _create(self, req: ActivateRequest) -> IntegrationView:
         integration_id = uuid.uuid4().hex
         path_secret = secrets.token_urlsafe(32)
-        client = self._client(req.chatwoot_base_url, req.chatwoot_account_id, req.chatwoot_api_token)
+        client = self._activation_client(req)
         try:
             inbox = await client.create_api_inbox(
                 req.inbox_name,
@@ -197,7 +212,7 @@ class Provisioner:
             or old.chatwoot_account_id != req.chatwoot_account_id
         ):
             return None
-        client = self._client(req.chatwoot_base_url, req.chatwoot_account_id, req.chatwoot_api_token)
+        client = self._activation_client(req)
         try:
             inbox = await client.show_inbox(old.inbox_id)
             if inbox.name != req.inbox_name:

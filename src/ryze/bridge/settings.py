@@ -23,6 +23,8 @@ class BridgeSettings(BaseSettings):
 
     # Chatwoot calls
     chatwoot_timeout: float = 15.0
+    # Chatwoot calls of an activation (a `set` waiting): RyzeAPI's documented 60 s budget
+    activate_timeout: float = 60.0
     chatwoot_connections_per_host: int = 64
     # Retries (inbound events and outbound jobs): exponential backoff with jitter, bounded attempts
     retry_base_seconds: float = 0.5
