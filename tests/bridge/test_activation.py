@@ -201,3 +201,16 @@ async def test_an_upper_case_scheme_is_the_same_url(
     upper = "HTTP://" + emulator.url.split("://", 1)[1]
     status, view = await bridge.activate(fake, upper)
     assert status == 201, view
+
+
+async def test_an_unreadable_body_gets_the_bridges_error_body(bridge: RunningBridge) -> None:
+    """Found by the OpenAPI property run: FastAPI's own `{"detail": ...}` reached the client."""
+    async with bridge.http.post(
+        bridge.url + "/v1/integrations/activate",
+        data=b"\x80",
+        headers={"Authorization": "Bearer bridge-token-for-tests", "content-type": "application/json"},
+    ) as resp:
+        assert resp.status == 400
+        body = await resp.json()
+    assert body["error"]["kind"] == "invalid_request"
+    assert body["error"]["message"] == "invalid body: not valid JSON"

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ryze.bridge.api import integrations
 from ryze.bridge.api.webhook import MAX_BODY as WEBHOOK_MAX_BODY
@@ -60,6 +61,19 @@ def create_app(settings: BridgeSettings) -> FastAPI:
     @app.exception_handler(BridgeProblem)
     async def _problem(_request: Request, exc: BridgeProblem) -> JSONResponse:
         return _error(exc.http_status, exc.failure)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own errors (unreadable body, unknown route, wrong method) in the bridge's body.
+        kind = {401: FailureKind.UNAUTHORIZED, 404: FailureKind.NOT_FOUND}.get(exc.status_code)
+        if kind is None:
+            kind = FailureKind.INVALID_REQUEST if exc.status_code < 500 else FailureKind.INTERNAL
+        message = exc.detail.lower() if isinstance(exc.detail, str) and exc.detail else "request failed"
+        if exc.status_code == 400 and message == "there was an error parsing the body":
+            message = "invalid body: not valid JSON"
+        response = _error(exc.status_code, BridgeFailure(kind=kind, message=message))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

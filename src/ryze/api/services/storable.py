@@ -19,6 +19,12 @@ def storable_text(value: str) -> str:
     return value.replace(NUL, REPLACEMENT) if NUL in value else value
 
 
+def storable_key(value: str) -> bool:
+    """False for a lookup key that cannot be stored, so cannot match (and PostgreSQL would refuse
+    the query): the caller answers "not found" without asking the database."""
+    return NUL not in value
+
+
 def storable(value: Any) -> Any:
     """``value`` with U+0000 replaced in every string it holds (dict keys and values, lists)."""
     if isinstance(value, str):

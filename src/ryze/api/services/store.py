@@ -25,7 +25,7 @@ from ryze.api.db import Database
 from ryze.api.db.models import MessageRow, utcnow
 from ryze.api.events import LogWriter
 from ryze.api.records import StoredMessage
-from ryze.api.services.storable import storable_text
+from ryze.api.services.storable import storable_key, storable_text
 from ryze.common.database import WriterConnection
 from ryze.engines.base import WhatsAppMessage
 
@@ -178,6 +178,8 @@ class MessageStore:
         await self._drop_connection()
 
     async def get(self, instance_id: str, wa_id: str) -> StoredMessage | None:
+        if not storable_key(wa_id):
+            return None
         async with self._db.session() as session:
             row = await session.scalar(
                 select(MessageRow).where(MessageRow.instance_id == instance_id, MessageRow.wa_id == wa_id)
@@ -185,6 +187,8 @@ class MessageStore:
         return _stored(row) if row is not None else None
 
     async def get_row(self, instance_id: str, wa_id: str) -> MessageRow | None:
+        if not storable_key(wa_id):
+            return None
         async with self._db.session() as session:
             return await session.scalar(
                 select(MessageRow).where(MessageRow.instance_id == instance_id, MessageRow.wa_id == wa_id)
