@@ -38,7 +38,7 @@ DOCUMENTED_5XX = {(503, "Instance is not connected to WhatsApp")}
 SET_KEYS = [
     "chatwootBaseUrl", "chatwootAccountId", "chatwootApiToken", "chatwootInboxName",
     "chatwootSignMessages", "chatwootIgnoreGroups", "chatwootStartAsPending", "chatwootReopenResolved",
-    "enabled",
+    "inboxName", "signMessages", "ignoreGroups", "startAsPending", "reopenResolved", "enabled",
 ]  # fmt: skip
 SIMULATOR_MESSAGE_KEYS = [
     "from", "pushName", "text", "type", "group", "fromMe", "to", "mediaBase64", "mimetype", "fileName",
