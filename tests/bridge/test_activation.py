@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from ryze.emulator import RunningEmulator
 
@@ -214,3 +218,14 @@ async def test_an_unreadable_body_gets_the_bridges_error_body(bridge: RunningBri
         body = await resp.json()
     assert body["error"]["kind"] == "invalid_request"
     assert body["error"]["message"] == "invalid body: not valid JSON"
+
+
+async def test_a_websocket_upgrade_gets_404_with_the_bridges_error_body(bridge: RunningBridge) -> None:
+    """The bridge serves no WebSocket (uvicorn runs it with ws="none"): an upgrade is a plain
+    request to an unknown path, answered like any other."""
+    with pytest.raises(InvalidStatus) as caught:
+        async with connect(bridge.url.replace("http://", "ws://") + "/ws/anything"):
+            pass
+    response = caught.value.response
+    assert response.status_code == 404
+    assert json.loads(response.body or b"{}")["error"]["kind"] == "not_found"
