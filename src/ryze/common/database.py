@@ -41,7 +41,7 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
     """An async engine. ``schema`` (PostgreSQL only) sets the search_path, used to isolate tests."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
         if path and path != ":memory:" and not path.startswith("file:"):
             # Owner-only from the first byte: the file holds messages and encrypted secrets.
             private_sqlite_file(Path(path))
