@@ -45,6 +45,14 @@ def is_http_url(url: str) -> bool:
     return bool(sep) and scheme.lower() in HTTP_SCHEMES
 
 
+def is_header_token(value: str) -> bool:
+    """A token that can travel in an HTTP header: visible ASCII only, 1 to 512 characters.
+
+    Chatwoot's access tokens are alphanumeric; a control character or a non-ASCII one cannot be
+    sent (aiohttp refuses the header), so both services refuse it up front with a 400."""
+    return 0 < len(value) <= 512 and all("!" <= ch <= "~" for ch in value)
+
+
 def lower_scheme(url: str) -> str:
     """``url`` with its scheme in lower case (``HTTPS://Host/`` -> ``https://Host/``)."""
     scheme, sep, rest = url.partition("://")

@@ -229,3 +229,14 @@ async def test_a_websocket_upgrade_gets_404_with_the_bridges_error_body(bridge: 
     response = caught.value.response
     assert response.status_code == 404
     assert json.loads(response.body or b"{}")["error"]["kind"] == "not_found"
+
+
+async def test_a_token_that_cannot_be_a_header_is_400_not_500(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    """Found by the OpenAPI property run: a control character in the Chatwoot token made aiohttp
+    refuse the header, and the bridge answered a plain-text 500."""
+    for token in ("\x1b", "abc def", "tökén", "x\r\nInjected: 1"):
+        status, body = await bridge.activate(fake, emulator.url, chatwoot_api_token=token)
+        assert status == 400, (token, body)
+        assert body["error"]["kind"] == "invalid_request"

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ryze.bridge.api import integrations
 from ryze.bridge.api.webhook import MAX_BODY as WEBHOOK_MAX_BODY
+from ryze.bridge.api.webhook import PREFIX as WEBHOOK_PREFIX
 from ryze.bridge.api.webhook import WebhookMiddleware
 from ryze.bridge.errors import BridgeProblem
 from ryze.bridge.metrics import CONTENT_TYPE
@@ -74,6 +75,14 @@ def create_app(settings: BridgeSettings) -> FastAPI:
         response = _error(exc.status_code, BridgeFailure(kind=kind, message=message))
         response.headers.update(exc.headers or {})
         return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A webhook path carries its secret: only the route's prefix is logged.
+        path = request.url.path
+        where = WEBHOOK_PREFIX if path.startswith(WEBHOOK_PREFIX) else path
+        log.error("unhandled error", exc_info=exc, extra={"path": where, "method": request.method})
+        return _error(500, BridgeFailure(kind=FailureKind.INTERNAL, message="internal error"))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -34,6 +34,7 @@ from ryze.protocol import (
     FailureKind,
     IntegrationStatus,
     IntegrationView,
+    is_header_token,
     is_http_url,
 )
 
@@ -141,6 +142,8 @@ class Provisioner:
             raise _invalid("chatwoot_account_id must be a positive integer")
         if not req.chatwoot_api_token.strip():
             raise _invalid("chatwoot_api_token is required")
+        if not is_header_token(req.chatwoot_api_token):
+            raise _invalid("chatwoot_api_token must be printable ASCII without spaces")
         if not req.inbox_name.strip() or len(req.inbox_name) > 255:
             raise _invalid("inbox_name must be 1 to 255 characters")
         if not req.instance.strip():

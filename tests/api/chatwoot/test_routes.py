@@ -97,6 +97,19 @@ async def test_an_upper_case_scheme_reaches_the_bridge_in_lower_case(
     assert call.body is not None and call.body["chatwoot_base_url"] == "https://Chatwoot.Example.com"
 
 
+async def test_a_chatwoot_token_that_cannot_be_a_header_is_refused_before_the_bridge(
+    ryze_lite: Ryze, fake_bridge: FakeBridge
+) -> None:
+    await ryze_lite.new_instance("ctl")
+    for token in ("\x1b", "two words", "tökén"):
+        resp = await activate(ryze_lite, "ctl", chatwootApiToken=token)
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error"]["message"].startswith(
+            "invalid body: chatwootApiToken must be printable ASCII"
+        )
+    assert fake_bridge.calls("POST") == []
+
+
 async def test_inline_activation_with_module_disabled_reports_the_gate(ryze_off: Ryze) -> None:
     body = await ryze_off.new_instance("off2", chatwootEnabled=True, **SET_BODY)
     assert body["instance"]["name"] == "off2"

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ryze.api.chatwoot.errors import ModuleError, invalid_body
-from ryze.protocol import is_http_url, lower_scheme
+from ryze.protocol import is_header_token, is_http_url, lower_scheme
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,8 @@ def _token(body: dict[str, Any], name: str) -> str:
         raise invalid_body(f"{name} is required")
     if not isinstance(value, str):
         raise invalid_body(f"{name} must be a string")
+    if not is_header_token(value.strip()):
+        raise invalid_body(f"{name} must be printable ASCII without spaces (at most 512 characters)")
     return value.strip()
 
 
