@@ -1,7 +1,8 @@
 """Property-based run over RyzeAPI's own OpenAPI: no request gets a 5xx, every error is the envelope.
 
-Every documented operation gets ``RYZE_FUZZ_EXAMPLES`` generated requests (default 100, derandomized
-so `make test` is repeatable; raise it and set ``RYZE_FUZZ_RANDOM=1`` for a longer hunt). The app
+Every documented operation gets ``RYZE_FUZZ_EXAMPLES`` generated requests per database (default
+60, derandomized so `make test` is repeatable; raise it and set ``RYZE_FUZZ_RANDOM=1`` for a longer
+hunt). The app
 runs in-process on the simulated engine, on SQLite and on PostgreSQL, with the Chatwoot module on
 (a fake bridge on 127.0.0.1) and a connected instance, a disconnected one and stored messages to
 reach into. What a request may make RyzeAPI fetch is on 127.0.0.1 only (``openapi_fuzz``).
@@ -29,7 +30,7 @@ from ryze.launcher import free_port
 from .chatwoot.fake_bridge import BRIDGE_TOKEN, FakeBridge
 from .harness import Api, make_settings, start_api
 
-EXAMPLES = int(os.environ.get("RYZE_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("RYZE_FUZZ_EXAMPLES", "60"))  # per database: 120 per operation
 RANDOM = os.environ.get("RYZE_FUZZ_RANDOM") == "1"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 # 5xx answers the API documents (the engine's state, not a fault of RyzeAPI): anything else is a bug.
