@@ -110,3 +110,28 @@ def test_failed_authentications_lock_out_for_the_rest_of_the_window_only() -> No
     limiter.authenticated("t:known", now=t0 + 30)
     assert not limiter.locked_out("ip:10.0.0.1", "t:known", now=t0 + 31)
     assert not limiter.locked_out("ip:10.0.0.1", "t:guess", now=t0 + 60)  # the next window
+
+
+@pytest.fixture
+async def limited_with_module(tmp_path: Path) -> AsyncIterator[Api]:
+    settings = make_settings(
+        tmp_path, rate_limit_per_minute=3, bridge_url="http://127.0.0.1:9", bridge_token="b" * 32
+    )
+    async for api in start_api(settings):
+        yield api
+
+
+async def test_bridge_token_guesses_are_counted_on_the_unlimited_internal_routes(
+    limited_with_module: Api,
+) -> None:
+    """/internal/* and the bridge link are not limited per token, so BRIDGE_TOKEN could be guessed
+    there without end; their 401s now count per address like everywhere else."""
+    limited = limited_with_module
+    for attempt in range(3):
+        resp = await limited.client.get(
+            "/internal/media/orion/x", headers={"Authorization": f"Bearer guess-{attempt}"}
+        )
+        assert resp.status_code == 401
+    resp = await limited.client.get("/internal/media/orion/x", headers={"Authorization": "Bearer guess-9"})
+    assert resp.status_code == 429
+    assert resp.json()["error"]["message"] == "Rate limit exceeded. Try again later."

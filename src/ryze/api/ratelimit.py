@@ -29,6 +29,9 @@ _LIMITED_PREFIXES = ("/api/", "/ws/")
 # The bridge's internal link: one BRIDGE_TOKEN dials a link per instance, and a restart redials
 # them all at once; limiting it per token would cap a deployment at 100 instances.
 _EXEMPT_PREFIXES = ("/ws/chatwoot/",)
+# Not limited per token, but their failed authentications count (and lock out) like everywhere:
+# they take BRIDGE_TOKEN, which would otherwise be the one secret open to unlimited guessing.
+_AUTH_ONLY_PREFIXES = ("/ws/chatwoot/", "/internal/")
 _CREATE_PATH = "/api/instance/new"
 _AUTH_FAILED = "auth-failed"  # bucket: 401s per client address
 _AUTHENTICATED = "authenticated"  # bucket: tokens accepted this window
@@ -128,6 +131,13 @@ class RateLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if (
+            scope["type"] in ("http", "websocket")
+            and self.limiter.enabled
+            and path.startswith(_AUTH_ONLY_PREFIXES)
+        ):
+            await self._auth_only(scope, receive, send)
+            return
+        if (
             scope["type"] not in ("http", "websocket")
             or not self.limiter.enabled
             or not path.startswith(_LIMITED_PREFIXES)
@@ -172,6 +182,24 @@ class RateLimitMiddleware:
             if scope["type"] == "http" and not started:
                 await _send_json(send, 500, INTERNAL_ERROR, extra)
             raise
+
+    async def _auth_only(self, scope: Scope, receive: Receive, send: Send) -> None:
+        address, token_key = _address(scope), _token_key(scope)
+        if self.limiter.locked_out(address, token_key):
+            await _reject(scope, send, [])
+            return
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
+                if message["status"] == 401:
+                    self.limiter.auth_failed(address)
+                elif token_key is not None:
+                    self.limiter.authenticated(token_key)
+            elif message["type"] == "websocket.accept" and token_key is not None:
+                self.limiter.authenticated(token_key)
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
 
 
 async def _send_json(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]]) -> None:
