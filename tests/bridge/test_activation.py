@@ -240,3 +240,10 @@ async def test_a_token_that_cannot_be_a_header_is_400_not_500(
         status, body = await bridge.activate(fake, emulator.url, chatwoot_api_token=token)
         assert status == 400, (token, body)
         assert body["error"]["kind"] == "invalid_request"
+
+
+async def test_an_inbox_name_with_u0000_is_400(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    status, body = await bridge.activate(fake, emulator.url, inbox_name="a\x00b")
+    assert status == 400 and body["error"]["kind"] == "invalid_request"

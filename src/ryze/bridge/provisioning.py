@@ -146,6 +146,8 @@ class Provisioner:
             raise _invalid("chatwoot_api_token must be printable ASCII without spaces")
         if not req.inbox_name.strip() or len(req.inbox_name) > 255:
             raise _invalid("inbox_name must be 1 to 255 characters")
+        if "\x00" in req.inbox_name or "\x00" in req.instance:
+            raise _invalid("inbox_name and instance must not contain U+0000")
         if not req.instance.strip():
             raise _invalid("instance is required")
         if not is_http_url(req.ryzeapi_url):

@@ -110,6 +110,15 @@ async def test_a_chatwoot_token_that_cannot_be_a_header_is_refused_before_the_br
     assert fake_bridge.calls("POST") == []
 
 
+async def test_an_inbox_name_with_u0000_is_refused(ryze_lite: Ryze, fake_bridge: FakeBridge) -> None:
+    """Chatwoot and the bridge store the name on PostgreSQL, which cannot hold U+0000."""
+    await ryze_lite.new_instance("nulname")
+    resp = await activate(ryze_lite, "nulname", inboxName="a\x00b")
+    assert resp.status_code == 400
+    assert resp.json()["error"]["message"] == "invalid body: inboxName must not contain U+0000"
+    assert fake_bridge.calls("POST") == []
+
+
 async def test_inline_activation_with_module_disabled_reports_the_gate(ryze_off: Ryze) -> None:
     body = await ryze_off.new_instance("off2", chatwootEnabled=True, **SET_BODY)
     assert body["instance"]["name"] == "off2"

@@ -104,6 +104,8 @@ def _inbox_name(body: dict[str, Any], name: str, default: str) -> str:
     if not isinstance(value, str):
         raise invalid_body(f"{name} must be a string")
     value = value.strip()
+    if "\x00" in value:  # neither database of the bridge nor Chatwoot's PostgreSQL can store it
+        raise invalid_body(f"{name} must not contain U+0000")
     if len(value) > _MAX_INBOX_NAME:
         raise invalid_body(f"{name} must be at most {_MAX_INBOX_NAME} characters")
     return value or default
