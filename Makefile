@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 APT_PACKAGES := libmagic1 ffmpeg chromium chromium-driver
 
-.PHONY: setup system-packages test lint demo bench up clean
+.PHONY: setup system-packages constraints test lint demo bench up clean
 
 setup: $(STAMP)
 
@@ -20,11 +20,23 @@ system-packages:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(STAMP): pyproject.toml | system-packages
+# constraints.txt pins every package to the version CI tested (refresh: `make constraints`).
+$(STAMP): pyproject.toml constraints.txt | system-packages
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+# Re-resolve pyproject.toml from scratch in a throw-away venv and freeze the result. Run it after
+# changing dependencies (or to take upgrades), then `make test`, and commit both files.
+CONSTRAINTS_VENV := .venv-constraints
+constraints: | system-packages
+	rm -rf $(CONSTRAINTS_VENV) && python3 -m venv $(CONSTRAINTS_VENV)
+	$(CONSTRAINTS_VENV)/bin/pip install -q --upgrade pip
+	$(CONSTRAINTS_VENV)/bin/pip install -q -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; $(CONSTRAINTS_VENV)/bin/pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(CONSTRAINTS_VENV)
 
 test: setup
 	$(VENV)/bin/pytest -q
@@ -44,4 +56,4 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CONSTRAINTS_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,6 @@ import asyncpg
 import pytest
 
 PG_ADMIN_URL = os.environ.get("RYZE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def _pg_url(dbname: str) -> str:

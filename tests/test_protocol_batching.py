@@ -9,7 +9,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from ryze.api.chatwoot.link import chunk_rows, event_frame, events_frame
+from ryze.api.bridge_link.link import chunk_rows, event_frame, events_frame
 from ryze.protocol import (
     AckFrame,
     AcksFrame,

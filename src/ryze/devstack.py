@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from ryze.common.outbound.policy import LOOPBACK_ALLOW
 from ryze.launcher import ServiceSpec, Stack, free_port
 
 T = TypeVar("T")
@@ -84,6 +85,7 @@ class LocalSystem:
             "BRIDGE_PUBLIC_URL": self.bridge_url,
             "BRIDGE_DATABASE_URL": f"sqlite:///{self.workdir / 'bridge' / 'bridge.db'}",
             "BRIDGE_DATA_DIR": str(self.workdir / "bridge"),
+            "BRIDGE_FETCH_ALLOW": LOOPBACK_ALLOW,  # the emulator listens on loopback
             **self.bridge_env,
         }
         return ServiceSpec(
@@ -106,6 +108,7 @@ class LocalSystem:
             "RATE_LIMIT_PER_MINUTE": "0",
             "BRIDGE_URL": self.bridge_url,
             "BRIDGE_TOKEN": self.bridge_token,
+            "FETCH_ALLOW": LOOPBACK_ALLOW,  # attachment URLs point at the emulator, on loopback
             **self.api_env,
         }
 

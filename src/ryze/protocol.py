@@ -35,6 +35,11 @@ MEDIA_PATH = "/internal/media/{instance}/{message_id}"
 WhatsApp message's media bytes with its ``Content-Type`` and ``Content-Disposition`` filename."""
 
 
+CLOSE_GONE = 4004
+"""WebSocket close code RyzeAPI ends a link with when its integration or instance was deleted: the
+bridge stops redialling and marks the integration in error (every other close is reconnected)."""
+
+
 HTTP_SCHEMES = ("http", "https")
 
 
@@ -171,6 +176,7 @@ class EventName(StrEnum):
     MESSAGE_EXCHANGE = "message.exchange"
     MESSAGE_STATUS = "message.status"
     INSTANCE_STATE = "instance.state"
+    GROUP_FLOW = "group.flow"  # a group's metadata or participants changed (docs §8.2)
 
 
 class ChatType(StrEnum):
@@ -210,6 +216,7 @@ class MessageType(StrEnum):
     REACTION = "reaction"
     EDIT = "message_edit"
     REVOKE = "message_revoke"
+    POLL = "poll"
     UNSUPPORTED = "unsupported"
 
 
@@ -221,6 +228,7 @@ class MediaInfo(_Model):
     seconds: int | None = None
     url: str | None = None  # RyzeAPI's internal media URL (MEDIA_PATH) for the bridge
     base64: str | None = None  # only when the subscriber asked for it; never on the bridge link
+    gif: bool | None = None  # a video WhatsApp plays as a looping GIF (``gifPlayback``)
 
 
 class LocationInfo(_Model):
@@ -228,6 +236,7 @@ class LocationInfo(_Model):
     longitude: float
     name: str | None = None
     address: str | None = None
+    live: bool | None = None  # a live-location share (its first position; updates are not relayed)
 
 
 class ContactCard(_Model):
@@ -240,6 +249,12 @@ class ReactionInfo(_Model):
     messageId: str  # the WhatsApp id of the message reacted to
     emoji: str  # empty string = reaction removed
     fromMe: bool = False
+
+
+class PollInfo(_Model):
+    name: str  # the question
+    options: list[str] = Field(default_factory=list)
+    selectableCount: int = 1  # 0 = any number of options
 
 
 class EditInfo(_Model):
@@ -277,6 +292,7 @@ class WAMessage(_Model):
     reaction: ReactionInfo | None = None
     edit: EditInfo | None = None
     revoke: RevokeInfo | None = None
+    poll: PollInfo | None = None
     replyTo: str | None = None  # WhatsApp id of the quoted message
     isForwarded: bool | None = None
     isViewOnce: bool | None = None
@@ -317,6 +333,35 @@ class InstanceStateData(_Model):
     reason: str | None = None
 
 
+class GroupFlowAction(StrEnum):
+    CREATE = "create"  # the group was created, or first seen with its metadata (``participants`` = all)
+    SUBJECT = "subject"  # renamed: ``subject`` is the new name
+    TOPIC = "topic"  # description changed: ``topic``
+    ADD = "add"  # participants joined or were added
+    REMOVE = "remove"  # participants left or were removed
+    PROMOTE = "promote"
+    DEMOTE = "demote"
+    SETTINGS = "settings"  # announce / locked / ephemeral changes: ``settings``
+
+
+class GroupFlowData(_Model):
+    """``group.flow``: one change of a group's metadata or membership.
+
+    ``chat`` carries the group's JID and its subject as known after the change (``chat.name``);
+    ``participants`` are the members the change is about (all members for ``create``); ``actor`` is
+    who made the change, when WhatsApp says.
+    """
+
+    chat: ChatRef
+    action: GroupFlowAction
+    timestamp: str  # RFC 3339
+    subject: str | None = None
+    topic: str | None = None
+    participants: list[SenderRef] = Field(default_factory=list)
+    actor: SenderRef | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
 class InstanceData(_Model):
     baseUrl: str
     instance: str
@@ -336,6 +381,9 @@ class EventEnvelope(_Model):
 
     def instance_state(self) -> InstanceStateData:
         return InstanceStateData.model_validate(self.data)
+
+    def group_flow(self) -> GroupFlowData:
+        return GroupFlowData.model_validate(self.data)
 
 
 # --------------------------------------------------------------------------------------------

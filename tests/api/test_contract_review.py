@@ -8,19 +8,22 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
 
-from ryze.api.chatwoot.config import ChatwootConfig
-from ryze.api.chatwoot.validation import ActivationInput
+from ryze.api.bridge_link.config import ChatwootConfig
+from ryze.api.bridge_link.validation import ActivationInput
 from ryze.api.services import media as media_io
 from ryze.api.settings import ApiSettings
+from ryze.common.outbound import Fetcher, FetchLimits, FetchPolicy
+from ryze.common.outbound.policy import LOOPBACK_ALLOW
 from ryze.engines.base import ConnectionState, ConnectResult
 
-from .harness import BASE, Api
+from .harness import BASE, Api, make_settings
 
 # Larger than one aiohttp read chunk (64 KiB) and sent in many writes: a single
 # ``StreamReader.read(n)`` returns only what is buffered and used to truncate such files.
@@ -59,9 +62,20 @@ async def big_file_server() -> AsyncIterator[str]:
 # -- media by URL ---------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def settings(tmp_path: Path) -> ApiSettings:
+    # The media server listens on loopback, which the outbound-fetch policy refuses by default.
+    return make_settings(tmp_path, fetch_allow=LOOPBACK_ALLOW)
+
+
+def loopback_fetcher(max_bytes: int = 100 * 1024 * 1024) -> Fetcher:
+    policy = FetchPolicy.from_setting(LOOPBACK_ALLOW, setting="FETCH_ALLOW")
+    return Fetcher(policy, FetchLimits(max_bytes=max_bytes))
+
+
 @pytest.mark.parametrize("path", ["/chunked.png", "/sized.png"])
 async def test_download_reads_the_whole_body(big_file_server: str, path: str) -> None:
-    data, content_type, name = await media_io.download(big_file_server + path)
+    data, content_type, name = await media_io.download(loopback_fetcher(), big_file_server + path)
     assert len(data) == len(BIG)
     assert data == BIG
     assert content_type == "image/png"
@@ -69,14 +83,11 @@ async def test_download_reads_the_whole_body(big_file_server: str, path: str) ->
 
 
 @pytest.mark.parametrize("path", ["/chunked.png", "/sized.png"])
-async def test_download_over_the_media_limit_is_413(
-    big_file_server: str, path: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_download_over_the_media_limit_is_413(big_file_server: str, path: str) -> None:
     from ryze.api.errors import ApiError
 
-    monkeypatch.setattr(media_io, "MAX_MEDIA_BYTES", 100_000)
     with pytest.raises(ApiError) as caught:
-        await media_io.download(big_file_server + path)
+        await media_io.download(loopback_fetcher(max_bytes=100_000), big_file_server + path)
     assert (caught.value.status, caught.value.message) == (413, "Media too large")
 
 

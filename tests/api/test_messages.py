@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from .harness import Api
+from ryze.api.settings import ApiSettings
+from ryze.common.outbound.policy import LOOPBACK_ALLOW
+
+from .harness import Api, make_settings
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> ApiSettings:
+    # The media servers below listen on loopback, which the outbound-fetch policy refuses by default.
+    return make_settings(tmp_path, fetch_allow=LOOPBACK_ALLOW)
 
 
 async def send_text(api: Api, token: str, **body: Any) -> Any:
@@ -215,7 +225,7 @@ async def test_send_media_by_unreachable_url_is_400(api: Api, account_token: str
             "Invalid request body: send mediaUrl or mediaBase64, not both",
         ),
         ({"mediaBase64": "!!not base64!!"}, "Invalid request body: field 'mediaBase64' is not valid base64"),
-        ({"mediaUrl": "ftp://x/y"}, "Invalid request body: field 'mediaUrl' must be an http(s) URL"),
+        ({"mediaUrl": "ftp://x/y"}, "Invalid request body: field 'mediaUrl' must be an http or https URL"),
     ],
 )
 async def test_media_source_errors(api: Api, account_token: str, body: dict[str, Any], message: str) -> None:

@@ -19,11 +19,12 @@ from ryze.api.metrics import ApiMetrics, send_failure_reason
 from ryze.common.crypto import generate_key
 from ryze.common.logging import JsonFormatter
 from ryze.engines.base import EngineError, NotConnectedError
+from ryze.engines.simulated import SimulatedEngine
 
-from .chatwoot.fake_bridge import FakeBridge
-from .chatwoot.harness import Ryze, start_ryze
-from .chatwoot.test_link import CONTACT, LinkClient, deliver_texts, link
-from .chatwoot.test_routes import CW_TOKEN, activate
+from .bridge_link.fake_bridge import FakeBridge
+from .bridge_link.harness import Ryze, start_ryze
+from .bridge_link.test_link import CONTACT, LinkClient, deliver_texts, link
+from .bridge_link.test_routes import CW_TOKEN, activate
 from .harness import make_settings, start_api
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -185,7 +186,38 @@ def test_send_failure_reasons_are_a_fixed_set() -> None:
 def test_every_metric_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text(encoding="utf-8")
     families = list(ApiMetrics().registry.collect())
-    assert len(families) == 6
+    assert len(families) == 7
     for family in families:
         name = family.name + ("_total" if family.type == "counter" else "")
         assert f"`{name}`" in doc, name
+
+
+async def test_threads_are_counted_at_scrape_and_the_engine_reports_its_own(tmp_path: Path) -> None:
+    """``ryze_api_threads``: every OS thread, Python's, and an engine's own threads when it reports
+    them (the neonize engine's FFI counts, tests/engines/neonize; a stand-in here, so this test does
+    not load neonize's Go runtime into the process)."""
+
+    class CountingEngine(SimulatedEngine):
+        def __init__(self) -> None:
+            super().__init__(auto_connect_seconds=None)
+            self.counts = {"ffi_pool_max": 5, "ffi_pinned": 0, "ffi_abandoned": 0}
+
+        def thread_counts(self) -> dict[str, int]:
+            return dict(self.counts)
+
+    engine = CountingEngine()
+    async for api in start_api(make_settings(tmp_path), engine=engine):
+        samples = await scrape(api.client)
+        threads = "ryze_api_threads"
+        assert value(samples, threads, kind="python") >= 1
+        assert value(samples, threads, kind="os") >= value(samples, threads, kind="python")
+        assert value(samples, threads, kind="ffi_pool_max") == 5
+        assert value(samples, threads, kind="ffi_abandoned") == 0
+        engine.counts["ffi_abandoned"] = 1  # an expired QR series left a call inside Go
+        assert value(await scrape(api.client), threads, kind="ffi_abandoned") == 1
+
+
+async def test_a_simulated_engine_reports_only_process_threads(tmp_path: Path) -> None:
+    async for api in start_api(make_settings(tmp_path)):
+        kinds = {labels[0][1] for name, labels in await scrape(api.client) if name == "ryze_api_threads"}
+        assert kinds == {"python", "os"}

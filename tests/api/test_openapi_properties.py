@@ -27,7 +27,7 @@ from openapi_fuzz import Fuzz, Operation, Request
 from ryze.api.app import create_app
 from ryze.launcher import free_port
 
-from .chatwoot.fake_bridge import BRIDGE_TOKEN, FakeBridge
+from .bridge_link.fake_bridge import BRIDGE_TOKEN, FakeBridge
 from .harness import Api, make_settings, start_api
 
 EXAMPLES = int(os.environ.get("RYZE_FUZZ_EXAMPLES", "60"))  # per database: 120 per operation

@@ -18,6 +18,7 @@ import uvicorn
 from ryze.bridge.app import create_app
 from ryze.bridge.services import BridgeServices
 from ryze.bridge.settings import BridgeSettings
+from ryze.common.outbound.policy import LOOPBACK_ALLOW
 from ryze.emulator import RunningEmulator, run_emulator
 
 from .fake_ryzeapi import TOKEN, FakeRyzeAPI, run_fake_ryzeapi
@@ -89,6 +90,7 @@ async def run_bridge(
         "command_timeout": 5.0,
         "activate_link_wait": 3.0,
         "chatwoot_timeout": 5.0,
+        "fetch_allow": LOOPBACK_ALLOW,  # the emulator (Chatwoot) listens on loopback
     }
     values.update(overrides)
     settings = BridgeSettings(**values)

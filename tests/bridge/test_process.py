@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from ryze.common.outbound.policy import LOOPBACK_ALLOW
 from ryze.emulator import RunningEmulator
 
 from .conftest import ACCOUNT, ADMIN_TOKEN, eventually
@@ -71,6 +72,7 @@ async def test_sigkill_mid_stream_and_restart(
         "BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}",
         "BRIDGE_DATA_DIR": str(tmp_path),
         "BRIDGE_LOG_LEVEL": "WARNING",
+        "BRIDGE_FETCH_ALLOW": LOOPBACK_ALLOW,  # the emulator (Chatwoot) listens on loopback
         "BRIDGE_RETRY_BASE_SECONDS": "0.05",
         "BRIDGE_RETRY_MAX_SECONDS": "0.5",
         "BRIDGE_LINK_BACKOFF_BASE": "0.05",

@@ -50,7 +50,10 @@ async def _scenario(emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: Runnin
     await eventually(lambda: not fake.unacked("shop"))
     # The WhatsApp id is mapped by the outbound worker from the command's result, with its
     # conversation (the fake echoes before it answers, so an echo-written row would win the race).
-    mapped = await bridge.services.repos.messages.find_chatwoot(view["id"], int(reply["id"]))
+    # The echo can be acked before the command's result reaches the worker: wait for the mapping.
+    mapped = await eventually(
+        lambda: bridge.services.repos.messages.find_chatwoot(view["id"], int(reply["id"]))
+    )
     assert [(m.direction, m.conversation_id, m.chat_jid) for m in mapped] == [("out", conv.display_id, CHAT)]
     assert contents(emulator, inbox_id) == ["Hello **there**", "Hi **Ana**"]
     assert emulator.emulator.recorder.conformance_errors() == []

@@ -8,7 +8,7 @@ from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
 from ryze.bridge.relay.inbound.lanes import LaneKeys
 from ryze.bridge.relay.inbound.resolver import phone_of
-from ryze.bridge.relay.outbound.filters import classify, conversation_status
+from ryze.bridge.relay.outbound.filters import StatusChange, classify, conversation_status
 from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
 from ryze.bridge.relay.outbound.worker import command_id, target_chat
 from ryze.protocol import ChatRef, WAMessage
@@ -55,9 +55,12 @@ def test_filters() -> None:
     assert deleted is not None and deleted.kind == "revoke"
     assert classify({"event": "conversation_created", "id": 3}) is None
     assert conversation_status({"event": "conversation_status_changed", "id": 3, "status": "resolved"}) == (
-        3,
-        "resolved",
+        StatusChange(3, "resolved")
     )
+    stamped = {"event": "conversation_updated", "id": 3, "status": "open", "updated_at": 1781699696.123}
+    assert conversation_status(stamped) == StatusChange(3, "open", 1781699696.123)
+    assert conversation_status({**stamped, "updated_at": True}) == StatusChange(3, "open")  # not 1.0
+    assert conversation_status({**stamped, "id": True}) is None  # not conversation 1
 
 
 def test_command_ids_are_stable_across_retries_and_distinct_per_part_and_kind() -> None:
@@ -81,6 +84,19 @@ def test_target_chat_prefers_contact_inbox_source() -> None:
     meta = {"conversation": {"meta": {"sender": {"identifier": None, "phone_number": "+5511"}}}}
     assert target_chat(meta) == "5511@s.whatsapp.net"
     assert target_chat({"conversation": {}}) is None
+
+
+def test_readers_take_a_field_of_another_type_for_absent_never_for_something_else() -> None:
+    """What a stored job (or a typing event) may still hold: no AttributeError, no misread."""
+    for odd in (5, "x", [], None, True):
+        assert target_chat({"conversation": odd}) is None
+        assert target_chat({"conversation": {"contact_inbox": odd, "meta": odd}}) is None
+        assert target_chat({"conversation": {"meta": {"sender": odd}}}) is None
+    assert agent_name({"sender": {"type": "user", "available_name": 5, "name": "Ana"}}) == "Ana"
+    assert agent_name({"sender": {"type": "user", "name": {"first": "Ana"}}}) is None
+    assert classify(_event(id=True)) is None  # not message 1
+    assert classify(_event(event="message_updated", content_attributes={"deleted": "no"})) is None
+    assert chatwoot_to_whatsapp("a\u0000b **c**") == "a\u0000b *c*"  # NUL is no bold marker
 
 
 def test_identity_helpers() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from ryze.bridge.api.webhook import MAX_BODY, PREFIX, WebhookMiddleware, signature_ok
 from ryze.bridge.metrics import BridgeMetrics
 from ryze.bridge.provisioning import hash_path_secret
+from ryze.bridge.settings import BridgeSettings
 
 INTEGRATION = "int-1"
 PATH_SECRET = "p" * 43
@@ -30,6 +32,8 @@ class Calls:
     enqueued: list[tuple[Any, ...]] = field(default_factory=list)
     statuses: list[tuple[int, str]] = field(default_factory=list)
     presence: list[tuple[Any, str]] = field(default_factory=list)
+    rechecks: int = 0
+    learn: list[int] = field(default_factory=list)
 
 
 class Services:
@@ -43,8 +47,12 @@ class Services:
             calls.enqueued.append(args)
             return SimpleNamespace(id=len(calls.enqueued))
 
-        async def note_status(conversation_id: int, status: str) -> None:
+        async def note_status(conversation_id: int, status: str, updated_at: float | None = None) -> None:
             calls.statuses.append((conversation_id, status))
+
+        async def no_fresh_secret(tried: str, verify: Any) -> bool:
+            calls.rechecks += 1
+            return False
 
         self.runtime = SimpleNamespace(
             record=SimpleNamespace(path_secret_hash=hash_path_secret(PATH_SECRET), inbox_id=INBOX),
@@ -53,13 +61,22 @@ class Services:
                 submit=lambda job: None, presence=lambda chat, state: calls.presence.append((chat, state))
             ),
             resolver=SimpleNamespace(note_status=note_status),
+            webhook_secret=SimpleNamespace(
+                error="", verify_with_fresh=no_fresh_secret, learn_soon=lambda: calls.learn.append(1)
+            ),
         )
+        self.settings = BridgeSettings()
         self.manager = SimpleNamespace(get=lambda i: self.runtime if i == INTEGRATION else None)
         self.repos = SimpleNamespace(outbound=SimpleNamespace(enqueue=enqueue))
         self.metrics = BridgeMetrics()
 
 
-def sign(raw: bytes, ts: str = "1700000000", secret: str = SECRET) -> str:
+def now() -> str:
+    return str(int(time.time()))
+
+
+def sign(raw: bytes, ts: str | None = None, secret: str = SECRET) -> str:
+    ts = now() if ts is None else ts
     return "sha256=" + hmac.new(secret.encode(), ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
 
 
@@ -88,7 +105,8 @@ async def post(
         sent.append(message)
 
     if headers is None:
-        headers = [(b"x-chatwoot-timestamp", b"1700000000"), (b"x-chatwoot-signature", sign(raw).encode())]
+        ts = now()
+        headers = [(b"x-chatwoot-timestamp", ts.encode()), (b"x-chatwoot-signature", sign(raw, ts).encode())]
     scope = {
         "type": "http",
         "method": method,
@@ -145,14 +163,16 @@ async def test_a_message_type_of_the_wrong_shape_is_dropped_not_a_500() -> None:
 async def test_the_drop_needs_a_valid_signature_first() -> None:
     services = Services()
     raw = incoming()
-    forged = sign(raw, secret="x").encode()
-    bad = [(b"x-chatwoot-timestamp", b"1700000000"), (b"x-chatwoot-signature", forged)]
+    ts = now()
+    forged = sign(raw, ts, secret="x").encode()
+    bad = [(b"x-chatwoot-timestamp", ts.encode()), (b"x-chatwoot-signature", forged)]
     assert (await post(services, raw, headers=bad))[0] == 401
     assert (await post(services, raw, headers=[(b"x-chatwoot-timestamp", b"1")]))[0] == 401
     assert (await post(services, b"not json", headers=bad))[0] == 401  # nothing parsed before the check
     assert (await post(services, raw, path=f"{PREFIX}{INTEGRATION}/wrong"))[0] == 404
     assert (await post(services, raw, path=f"{PREFIX}nobody/{PATH_SECRET}"))[0] == 404
-    assert services.calls == Calls()
+    # the two wrong signatures each asked whether the inbox secret was reset; nothing else happened
+    assert services.calls == Calls(rechecks=2)
 
 
 async def test_header_names_in_any_case_and_bodies_in_chunks_are_read() -> None:
@@ -160,7 +180,7 @@ async def test_header_names_in_any_case_and_bodies_in_chunks_are_read() -> None:
     raw = incoming(message_type="outgoing", source_id=None)
     headers = [
         (b"Content-Type", b"application/json"),
-        (b"X-Chatwoot-Timestamp", b"1700000000"),
+        (b"X-Chatwoot-Timestamp", now().encode()),
         (b"X-Chatwoot-Signature", sign(raw).encode()),
     ]
     assert (await post(services, raw, headers=headers, chunks=4))[0] == 200
@@ -201,13 +221,30 @@ async def test_other_events_still_reach_their_handlers() -> None:
     assert services.calls.statuses == [(3, "resolved")]
 
 
-async def test_answer_codes_are_unchanged() -> None:
+def error(kind: str, message: str) -> bytes:
+    return orjson.dumps({"error": {"kind": kind, "message": message, "detail": ""}})
+
+
+async def test_answer_codes_are_unchanged_and_errors_are_the_bridge_error_body() -> None:
     services = Services()
-    assert (await post(services, b"[1]"))[0:2] == (400, b'{"error":"body is not a JSON object"}')
-    assert (await post(services, b"{nope"))[0:2] == (400, b'{"error":"body is not JSON"}')
-    assert (await post(services, incoming(), method="GET"))[0] == 405
-    assert (await post(services, incoming(), path=f"{PREFIX}{INTEGRATION}"))[0] == 404
-    assert (await post(services, b" " * (MAX_BODY + 1), chunks=2))[0] == 413
+    assert (await post(services, b"[1]"))[0:2] == (400, error("invalid_request", "body is not a JSON object"))
+    assert (await post(services, b"{nope"))[0:2] == (400, error("invalid_request", "body is not JSON"))
+    assert (await post(services, incoming(), method="GET"))[0:2] == (
+        405,
+        error("invalid_request", "method not allowed: use POST"),
+    )
+    assert (await post(services, incoming(), path=f"{PREFIX}{INTEGRATION}"))[0:2] == (
+        404,
+        error("not_found", "not found"),
+    )
+    assert (await post(services, b" " * (MAX_BODY + 1), chunks=2))[0:2] == (
+        413,
+        error("invalid_request", "body too large"),
+    )
+    assert (await post(services, incoming(), headers=[]))[0:2] == (
+        401,
+        error("unauthorized", "X-Chatwoot-Signature missing (the inbox has a signing secret)"),
+    )
     unsigned = Services(secret="")  # an inbox without a secret (Chatwoot < 4.13): nothing to verify
     assert (await post(unsigned, incoming(), headers=[]))[0] == 200
 

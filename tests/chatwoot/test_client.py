@@ -22,7 +22,12 @@ from ryze.chatwoot import (
     ChatwootValidationError,
 )
 from ryze.chatwoot.models import Attachment
+from ryze.common.outbound import FetchPolicy
+from ryze.common.outbound.policy import LOOPBACK_ALLOW
 from ryze.emulator import RunningEmulator, run_emulator
+
+# The emulator under test listens on loopback, which the policy refuses unless allowed.
+LOOPBACK_POLICY = FetchPolicy.from_setting(LOOPBACK_ALLOW, setting="test")
 
 
 @pytest.fixture
@@ -33,7 +38,7 @@ async def emulator() -> AsyncIterator[RunningEmulator]:
 
 @pytest.fixture
 async def sessions() -> AsyncIterator[ChatwootSessions]:
-    pool = ChatwootSessions(timeout=5.0)
+    pool = ChatwootSessions(timeout=5.0, policy=LOOPBACK_POLICY)
     yield pool
     await pool.close()
 

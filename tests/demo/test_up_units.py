@@ -55,3 +55,15 @@ def test_services_point_at_each_other_unless_configured(tmp_path: Path) -> None:
     api_spec, bridge_spec = service_specs(api, BridgeSettings(token=""))
     assert "BRIDGE_URL" not in api_spec.env and "BRIDGE_INTERNAL_RYZEAPI_URL" not in api_spec.env
     assert api_spec.env["BRIDGE_TOKEN"] == bridge_spec.env["BRIDGE_TOKEN"] == "t0k"
+
+
+def test_one_host_allows_loopback_fetches_unless_the_operator_chose(tmp_path: Path) -> None:
+    """A Chatwoot next to Ryze is on loopback, which the outbound-fetch policy refuses by default;
+    `up` opens it only when FETCH_ALLOW / BRIDGE_FETCH_ALLOW are not set at all (docs/security.md)."""
+    api = ApiSettings(data_dir=tmp_path, bridge_token="t0k")
+    api_spec, bridge_spec = service_specs(api, BridgeSettings(token=""), environ={})
+    assert api_spec.env["FETCH_ALLOW"] == "127.0.0.0/8,::1,localhost"
+    assert bridge_spec.env["BRIDGE_FETCH_ALLOW"] == "127.0.0.0/8,::1,localhost"
+    chosen = {"FETCH_ALLOW": "", "BRIDGE_FETCH_ALLOW": "10.0.5.20"}
+    api_spec, bridge_spec = service_specs(api, BridgeSettings(token=""), environ=chosen)
+    assert "FETCH_ALLOW" not in api_spec.env and "BRIDGE_FETCH_ALLOW" not in bridge_spec.env

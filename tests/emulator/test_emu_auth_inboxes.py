@@ -29,6 +29,23 @@ async def test_hyphenated_header_spelling_is_accepted(client: httpx.AsyncClient)
     assert r.status_code == 200
 
 
+async def test_behind_a_stock_nginx_only_the_hyphenated_token_header_gets_through(
+    emu: ChatwootEmulator, client: httpx.AsyncClient
+) -> None:
+    """nginx drops header names with underscores unless ``underscores_in_headers on`` (Chatwoot's
+    deployment/nginx_chatwoot.conf sets it; a stock proxy does not). Chatwoot's
+    AccessTokenAuthHelper reads HTTP_API_ACCESS_TOKEN, which the hyphenated spelling becomes."""
+    emu.configure(drop_underscore_headers=True)
+    r = await client.get(f"{A1}/inboxes", headers={"api_access_token": "cw-admin-token"})
+    assert r.status_code == 401
+    assert r.json() == {"errors": ["You need to sign in or sign up before continuing."]}
+    r = await client.get(f"{A1}/inboxes", headers={"Api-Access-Token": "cw-admin-token"})
+    assert r.status_code == 200
+    emu.configure(drop_underscore_headers=False)
+    r = await client.get(f"{A1}/inboxes", headers={"api_access_token": "cw-admin-token"})
+    assert r.status_code == 200
+
+
 async def test_unknown_account_is_404_and_non_member_is_401(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/v1/accounts/99/inboxes", headers=ADMIN)
     assert (r.status_code, r.json()) == (404, NOT_FOUND)
@@ -144,11 +161,14 @@ async def test_update_inbox_with_patch_and_put(client: httpx.AsyncClient, api: A
     assert r.json() == {"message": "Name can't be blank", "attributes": ["name"]}
 
 
-async def test_delete_inbox_is_asynchronous_message(client: httpx.AsyncClient, api: Api) -> None:
+async def test_delete_inbox_is_asynchronous_message(
+    emu: ChatwootEmulator, client: httpx.AsyncClient, api: Api
+) -> None:
     inbox = await api.inbox()
     r = await client.delete(f"{A1}/inboxes/{inbox['id']}", headers=ADMIN)
     assert r.status_code == 200
     assert r.json() == {"message": "Your inbox deletion request will be processed in some time."}
+    await emu.jobs_idle()  # DeleteObjectJob has run
     r = await client.get(f"{A1}/inboxes/{inbox['id']}", headers=ADMIN)
     assert r.status_code == 404
 

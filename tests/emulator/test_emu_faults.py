@@ -39,6 +39,19 @@ async def test_429_with_retry_after_and_rate_zero(emu: ChatwootEmulator, client:
     assert r.text == "Retry later\n"
 
 
+async def test_429_by_default_is_rack_attack_s_answer_without_retry_after(
+    emu: ChatwootEmulator, client: httpx.AsyncClient
+) -> None:
+    """Chatwoot's config/initializers/rack_attack.rb sets no throttled_responder, so Rack::Attack's
+    default answers: 429, text/plain "Retry later", and no Retry-After header."""
+    emu.faults.add(path="/inboxes", status=429)
+    r = await client.get(f"{A1}/inboxes", headers=ADMIN)
+    assert r.status_code == 429
+    assert "retry-after" not in r.headers
+    assert r.headers["content-type"].startswith("text/plain")
+    assert r.text == "Retry later\n"
+
+
 async def test_latency_only_rule_passes_the_request_through(
     emu: ChatwootEmulator, client: httpx.AsyncClient
 ) -> None:

@@ -141,3 +141,42 @@ def test_spec_location_comes_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("RYZE_CHATWOOT_SWAGGER", str(target))
     assert default_spec_path() == target
     assert ConformanceChecker.load().operations == []
+
+
+def test_spec_is_vendored_package_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default spec is the vendored Chatwoot v4.15.1 file inside the installed package, so a
+    fresh clone (or a wheel) needs nothing beside it; its bytes are the recorded upstream ones."""
+    import hashlib
+
+    import ryze.emulator
+    from ryze.emulator.conformance import SPEC_SHA256, VENDORED_SPEC
+
+    monkeypatch.delenv("RYZE_CHATWOOT_SWAGGER", raising=False)
+    package_dir = Path(ryze.emulator.__file__).resolve().parent
+    assert default_spec_path() == VENDORED_SPEC
+    assert VENDORED_SPEC.is_relative_to(package_dir)
+    assert hashlib.sha256(VENDORED_SPEC.read_bytes()).hexdigest() == SPEC_SHA256
+    assert SPEC_SHA256 in (VENDORED_SPEC.parent / "README.md").read_text()
+    assert "MIT" in (VENDORED_SPEC.parent / "LICENSE").read_text()
+    assert ConformanceChecker.load().operations  # the real spec, parsed
+
+
+# Spelled in pieces so that this file does not match what it looks for.
+SIBLING = "shared"
+SIBLING_PATTERNS = ("../" + SIBLING, f'"{SIBLING}" /', f'/ "{SIBLING}"')
+
+
+def test_nothing_reads_outside_the_repository() -> None:
+    """Code, tests and CI never reach for a folder beside the clone (the sibling folder of the workspace):
+    `git clone` + `make test` must pass with nothing next to the clone."""
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    paths = [*root.glob("src/**/*.py"), *root.glob("tests/**/*.py"), root / "Makefile"]
+    paths += [p for p in (root / ".ci").glob("*") if p.is_file()]
+    for path in paths:
+        if path == Path(__file__).resolve():
+            continue
+        text = path.read_text(encoding="utf-8")
+        if any(pattern in text for pattern in SIBLING_PATTERNS):
+            offenders.append(str(path.relative_to(root)))
+    assert offenders == []

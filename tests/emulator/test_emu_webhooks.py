@@ -95,6 +95,34 @@ async def test_outgoing_private_and_attachment_payloads(
     assert att["data_url"].startswith("http://emu.test/rails/active_storage/blobs/redirect/")
 
 
+async def test_webhook_attachments_are_push_event_data_without_meta(
+    emu: ChatwootEmulator, client: httpx.AsyncClient, api: Api, receiver: Receiver
+) -> None:
+    """app/models/attachment.rb: `push_event_data` has no `meta` for any file type (a voice flag
+    given at upload is not shown), and audio's `data_url` is `rails_storage_redirect_url(file,
+    disposition: 'inline')`, plus `transcribed_text`."""
+    _, _, conv = await api.chat(webhook_url=receiver.url)
+    await client.post(
+        f"{A1}/conversations/{conv}/messages",
+        data={"is_voice_message": "true"},
+        files=[
+            ("attachments[]", ("voice.ogg", b"OggS-voice", "audio/ogg")),
+            ("attachments[]", ("p.png", b"PNG", "image/png")),
+        ],
+        headers=ADMIN,
+    )
+    await emu.incoming_dispatch_idle()
+    [created] = [r.json for r in receiver.events("message_created")]
+    audio, image = created["attachments"]
+    assert "meta" not in audio and "meta" not in image
+    assert audio["file_type"] == "audio" and audio["content_type"] == "audio/ogg"
+    assert audio["extension"] == "ogg" and audio["transcribed_text"] == ""
+    assert audio["data_url"].endswith("/voice.ogg?disposition=inline")
+    assert "?" not in image["data_url"] and "transcribed_text" not in image
+    blob = await client.get(audio["data_url"], follow_redirects=True)
+    assert (blob.status_code, blob.content) == (200, b"OggS-voice")
+
+
 async def test_conversation_events_and_no_activity_messages(
     emu: ChatwootEmulator, client: httpx.AsyncClient, api: Api, receiver: Receiver
 ) -> None:

@@ -12,7 +12,7 @@ import orjson
 from fastapi import FastAPI
 
 from ryze.api.bodylimit import BodyLimitMiddleware
-from ryze.api.chatwoot import module as chatwoot_module
+from ryze.api.bridge_link import module as chatwoot_module
 from ryze.api.db import Database
 from ryze.api.errors import error_body, install_error_handlers, install_websocket_not_found
 from ryze.api.events import EventBus
@@ -24,6 +24,7 @@ from ryze.api.services.accounts import AccountService
 from ryze.api.services.container import ApiServices
 from ryze.api.services.ingest import InboundPipeline
 from ryze.api.services.instances import InstanceService
+from ryze.api.services.media import build_fetcher
 from ryze.api.services.messaging import MessagingService
 from ryze.api.services.sessions import SessionManager
 from ryze.api.services.store import MessageStore
@@ -33,7 +34,7 @@ from ryze.common.crypto import SecretBox
 from ryze.common.database import is_sqlite
 from ryze.common.files import private_dir
 from ryze.common.logging import register_secret
-from ryze.engines.base import Engine
+from ryze.engines.base import Engine, ReportsThreads
 from ryze.engines.simulated import SimulatedEngine
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,9 @@ def build_engine(settings: ApiSettings) -> Engine:
     # whatsmeow keeps its keys in SQLite files under DATA_DIR, or in per-instance schemas of the
     # PostgreSQL database when RyzeAPI itself runs on PostgreSQL.
     pg_url = None if is_sqlite(settings.database_url) else settings.database_url
-    engine: Engine = neonize.NeonizeEngine(data_dir=settings.data_dir, database_url=pg_url)
+    engine: Engine = neonize.NeonizeEngine(
+        data_dir=settings.data_dir, database_url=pg_url, proxy=settings.whatsapp_proxy or None
+    )
     return engine
 
 
@@ -62,13 +65,16 @@ def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:
     store = MessageStore(db)
     pipeline = InboundPipeline(settings, instances_service, store, bus, metrics=metrics)
     sessions = SessionManager(engine, pipeline)
+    metrics.watch_threads(engine.thread_counts if isinstance(engine, ReportsThreads) else None)
     return ApiServices(
         settings=settings,
         db=db,
         secret_box=secret_box,
         engine=engine,
         sessions=sessions,
-        messaging=MessagingService(instances_service, sessions, store, pipeline, metrics=metrics),
+        messaging=MessagingService(
+            instances_service, sessions, store, pipeline, fetcher=build_fetcher(settings), metrics=metrics
+        ),
         bus=bus,
         instances=instances_service,
         accounts=AccountService(db),

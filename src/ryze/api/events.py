@@ -38,6 +38,7 @@ from ryze.protocol import (
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[str, EventEnvelope], Awaitable[None]]
+MediaLocator = Callable[[str, str], str]  # (instance, message id) -> the URL serving its media
 
 
 class LogWriter(Protocol):
@@ -74,6 +75,17 @@ class EventBus:
         self._handlers: list[EventHandler] = []
         self._writers: dict[EventHandler, LogWriter] = {}
         self._standalone: list[LogWriter] = []  # writers without a handler (add_writer)
+        self._media_locator: MediaLocator | None = None
+
+    def set_media_locator(self, locator: MediaLocator) -> None:
+        """A subscriber that serves stored media to its consumers (the Chatwoot module's internal
+        media route, for the bridge) names the URL put in ``message.media.url``."""
+        self._media_locator = locator
+
+    def media_url(self, instance: str, message_id: str) -> str | None:
+        """``message.media.url`` for a message with media: None unless a subscriber serves it."""
+        locator = self._media_locator
+        return locator(instance, message_id) if locator is not None else None
 
     def subscribe(self, handler: EventHandler, *, writer: LogWriter | None = None) -> None:
         self._handlers.append(handler)

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -113,6 +115,14 @@ class ApiMetrics:
             "Instances whose bridge link (WebSocket) is connected (read at scrape).",
             registry=r,
         )
+        self.threads = Gauge(
+            "ryze_api_threads",
+            "Threads of the process (read at scrape): os (every OS thread, Go's included), python "
+            "(threads Python knows), and the engine's own (neonize: ffi_pool_max, ffi_pinned, "
+            "ffi_abandoned).",
+            ["kind"],
+            registry=r,
+        )
         self._scrape_hooks: list[ScrapeHook] = []
         # Series exist at 0 from the start, so rate() and alerts work before the first event.
         for direction in DIRECTIONS:
@@ -133,6 +143,21 @@ class ApiMetrics:
         self.http_requests.labels(method, route, str(status)).inc()
         self.http_seconds.labels(method, route).observe(seconds)
 
+    def watch_threads(self, engine_counts: Callable[[], dict[str, int]] | None) -> None:
+        """Set ``ryze_api_threads`` at every scrape (``engine_counts``: the engine's own threads)."""
+
+        async def scrape() -> None:
+            counts = {"python": threading.active_count()}
+            os_threads = _os_thread_count()
+            if os_threads is not None:
+                counts["os"] = os_threads
+            if engine_counts is not None:
+                counts.update(engine_counts())
+            for kind, value in counts.items():
+                self.threads.labels(kind).set(value)
+
+        self.on_scrape(scrape)
+
     def on_scrape(self, hook: ScrapeHook) -> None:
         """Run ``hook`` before each exposition (it sets gauges from state that needs awaiting)."""
         self._scrape_hooks.append(hook)
@@ -145,6 +170,18 @@ class ApiMetrics:
                 # A scrape must still answer when the database hiccups: keep the last values.
                 log.warning("metrics scrape hook failed", exc_info=True)
         return generate_latest(self.registry)
+
+
+def _os_thread_count() -> int | None:
+    """Every OS thread of the process (Linux ``/proc``): Go's threads inside neonize included,
+    which ``threading`` does not see. None where ``/proc`` is unavailable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 class _HasMetrics(Protocol):

@@ -34,3 +34,16 @@ class StoredMessage:
     media_file_name: str | None = None
     media_size: int | None = None
     payload: dict[str, Any] = field(default_factory=dict)  # the published WAMessage
+    # The send receipt: what the event bus's log writers committed in the transaction that stored
+    # this row (e.g. the Chatwoot module's stored command result). Set only on the record returned
+    # by the call that stored it; empty on a record read back from the store.
+    logged: tuple[Any, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreReceipt:
+    """What ``MessageStore.add`` did: whether the message was new, and the log writers' items
+    committed with it (empty when it was already stored)."""
+
+    new: bool
+    logged: tuple[Any, ...] = ()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ryze.common.outbound.policy import AllowList, split_setting
 
 
 class ApiSettings(BaseSettings):
@@ -21,6 +23,8 @@ class ApiSettings(BaseSettings):
     data_dir: Path = Path("./data")
     encryption_key: str = Field("", repr=False)  # empty = key file DATA_DIR/encryption.key (embedded default)
     whatsapp_engine: Literal["neonize", "simulated"] = "neonize"
+    # neonize only: proxy for whatsmeow's websocket and media traffic (may embed a password).
+    whatsapp_proxy: str = Field("", repr=False)
     log_level: str = "INFO"
     rate_limit_per_minute: int = 100  # 0 disables rate limiting
     rate_limit_create_per_minute: int = 20
@@ -34,6 +38,20 @@ class ApiSettings(BaseSettings):
     # Simulated engine only: seconds after a QR is shown until the simulated phone "scans" it.
     # A negative value disables it (the control API's /scan route then completes pairing).
     simulator_auto_connect_seconds: float = 2.0
+    # Outbound-fetch policy for mediaUrl sends and Chatwoot attachment URLs (docs/security.md):
+    # host names, "*.domain" and IP/CIDR entries, comma separated, that may be fetched although
+    # they are loopback, private or otherwise internal. Empty = public addresses only.
+    fetch_allow: str = ""
+    media_max_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    media_download_concurrency: int = Field(4, gt=0)  # downloads at once; more wait their turn
+    media_download_timeout: float = Field(60.0, gt=0)  # the whole download, redirects included
+    media_read_timeout: float = Field(20.0, gt=0)  # the longest silence while reading a body
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _valid_allow_list(cls, value: str) -> str:
+        AllowList.parse(split_setting(value))  # a typo must stop the start, not open or close a hole
+        return value
 
     @property
     def bridge_enabled(self) -> bool:

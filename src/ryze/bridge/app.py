@@ -15,8 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ryze.bridge.api import integrations
+from ryze.bridge.api.openapi import install_openapi
 from ryze.bridge.api.webhook import MAX_BODY as WEBHOOK_MAX_BODY
-from ryze.bridge.api.webhook import PREFIX as WEBHOOK_PREFIX
 from ryze.bridge.api.webhook import WebhookMiddleware
 from ryze.bridge.errors import BridgeProblem
 from ryze.bridge.metrics import CONTENT_TYPE
@@ -39,6 +39,10 @@ def _error(status: int, failure: BridgeFailure) -> JSONResponse:
 def _error_bytes(message: str) -> bytes:
     failure = BridgeFailure(kind=FailureKind.INVALID_REQUEST, message=message)
     return BridgeErrorBody(error=failure).model_dump_json(exclude_none=True).encode()
+
+
+_HTTP_KINDS = {401: FailureKind.UNAUTHORIZED, 404: FailureKind.NOT_FOUND}
+_HTTP_MESSAGES = {404: "no such route", 405: "method not allowed on this route"}
 
 
 def create_app(settings: BridgeSettings) -> FastAPI:
@@ -64,24 +68,21 @@ def create_app(settings: BridgeSettings) -> FastAPI:
         return _error(exc.http_status, exc.failure)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # FastAPI's own errors (unreadable body, unknown route, wrong method) in the bridge's body.
-        kind = {401: FailureKind.UNAUTHORIZED, 404: FailureKind.NOT_FOUND}.get(exc.status_code)
-        if kind is None:
-            kind = FailureKind.INVALID_REQUEST if exc.status_code < 500 else FailureKind.INTERNAL
-        message = exc.detail.lower() if isinstance(exc.detail, str) and exc.detail else "request failed"
-        if exc.status_code == 400 and message == "there was an error parsing the body":
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        # Routing's own answers (404 no such route, 405 wrong method) in the bridge's error body,
+        # not FastAPI's {"detail": …}: RyzeAPI and operators read one shape from every route.
+        kind = _HTTP_KINDS.get(exc.status_code, FailureKind.INVALID_REQUEST)
+        message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+        if exc.status_code == 400 and message == "There was an error parsing the body":
             message = "invalid body: not valid JSON"
         response = _error(exc.status_code, BridgeFailure(kind=kind, message=message))
-        response.headers.update(exc.headers or {})
+        for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
+            response.headers[name] = value
         return response
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # A webhook path carries its secret: only the route's prefix is logged.
-        path = request.url.path
-        where = WEBHOOK_PREFIX if path.startswith(WEBHOOK_PREFIX) else path
-        log.error("unhandled error", exc_info=exc, extra={"path": where, "method": request.method})
+    async def _crash(_request: Request, _exc: Exception) -> JSONResponse:
+        # Starlette still logs the traceback (ServerErrorMiddleware re-raises after answering).
         return _error(500, BridgeFailure(kind=FailureKind.INTERNAL, message="internal error"))
 
     @app.exception_handler(RequestValidationError)
@@ -127,5 +128,6 @@ def create_app(settings: BridgeSettings) -> FastAPI:
         max_bytes=WEBHOOK_MAX_BODY,
         error_body=_error_bytes,
     )
+    install_openapi(app)
 
     return app

@@ -9,20 +9,21 @@ path *templates*): never an integration id, a chat, a Chatwoot id or a token, so
 series stays bounded whatever the number of integrations.
 
 Queue depths and link states are not tracked on the hot paths: a collector reads them from the
-live runtimes when Prometheus scrapes.
+integrations' health objects (``ryze.bridge.health``) when Prometheus scrapes.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ryze.bridge.errors import IntegrationBlocked
+from ryze.bridge.health import IntegrationHealth
 from ryze.bridge.link.client import LinkUnavailable
 from ryze.chatwoot import (
     ChatwootError,
@@ -33,9 +34,6 @@ from ryze.chatwoot import (
     ChatwootUnreachable,
 )
 from ryze.protocol import IntegrationStatus
-
-if TYPE_CHECKING:
-    from ryze.bridge.runtime import IntegrationRuntime
 
 Direction = Literal["wa_to_cw", "cw_to_wa"]
 DIRECTIONS: tuple[Direction, ...] = ("wa_to_cw", "cw_to_wa")
@@ -60,7 +58,7 @@ WEBHOOK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 CHATWOOT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-RuntimeSource = Callable[[], Iterable["IntegrationRuntime"]]
+HealthSource = Callable[[], Iterable[IntegrationHealth]]
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -169,27 +167,27 @@ class BridgeMetrics:
 
     # -- scrape-time state ---------------------------------------------------------------------
 
-    def watch(self, runtimes: RuntimeSource) -> None:
-        """Report queue depths and link states of ``runtimes()`` at every scrape."""
-        self.registry.register(_LiveCollector(runtimes))
+    def watch(self, integrations: HealthSource) -> None:
+        """Report the status, link state and queue depths of ``integrations()`` at every scrape."""
+        self.registry.register(_LiveCollector(integrations))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class _LiveCollector(Collector):
-    def __init__(self, runtimes: RuntimeSource) -> None:
-        self._runtimes = runtimes
+    def __init__(self, integrations: HealthSource) -> None:
+        self._integrations = integrations
 
     def collect(self) -> Iterator[Metric]:
         by_status = {status.value: 0 for status in IntegrationStatus}
         connected = inbound = outbound = 0
-        for runtime in list(self._runtimes()):
-            status, _ = runtime.compute_status()
+        for health in list(self._integrations()):
+            status, _ = health.status()
             by_status[status.value] = by_status.get(status.value, 0) + 1
-            connected += runtime.link.connected
-            inbound += runtime.link.pending
-            outbound += runtime.outbound.queued
+            connected += health.link_connected
+            inbound += health.inbound_pending
+            outbound += health.outbound_queued
         integrations = GaugeMetricFamily(
             "ryze_bridge_integrations", "Integrations by live status.", labels=["status"]
         )

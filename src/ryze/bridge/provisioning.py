@@ -12,8 +12,8 @@ import uuid
 from dataclasses import replace
 
 from ryze.bridge.errors import BridgeProblem
-from ryze.bridge.link.manager import IntegrationManager
 from ryze.bridge.runtime import INBOX_SECRET_AD, IntegrationRuntime
+from ryze.bridge.runtimes import IntegrationManager
 from ryze.bridge.settings import BridgeSettings
 from ryze.bridge.store.repositories import IntegrationRecord, Repositories
 from ryze.chatwoot import (
@@ -21,12 +21,15 @@ from ryze.chatwoot import (
     ChatwootError,
     ChatwootHTTPError,
     ChatwootNotFound,
+    ChatwootRefused,
     ChatwootSessions,
     ChatwootTimeout,
     ChatwootUnreachable,
+    error_summary,
 )
 from ryze.common.crypto import SecretBox
 from ryze.common.logging import register_secret
+from ryze.common.outbound import OutboundError
 from ryze.protocol import (
     ActivateRequest,
     BridgeFailure,
@@ -45,8 +48,16 @@ def hash_path_secret(path_secret: str) -> str:
     return hashlib.sha256(path_secret.encode()).hexdigest()
 
 
+# The Detail of an error whose body is not Chatwoot's: a base URL can point at any web server, and
+# its pages must not come back to the caller through ours.
+BODY_NOT_SHOWN = "(the answer is not a Chatwoot error body and is not shown)"
+
+
 def classify(exc: ChatwootError) -> BridgeProblem:
-    """A Chatwoot failure as the bridge reports it: kind, Chatwoot status, raw body, endpoint."""
+    """A Chatwoot failure as the bridge reports it: kind, Chatwoot status, endpoint and the error
+    text of Chatwoot's body (never another server's body)."""
+    if isinstance(exc, ChatwootRefused):
+        return _invalid(f"chatwootBaseUrl {exc}")
     if isinstance(exc, ChatwootTimeout):
         return _chatwoot_problem(504, FailureKind.CHATWOOT_TIMEOUT, exc, str(exc))
     if isinstance(exc, ChatwootUnreachable):
@@ -65,13 +76,17 @@ def _chatwoot_problem(
     *,
     chatwoot_status: int | None = None,
 ) -> BridgeProblem:
+    # Unreachable: the text is aiohttp's about the connection, not something the target sent.
+    detail = (
+        exc.body if kind is FailureKind.CHATWOOT_UNREACHABLE else error_summary(exc.body) or BODY_NOT_SHOWN
+    )
     return BridgeProblem(
         http_status,
         BridgeFailure(
             kind=kind,
             message=message,
             chatwoot_status=chatwoot_status,
-            detail=exc.body,
+            detail=detail,
             chatwoot_endpoint=exc.endpoint or None,
         ),
     )
@@ -122,7 +137,7 @@ class Provisioner:
     # ------------------------------------------------------------------ activate
 
     async def activate(self, req: ActivateRequest) -> IntegrationView:
-        self._validate(req)
+        req = self._validate(req)
         register_secret(req.chatwoot_api_token)
         if req.replace_integration_id:
             old = await self.repos.integrations.get(req.replace_integration_id)
@@ -135,9 +150,17 @@ class Provisioner:
                 return view
         return await self._create(req)
 
-    def _validate(self, req: ActivateRequest) -> None:
-        if not is_http_url(req.chatwoot_base_url):
-            raise _invalid("chatwoot_base_url must start with http:// or https://")
+    def _validate(self, req: ActivateRequest) -> ActivateRequest:
+        """Check ``req``; returns it with the base URL in its canonical form (the one judged)."""
+        # Named as the caller of RyzeAPI's set spelled it: RyzeAPI relays the message as is.
+        try:
+            base = self.sessions.policy.check_url(req.chatwoot_base_url, allow_query=False)
+        except OutboundError as exc:
+            # The reason only: the URL may carry credentials.
+            log.info(
+                "activation refused: chatwootBaseUrl", extra={"instance": req.instance, "error": str(exc)}
+            )
+            raise _invalid(f"chatwootBaseUrl {exc}") from exc
         if req.chatwoot_account_id <= 0:
             raise _invalid("chatwoot_account_id must be a positive integer")
         if not req.chatwoot_api_token.strip():
@@ -152,6 +175,7 @@ class Provisioner:
             raise _invalid("instance is required")
         if not is_http_url(req.ryzeapi_url):
             raise _invalid("ryzeapi_url must start with http:// or https://")
+        return req.model_copy(update={"chatwoot_base_url": base.url.rstrip("/")})
 
     async def _create(self, req: ActivateRequest) -> IntegrationView:
         integration_id = uuid.uuid4().hex

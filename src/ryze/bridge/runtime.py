@@ -1,27 +1,32 @@
-"""One integration at run time: its Chatwoot client, link, lanes, resolver and workers, and its status.
+"""One integration at run time: it builds and owns its Chatwoot client, link, lanes, resolver,
+health and the two relay directions, and persists its status.
 
-Status (owned by the bridge, mirrored to RyzeAPI through ``GET /v1/integrations/{id}``):
-``paused`` when the operator paused it, the link to RyzeAPI is down or WhatsApp is disconnected;
-``error`` when Chatwoot refuses the integration (token revoked, inbox deleted); else ``active``.
+The runtime is a composition root, not a locator: the relay gets narrow collaborators
+(``ryze.bridge.relay.context.RelayContext``: repositories, a ``ChatwootPort``, the health object,
+metrics, the retry policy; plus its lanes, resolver and link), and nothing it builds imports this
+module. Status rules are in ``ryze.bridge.health``; the status is mirrored to RyzeAPI through
+``GET /v1/integrations/{id}``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import UTC, datetime
 
-from ryze.bridge.errors import IntegrationBlocked
+from ryze.bridge.health import IntegrationHealth
 from ryze.bridge.link.client import LinkClient
 from ryze.bridge.metrics import BridgeMetrics, detached
+from ryze.bridge.relay.context import RelayContext
 from ryze.bridge.relay.inbound.consumer import InboundRelay
 from ryze.bridge.relay.inbound.lanes import LaneRouter
 from ryze.bridge.relay.inbound.resolver import ConversationPolicy, ConversationResolver
+from ryze.bridge.relay.outbound.inbox_secret import InboxSecret, RecheckLimits
 from ryze.bridge.relay.outbound.worker import OutboundWorker
+from ryze.bridge.retry import RetryPolicy
 from ryze.bridge.settings import BridgeSettings
 from ryze.bridge.store.repositories import IntegrationRecord, Repositories
-from ryze.chatwoot import ChatwootAuthError, ChatwootClient, ChatwootError, ChatwootNotFound, ChatwootSessions
+from ryze.chatwoot import ChatwootClient, ChatwootSessions
 from ryze.common.crypto import SecretBox
 from ryze.common.logging import register_secret
 from ryze.protocol import IntegrationStatus, IntegrationView, link_url
@@ -54,18 +59,22 @@ class IntegrationRuntime:
         self._sessions = sessions
         self._token = box.decrypt(record.token_enc, record.id)
         register_secret(self._token)
-        self.inbox_secret = (
+        self._box = box
+        self.webhook_secret = InboxSecret(
             box.decrypt(record.inbox_secret_enc, INBOX_SECRET_AD.format(id=record.id))
             if record.inbox_secret_enc
-            else ""
+            else "",
+            integration_id=record.id,
+            inbox_id=record.inbox_id,
+            chatwoot=self.client,
+            save=self._save_inbox_secret,
+            on_change=self.refresh_status,
+            limits=RecheckLimits(
+                interval=settings.webhook_secret_recheck_interval,
+                budget=min(settings.chatwoot_timeout, settings.webhook_secret_recheck_budget),
+            ),
         )
         self._client: ChatwootClient | None = None
-        self._chatwoot_error = ""
-        self._link_error = "link to RyzeAPI not connected yet"
-        self._whatsapp_state = ""
-        self._link_refused = False
-        self._last_progress = 0.0
-        self._inbox_checked_at = 0.0
         self._status_lock = asyncio.Lock()
         self.lanes = LaneRouter(max_concurrent=settings.max_chat_lanes, name=record.id)
         self.resolver = ConversationResolver(
@@ -75,8 +84,27 @@ class IntegrationRuntime:
             client=self.client,
             policy=lambda: ConversationPolicy(self.record.reopen_resolved, self.record.start_as_pending),
         )
-        self.inbound = InboundRelay(self)
-        self.outbound = OutboundWorker(self)
+        self.health = IntegrationHealth(
+            inbox_id=record.inbox_id,
+            chatwoot=self.client,
+            operator_paused=lambda: self.record.operator_paused,
+            link_connected=lambda: self.link.connected,
+            on_change=self.refresh_status,
+            webhook_error=lambda: self.webhook_secret.error,
+            inbound_pending=lambda: self.link.pending,
+            outbound_queued=lambda: self.outbound.queued,
+        )
+        context = RelayContext(
+            integration_id=record.id,
+            record=record,
+            messages=repos.messages,
+            jobs=repos.outbound,
+            chatwoot=self.client,
+            health=self.health,
+            metrics=self.metrics,
+            retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds, settings.max_attempts),
+        )
+        self.inbound = InboundRelay(context, lanes=self.lanes, resolver=self.resolver, done=self.link_done)
         self.link = LinkClient(
             integration_id=record.id,
             url=link_url(record.ryzeapi_url, record.instance),
@@ -90,6 +118,24 @@ class IntegrationRuntime:
             ping_interval=settings.link_ping_interval,
             max_inflight=settings.link_max_inflight,
         )
+        self.outbound = OutboundWorker(
+            context,
+            link=self.link,
+            max_lanes=settings.max_chat_lanes,
+            command_timeout=settings.command_timeout,
+            reorder_window=settings.outbound_reorder_window,
+        )
+
+    @property
+    def inbox_secret(self) -> str:
+        """The inbox's current webhook signing secret ("" when the inbox has none)."""
+        return self.webhook_secret.value
+
+    async def _save_inbox_secret(self, fresh: str) -> None:
+        register_secret(fresh)
+        encrypted = self._box.encrypt(fresh, INBOX_SECRET_AD.format(id=self.id))
+        await self.repos.integrations.update(self.id, inbox_secret_enc=encrypted)
+        self.record.inbox_secret_enc = encrypted
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -113,6 +159,7 @@ class IntegrationRuntime:
         await self.outbound.stop()
         await self.link.stop()
         await self.lanes.close()
+        await self.webhook_secret.close()
 
     async def pause(self) -> None:
         self.record.operator_paused = True
@@ -126,7 +173,7 @@ class IntegrationRuntime:
     async def resume(self) -> None:
         self.record.operator_paused = False
         await self.repos.integrations.update(self.id, operator_paused=False)
-        self._chatwoot_error = ""
+        self.health.clear_chatwoot_error()
         self.start()
         await self.refresh_status()
 
@@ -140,67 +187,14 @@ class IntegrationRuntime:
         await self.repos.integrations.update(self.id, watermark=mark)
 
     async def _on_link_state(self, connected: bool, error: str, refused: bool) -> None:
-        self._link_error = "" if connected else error
-        self._link_refused = refused and not connected
         if connected:
             self.outbound.wake()
-        await self.refresh_status()
+        await self.health.set_link_state(connected, error, refused)
 
-    # ------------------------------------------------------------------ health
-
-    def note_progress(self) -> None:
-        self._last_progress = time.monotonic()
-        if self._chatwoot_error:
-            self._chatwoot_error = ""
-            asyncio.get_running_loop().create_task(self.refresh_status())
-
-    def progressed_since(self, started: float) -> float:
-        """How much a failed attempt counts toward giving up: fully when Chatwoot is otherwise working."""
-        return 1.0 if self._last_progress >= started else 0.25
-
-    async def report_chatwoot_error(self, exc: ChatwootError) -> None:
-        if isinstance(exc, ChatwootAuthError):
-            self._chatwoot_error = (
-                f"Chatwoot rejected the API token ({exc.status}): {exc.body[:300]} — update it with set"
-            )
-        else:
-            self._chatwoot_error = str(exc)[:500]
-        await self.refresh_status()
-
-    async def check_inbox(self) -> None:
-        """After a 404: is our inbox gone? Then the integration is in error until set again."""
-        now = time.monotonic()
-        if now - self._inbox_checked_at < 5.0 and not self._chatwoot_error.startswith("inbox"):
-            return
-        self._inbox_checked_at = now
-        try:
-            await self.client().show_inbox(self.record.inbox_id)
-        except ChatwootNotFound as exc:
-            self._chatwoot_error = (
-                f"inbox {self.record.inbox_id} was deleted in Chatwoot; run set again to create a new one"
-            )
-            await self.refresh_status()
-            raise IntegrationBlocked(self._chatwoot_error) from exc
-        except ChatwootAuthError as exc:
-            await self.report_chatwoot_error(exc)
-            raise IntegrationBlocked(self._chatwoot_error) from exc
-
-    async def set_whatsapp_state(self, state: str, reason: str | None) -> None:
-        self._whatsapp_state = state
-        await self.refresh_status()
+    # ------------------------------------------------------------------ status
 
     def compute_status(self) -> tuple[IntegrationStatus, str]:
-        if self.record.operator_paused:
-            return IntegrationStatus.PAUSED, "paused by the operator"
-        if self._chatwoot_error:
-            return IntegrationStatus.ERROR, self._chatwoot_error
-        if not self.link.connected:
-            if self._link_refused:
-                return IntegrationStatus.ERROR, self._link_error
-            return IntegrationStatus.PAUSED, self._link_error or "link to RyzeAPI is down"
-        if self._whatsapp_state and self._whatsapp_state != "connected":
-            return IntegrationStatus.PAUSED, f"WhatsApp instance is {self._whatsapp_state}"
-        return IntegrationStatus.ACTIVE, ""
+        return self.health.status()
 
     async def refresh_status(self) -> None:
         async with self._status_lock:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ryze.bridge.link.manager import IntegrationManager
 from ryze.bridge.metrics import BridgeMetrics
 from ryze.bridge.provisioning import Provisioner
+from ryze.bridge.runtimes import IntegrationManager
 from ryze.bridge.settings import BridgeSettings
 from ryze.bridge.store.db import BridgeDB
 from ryze.bridge.store.repositories import Repositories
 from ryze.chatwoot import ChatwootSessions
 from ryze.common.crypto import SecretBox
 from ryze.common.files import private_dir
+from ryze.common.outbound import FetchPolicy
 
 
 @dataclass
@@ -36,19 +37,20 @@ class BridgeServices:
             limit_per_host=settings.chatwoot_connections_per_host,
             timeout=settings.chatwoot_timeout,
             on_request=metrics.chatwoot_request,
+            policy=FetchPolicy.from_setting(settings.fetch_allow, setting="BRIDGE_FETCH_ALLOW"),
         )
         box = SecretBox.from_setting(settings.encryption_key, settings.key_file)
         manager = IntegrationManager(
             settings=settings, repos=repos, sessions=sessions, box=box, metrics=metrics
         )
-        metrics.watch(lambda: manager.runtimes.values())
+        metrics.watch(lambda: [runtime.health for runtime in manager.runtimes.values()])
         provisioner = Provisioner(settings=settings, repos=repos, sessions=sessions, box=box, manager=manager)
         return cls(settings, db, repos, sessions, box, manager, provisioner, metrics)
 
     async def start(self) -> None:
         await self.db.migrate()
         self.db.start()
-        await self.repos.outbound.prune(self.settings.job_retention_days * 86400)
+        await self.repos.outbound.prune(self.settings.job_retention_seconds)
         await self.manager.start_all()
 
     async def close(self) -> None:

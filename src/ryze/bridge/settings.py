@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ryze.common.outbound.policy import AllowList, split_setting
 
 
 class BridgeSettings(BaseSettings):
@@ -22,6 +25,10 @@ class BridgeSettings(BaseSettings):
     request_body_timeout: float = 30.0
 
     # Chatwoot calls
+    # Outbound-fetch policy for chatwootBaseUrl (docs/security.md): host names, "*.domain" and
+    # IP/CIDR entries, comma separated, that may be called although they are loopback, private or
+    # otherwise internal (a Chatwoot on the same host or network). Empty = public addresses only.
+    fetch_allow: str = ""
     chatwoot_timeout: float = 15.0
     # Chatwoot calls of an activation (a `set` waiting): RyzeAPI's documented 60 s budget
     activate_timeout: float = 60.0
@@ -41,6 +48,32 @@ class BridgeSettings(BaseSettings):
     # Outbound worker
     max_chat_lanes: int = 64  # concurrent per-chat lanes per integration
     job_retention_days: float = 7.0  # finished outbound jobs are pruned at start after this long
+    # Agent messages of one conversation are sent in Chatwoot's creation order (message id) when
+    # their webhooks arrive within this many seconds of each other (Sidekiq delivers concurrently).
+    outbound_reorder_window: float = 0.5
+    # Webhooks: a signed one is accepted only with an X-Chatwoot-Timestamp within this many seconds
+    # of the bridge's clock, either way (0 = no check); a signature that fails makes the bridge
+    # re-read the inbox's secret (reset in Chatwoot?) at most once per interval, waiting at most
+    # the budget before answering.
+    webhook_replay_window: float = Field(default=300.0, ge=0)
+    webhook_secret_recheck_interval: float = 30.0
+    webhook_secret_recheck_budget: float = 3.0
+
+    @property
+    def job_retention_seconds(self) -> float:
+        """How long a finished outbound job is kept: it is the webhook's de-duplication record.
+
+        A replay is accepted until its timestamp is ``webhook_replay_window`` old, and the original
+        may itself have arrived ``webhook_replay_window`` after its timestamp: the record must
+        outlive twice the window (plus a minute of slack), whatever ``job_retention_days`` says.
+        """
+        return max(self.job_retention_days * 86400, 2 * self.webhook_replay_window + 60)
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _valid_allow_list(cls, value: str) -> str:
+        AllowList.parse(split_setting(value))  # a typo must stop the start, not open or close a hole
+        return value
 
     @property
     def key_file(self) -> Path:

@@ -7,11 +7,14 @@ from ryze.chatwoot.errors import (
     ChatwootHTTPError,
     ChatwootNotFound,
     ChatwootRateLimited,
+    ChatwootRefused,
     ChatwootServerError,
     ChatwootTimeout,
     ChatwootUnreachable,
     ChatwootValidationError,
+    error_summary,
 )
+from ryze.chatwoot.port import ChatwootPort
 
 __all__ = [
     "ChatwootAuthError",
@@ -19,10 +22,13 @@ __all__ = [
     "ChatwootError",
     "ChatwootHTTPError",
     "ChatwootNotFound",
+    "ChatwootPort",
     "ChatwootRateLimited",
+    "ChatwootRefused",
     "ChatwootServerError",
     "ChatwootSessions",
     "ChatwootTimeout",
     "ChatwootUnreachable",
     "ChatwootValidationError",
+    "error_summary",
 ]

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict
 from pydantic import BaseModel
 from yarl import URL
@@ -23,12 +24,14 @@ from yarl import URL
 from ryze.chatwoot.errors import (
     ChatwootError,
     ChatwootNotFound,
+    ChatwootRefused,
     ChatwootTimeout,
     ChatwootUnreachable,
     error_for,
 )
 from ryze.chatwoot.models import Attachment, Contact, Conversation, Inbox, Message, ToggleStatusResult
 from ryze.chatwoot.observe import RequestHook, path_template
+from ryze.common.outbound import FetchPolicy, InvalidURL, OutboundError, PolicyResolver, TargetRefused
 
 M = TypeVar("M", bound=BaseModel)
 ConversationStatus = Literal["open", "resolved", "pending", "snoozed"]
@@ -52,8 +55,14 @@ class ChatwootSessions:
         timeout: float = 15.0,
         connect_timeout: float = 5.0,
         on_request: RequestHook | None = None,
+        policy: FetchPolicy,
+        resolver: Callable[[], AbstractResolver] | None = None,
     ) -> None:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._resolver = resolver  # the DNS the policy wraps; None = the system's (tests inject one)
+        # Every connection to a base URL resolves through the policy and goes to the address it
+        # checked (a base URL is whatever an account token holder typed: see docs/security.md).
+        self.policy = policy
         self.on_request = on_request  # handed to every client (metrics); None costs nothing
         self._limit = limit_per_host
         self.timeout = timeout
@@ -64,16 +73,22 @@ class ChatwootSessions:
         existing = self._sessions.get(key)
         if existing is not None and not existing.closed:
             return existing
-        connector = aiohttp.TCPConnector(limit=self._limit * 4, limit_per_host=self._limit, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(
+            limit=self._limit * 4,
+            limit_per_host=self._limit,
+            ttl_dns_cache=300,  # only answers the policy accepted are cached
+            resolver=PolicyResolver(self.policy, self._resolver() if self._resolver else None),
+        )
         created = aiohttp.ClientSession(
             connector=connector,
             json_serialize=lambda obj: orjson.dumps(obj).decode(),
             timeout=aiohttp.ClientTimeout(total=self.timeout, connect=self.connect_timeout),
-            # The API authenticates every call by its api_access_token header, and this one session
+            # The API authenticates every call by its Api-Access-Token header, and this one session
             # carries every integration (token, account) on the base URL: a cookie Chatwoot set for
             # one must never ride along with another's calls. No jar also means no per-request
             # cookie filtering.
             cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,  # no proxy from the environment: it would connect for us, unchecked
         )
         self._sessions[key] = created
         return created
@@ -88,12 +103,39 @@ class ChatwootSessions:
             token,
             timeout=timeout or self.timeout,
             on_request=self.on_request,
+            policy=self.policy,
         )
 
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
+
+
+# Chatwoot's answers are small JSON documents (a page of conversations is a few hundred KiB). A
+# base URL can point at any server, and an endless or decompression-bomb answer must not grow the
+# bridge's memory for the whole call time-out.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, method: str, path: str) -> bytes:
+    if resp.content_length is not None and "Content-Encoding" not in resp.headers:
+        if resp.content_length > MAX_RESPONSE_BYTES:
+            raise _too_large(method, path)
+        return await resp.read()  # the common case, one call: the length is what arrives
+    buffer = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        buffer += chunk
+        if len(buffer) > MAX_RESPONSE_BYTES:
+            raise _too_large(method, path)
+    return bytes(buffer)
+
+
+def _too_large(method: str, path: str) -> ChatwootError:
+    endpoint = f"{method} {path}"
+    return ChatwootError(
+        f"Chatwoot's answer to {endpoint} is larger than {MAX_RESPONSE_BYTES} bytes", endpoint=endpoint
+    )
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -114,8 +156,18 @@ class ChatwootClient:
         *,
         timeout: float = 15.0,
         on_request: RequestHook | None = None,
+        policy: FetchPolicy,
     ) -> None:
         self._session = session
+        # An IP literal never reaches the resolver (aiohttp dials it as is), and a refused name is
+        # refused without a lookup: both are judged once here, for every call of this client.
+        self._refused: TargetRefused | None = None
+        try:
+            policy.check_resolved(URL(base_url).raw_host or "", ())
+        except TargetRefused as exc:
+            self._refused = exc
+        except InvalidURL as exc:  # no host at all: refused like an address that cannot be judged
+            self._refused = TargetRefused(f"has no valid host ({exc})", setting=policy.setting)
         self._on_request = on_request
         self.base_url = base_url.rstrip("/")
         self.account_id = account_id
@@ -123,8 +175,11 @@ class ChatwootClient:
         # CIMultiDict given to it is not converted again. Bodies are encoded here with orjson
         # (bytes, straight to the socket) rather than through aiohttp's ``json=``, which wraps
         # the session's str serializer and encodes the result again.
+        # The hyphenated spelling: Rack turns it into HTTP_API_ACCESS_TOKEN, which Chatwoot's
+        # AccessTokenAuthHelper reads (app/controllers/concerns/access_token_auth_helper.rb), and
+        # unlike ``api_access_token`` it survives a stock nginx (``underscores_in_headers off``).
         self._headers: CIMultiDict[str] = CIMultiDict(
-            {"api_access_token": token, "Accept": "application/json"}
+            {"Api-Access-Token": token, "Accept": "application/json"}
         )
         self._json_headers: CIMultiDict[str] = CIMultiDict(self._headers)
         self._json_headers["Content-Type"] = "application/json"
@@ -157,6 +212,8 @@ class ChatwootClient:
         empty_404: bool = False,
     ) -> Any:
         url, template = self._route(path)
+        if self._refused is not None:
+            raise ChatwootRefused(str(self._refused), endpoint=f"{method} {path}")
         data: aiohttp.FormData | bytes | None = form
         headers = self._headers
         if form is None and json_body is not None:
@@ -173,7 +230,7 @@ class ChatwootClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.read()
+                raw = await _read_capped(resp, method, path)
                 status = resp.status  # after the body: a time-out while reading it counts as no answer
                 if status >= 400:
                     endpoint = f"{method} {path}"
@@ -197,11 +254,15 @@ class ChatwootClient:
                         endpoint=endpoint,
                         body=raw[:500].decode(errors="replace"),
                     ) from exc
+        except OutboundError as exc:  # raised by the PolicyResolver while connecting
+            raise ChatwootRefused(str(exc), endpoint=f"{method} {path}") from exc
         except TimeoutError as exc:
             endpoint = f"{method} {path}"
             raise ChatwootTimeout(f"Chatwoot did not answer {endpoint} in time", endpoint=endpoint) from exc
         except aiohttp.ClientError as exc:
             endpoint = f"{method} {path}"
+            if isinstance(exc.__cause__, OutboundError):
+                raise ChatwootRefused(str(exc.__cause__), endpoint=endpoint) from exc
             raise ChatwootUnreachable(
                 f"Chatwoot unreachable ({endpoint}): {exc}", endpoint=endpoint, body=str(exc)
             ) from exc

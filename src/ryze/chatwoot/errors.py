@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
 
 class ChatwootError(Exception):
     """Any failed Chatwoot call. ``endpoint`` is ``"METHOD /path"`` (never the token)."""
@@ -19,6 +23,11 @@ class ChatwootUnreachable(ChatwootError):
     """DNS, connect, TLS or a dropped connection: no HTTP answer at all."""
 
     retryable = True
+
+
+class ChatwootRefused(ChatwootError):
+    """The outbound-fetch policy refused the base URL's address: no connection was made. Not
+    retryable: only an operator changing the allow-list (and restarting) changes the answer."""
 
 
 class ChatwootTimeout(ChatwootError):
@@ -79,3 +88,39 @@ def error_for(
     if status >= 500:
         return ChatwootServerError(status, body, endpoint=endpoint)
     return ChatwootHTTPError(status, body, endpoint=endpoint)
+
+
+# The keys of Chatwoot's error bodies (docs: chatwoot-api.md "Errors"): Rails' ``render_could_not_
+# create_error`` / ``render_unauthorized`` give {"error"}, RecordInvalid gives {"message","attributes"},
+# Rails' public exceptions {"status","error"}.
+_ERROR_KEYS = frozenset({"error", "message", "attributes", "status", "errors"})
+_MAX_SUMMARY = 300
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    return None
+
+
+def error_summary(body: str) -> str | None:
+    """The error text of a body shaped like a Chatwoot error answer, or None for anything else.
+
+    A base URL can point at any web server: what it answers is reflected to the caller only when
+    it reads as Chatwoot's JSON error shape, so Ryze cannot be used to read another service's
+    pages through the ``Detail`` of an activation error.
+    """
+    try:
+        data = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not data or not set(data) <= _ERROR_KEYS:
+        return None
+    for key in ("error", "message", "errors"):
+        text = _text(data.get(key))
+        if text:
+            text = " ".join(text.split())
+            return text if len(text) <= _MAX_SUMMARY else text[:_MAX_SUMMARY] + "…"
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Model(BaseModel):
@@ -52,6 +52,13 @@ class Message(_Model):
     status: str | None = None
     private: bool = False
     content_attributes: dict[str, Any] = Field(default_factory=dict)
+    created_at: float | None = None  # unix seconds in the REST views (``created_at.to_i``)
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _unix_seconds(cls, value: Any) -> Any:
+        # Webhook-shaped payloads carry an ISO string here: not needed, so not a validation error.
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class ToggleStatusResult(_Model):

@@ -17,6 +17,6 @@ def path_template(path: str) -> str:
 
     Every id in the paths the client builds is a numeric segment; replacing them keeps a metric's
     label set small and free of account, conversation or message ids. Tokens never appear in a
-    path (they travel in the ``api_access_token`` header), and query strings are passed apart.
+    path (they travel in the ``Api-Access-Token`` header), and query strings are passed apart.
     """
     return "/".join(":id" if segment.isdigit() else segment for segment in path.split("/"))

@@ -16,6 +16,7 @@ import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from rich.console import Console
 from ryze.api.settings import ApiSettings
 from ryze.bridge.settings import BridgeSettings
 from ryze.common.files import private_dir
+from ryze.common.outbound.policy import LOOPBACK_ALLOW
 from ryze.launcher import RunningService, ServiceFailed, ServiceSpec, Stack
 
 TOKEN_FILE = "bridge.token"  # noqa: S105 — a file name, not a secret
@@ -92,30 +94,34 @@ class Listen:
         )
 
 
-def service_specs(api: ApiSettings, bridge: BridgeSettings) -> tuple[ServiceSpec, ServiceSpec]:
+def service_specs(
+    api: ApiSettings, bridge: BridgeSettings, environ: Mapping[str, str] = os.environ
+) -> tuple[ServiceSpec, ServiceSpec]:
     token = shared_token(api.bridge_token or bridge.token, api.data_dir)
     api_url = f"http://{dial_host(api.host)}:{api.port}"
     bridge_url = f"http://{dial_host(bridge.host)}:{bridge.port}"
     # The children read their listen address from the environment: pass on what `up` resolved
     # (flags included), so the address `up` dials is the one each child binds.
     api_env = {"BRIDGE_TOKEN": token, "HOST": api.host, "PORT": str(api.port), "BASE_URL": api.base_url}
+    bridge_env = {
+        "BRIDGE_TOKEN": token,
+        "BRIDGE_HOST": bridge.host,
+        "BRIDGE_PORT": str(bridge.port),
+        "BRIDGE_PUBLIC_URL": bridge.public_url,
+    }
+    # One host: a Chatwoot next to Ryze (and its attachment URLs) is on loopback. Only filled in
+    # when the operator set nothing; an empty FETCH_ALLOW= / BRIDGE_FETCH_ALLOW= keeps loopback shut.
+    if "FETCH_ALLOW" not in environ:
+        api_env["FETCH_ALLOW"] = LOOPBACK_ALLOW
+    if "BRIDGE_FETCH_ALLOW" not in environ:
+        bridge_env["BRIDGE_FETCH_ALLOW"] = LOOPBACK_ALLOW
     if not api.bridge_url.strip():
         api_env["BRIDGE_URL"] = bridge_url
     if not api.bridge_internal_ryzeapi_url.strip():
         api_env["BRIDGE_INTERNAL_RYZEAPI_URL"] = api_url
     return (
         ServiceSpec(name="api", command=["api"], env=api_env, health_url=f"{api_url}/healthz"),
-        ServiceSpec(
-            name="bridge",
-            command=["bridge"],
-            env={
-                "BRIDGE_TOKEN": token,
-                "BRIDGE_HOST": bridge.host,
-                "BRIDGE_PORT": str(bridge.port),
-                "BRIDGE_PUBLIC_URL": bridge.public_url,
-            },
-            health_url=f"{bridge_url}/healthz",
-        ),
+        ServiceSpec(name="bridge", command=["bridge"], env=bridge_env, health_url=f"{bridge_url}/healthz"),
     )
 
 

@@ -59,6 +59,35 @@ class Agent:
         }
         return self.domain.create_message(conv, params, user)
 
+    def start_conversation(
+        self,
+        account_id: int,
+        contact_id: int,
+        inbox_id: int,
+        content: str,
+        *,
+        user_email: str | None = None,
+    ) -> Conversation:
+        """The dashboard's "new conversation" on a contact: GET contactable_inboxes gives the
+        source id (a UUID when the contact has no contact inbox there), then POST /conversations
+        with it and the first message."""
+        user = self.user(account_id, user_email)
+        account = self.store.accounts[account_id]
+        contact = self.store.contacts.get(contact_id)
+        inbox = self.store.inboxes.get(inbox_id)
+        if contact is None or contact.account_id != account_id:
+            raise AgentError(f"no contact {contact_id} in account {account_id}")
+        if inbox is None or inbox.account_id != account_id:
+            raise AgentError(f"no inbox {inbox_id} in account {account_id}")
+        params = {
+            "inbox_id": inbox.id,
+            "contact_id": contact.id,
+            "source_id": self.domain.contactable_source_id(contact, inbox),
+            "message": {"content": content},
+        }
+        conv, _ = self.domain.create_conversation(account, params, user, lambda _inbox: True)
+        return conv
+
     def delete(self, account_id: int, display_id: int, message_id: int) -> Message:
         conv = self.conversation(account_id, display_id)
         msg = self.store.messages.get(message_id)

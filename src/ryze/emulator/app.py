@@ -16,6 +16,8 @@ from .agent import Agent
 from .domain import Chatwoot, Settings
 from .events import EventBus
 from .faults import FaultMiddleware, Faults
+from .jobs import Jobs
+from .proxy import NginxHeaderMiddleware
 from .recorder import Recorder, RecorderMiddleware
 from .routes import contacts, control, conversations, inboxes, messages, storage
 from .seed import EmulatorSeed
@@ -39,6 +41,7 @@ class ChatwootEmulator:
         message_per_minute_limit: int = 200,
         webhook_workers: int = 8,
         recorder_maxlen: int = 20_000,
+        job_delay: float = 0.0,
     ) -> None:
         self.seed = seed if seed is not None else EmulatorSeed.default()
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -57,9 +60,12 @@ class ChatwootEmulator:
         )
         self.bus.sink = self.webhooks
         self.faults = Faults()
+        self.jobs = Jobs(delay=job_delay)
         self.recorder = Recorder(maxlen=recorder_maxlen)
         self.agent = Agent(self.state, self.domain)
-        self.app: ASGIApp = RecorderMiddleware(FaultMiddleware(self._starlette(), self.faults), self.recorder)
+        # The recorder sees what the client sent; the proxy then filters it as nginx would.
+        self.proxy = NginxHeaderMiddleware(FaultMiddleware(self._starlette(), self.faults))
+        self.app: ASGIApp = RecorderMiddleware(self.proxy, self.recorder)
 
     # --- URLs ------------------------------------------------------------------------
 
@@ -108,6 +114,7 @@ class ChatwootEmulator:
     async def aclose(self) -> None:
         """Release hung requests and stop the webhook workers."""
         self.faults.closing.set()
+        await self.jobs.close()
         await self.webhooks.close()
 
     # --- webhooks --------------------------------------------------------------------
@@ -118,6 +125,10 @@ class ChatwootEmulator:
     async def incoming_dispatch_idle(self) -> None:
         """Wait until the webhook queues are drained, including failure follow-ups."""
         await self.webhooks.idle()
+
+    async def jobs_idle(self) -> None:
+        """Wait until every enqueued background job (DeleteObjectJob) has run."""
+        await self.jobs.idle()
 
     # --- agent actions ---------------------------------------------------------------
 
@@ -139,6 +150,12 @@ class ChatwootEmulator:
             user_email=user_email,
         )
         return message_json(self.state, self._webhook_base(), msg)
+
+    async def agent_start_conversation(
+        self, account_id: int, contact_id: int, inbox_id: int, content: str, user_email: str | None = None
+    ) -> JSON:
+        conv = self.agent.start_conversation(account_id, contact_id, inbox_id, content, user_email=user_email)
+        return conversation_json(self.state, self._webhook_base(), conv)
 
     async def agent_delete(self, account_id: int, conversation_display_id: int, message_id: int) -> JSON:
         msg = self.agent.delete(account_id, conversation_display_id, message_id)
@@ -172,8 +189,30 @@ class ChatwootEmulator:
                 self.domain.settings.message_per_minute_limit = int(value)
             elif key == "webhooks_enabled":
                 self.webhooks.enabled = bool(value)
+            elif key == "webhook_delivery":
+                if value not in ("ordered", "sidekiq"):
+                    raise ValueError("webhook_delivery must be 'ordered' or 'sidekiq'")
+                self.webhooks.delivery = str(value)
+            elif key == "webhook_duplicate_rate":
+                rate = float(value)
+                if not 0.0 <= rate <= 1.0:
+                    raise ValueError("webhook_duplicate_rate must be within 0..1")
+                self.webhooks.duplicate_rate = rate
+            elif key == "webhook_hold":
+                if value:
+                    self.webhooks.hold()
+                else:
+                    self.webhooks.release()
+            elif key == "webhook_release":
+                self.webhooks.release(str(value))
+            elif key == "webhook_signing":
+                self.domain.settings.webhook_signing = bool(value)
             elif key == "recorder_enabled":
                 self.recorder.enabled = bool(value)
+            elif key == "job_delay":
+                self.jobs.delay = float(value)
+            elif key == "drop_underscore_headers":
+                self.proxy.drop_underscore_headers = bool(value)
             elif key == "inbox_limit":
                 account_id, limit = (
                     (value["account_id"], value["limit"]) if isinstance(value, dict) else (1, value)
@@ -189,6 +228,12 @@ class ChatwootEmulator:
             "storage_delay_ms": self.storage_delay_ms,
             "message_per_minute_limit": self.domain.settings.message_per_minute_limit,
             "webhooks_enabled": self.webhooks.enabled,
+            "webhook_delivery": self.webhooks.delivery,
+            "webhook_duplicate_rate": self.webhooks.duplicate_rate,
+            "webhook_hold": self.webhooks.holding,
+            "webhook_signing": self.domain.settings.webhook_signing,
             "recorder_enabled": self.recorder.enabled,
+            "drop_underscore_headers": self.proxy.drop_underscore_headers,
+            "job_delay": self.jobs.delay,
             "inbox_limits": {str(a.id): a.inbox_limit for a in self.state.accounts.values()},
         }

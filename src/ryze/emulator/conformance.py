@@ -5,8 +5,9 @@ shows the spec is wrong (the emulator, like Chatwoot, accepts those bodies). Res
 are validated only for the operations where §10 says spec and code agree; elsewhere a
 faithful response fails the spec by design.
 
-The spec is read from `RYZE_CHATWOOT_SWAGGER` (default `<repo>/../shared/chatwoot/swagger.json`)
-and never copied into the repository.
+The spec is Chatwoot's own `swagger/swagger.json` at tag v4.15.1 (MIT), vendored as package data
+in `spec/chatwoot-swagger.json` (origin, licence and refresh steps in `spec/README.md`), so the
+check works from a fresh clone or an installed wheel. `RYZE_CHATWOOT_SWAGGER` points it elsewhere.
 """
 
 from __future__ import annotations
@@ -106,15 +107,18 @@ RESPONSE_AGREES: dict[tuple[str, str], Callable[[Any], bool]] = {
 }
 
 
+# The vendored copy: package data, shipped in the wheel next to this module.
+VENDORED_SPEC = Path(__file__).resolve().parent / "spec" / "chatwoot-swagger.json"
+SPEC_VERSION = "v4.15.1"
+SPEC_SHA256 = "e7896faca2a6a333f8c566cef19060bed0d9db915ed71e1fc500aab1f77bae64"
+
+
 def default_spec_path() -> Path:
+    """`RYZE_CHATWOOT_SWAGGER` when set, else the vendored copy (never a path outside the package)."""
     env = os.environ.get("RYZE_CHATWOOT_SWAGGER")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[3]
-    candidate = repo.parent / "shared" / "chatwoot" / "swagger.json"
-    if candidate.exists():
-        return candidate
-    return Path.cwd().parent / "shared" / "chatwoot" / "swagger.json"
+    return VENDORED_SPEC
 
 
 def _pointer(*parts: str) -> str:

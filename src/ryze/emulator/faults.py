@@ -39,7 +39,9 @@ class FaultRule:
     reset: bool = False
     hang: bool = False
     hang_seconds: float = 300.0
-    retry_after: int | None = 1
+    # None: no Retry-After header. Rack::Attack's default throttled responder (Chatwoot's
+    # config/initializers/rack_attack.rb sets none of its own) answers 429 "Retry later" without one.
+    retry_after: int | None = None
     id: int = field(default_factory=lambda: next(_ids))
     fired: int = 0
 
@@ -87,7 +89,7 @@ class Faults:
         *,
         latency_max: float | None = None,
         hang_seconds: float = 300.0,
-        retry_after: int | None = 1,
+        retry_after: int | None = None,
     ) -> FaultRule:
         rule = FaultRule(
             method=method,

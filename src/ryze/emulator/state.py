@@ -290,6 +290,21 @@ class Store:
         if ci.id in ids:
             ids.remove(ci.id)
 
+    def move_contact_inbox(self, ci: ContactInbox, contact_id: int) -> None:
+        ids = self.contact_inbox_ids_by_contact.get(ci.contact_id, [])
+        if ci.id in ids:
+            ids.remove(ci.id)
+        ci.contact_id = contact_id
+        ci.updated_at = now()
+        self.contact_inbox_ids_by_contact.setdefault(contact_id, []).append(ci.id)
+
+    def move_conversation(self, conv: Conversation, contact_id: int) -> None:
+        ids = self.conversation_ids_by_contact.get(conv.contact_id, [])
+        if conv.id in ids:
+            ids.remove(conv.id)
+        conv.contact_id = contact_id
+        self.conversation_ids_by_contact.setdefault(contact_id, []).append(conv.id)
+
     def add_conversation(self, conv: Conversation) -> None:
         self.conversations[conv.id] = conv
         self.conversation_by_display[(conv.account_id, conv.display_id)] = conv.id

@@ -107,7 +107,8 @@ def inbox_json(inbox: Inbox, *, admin: bool) -> JSON:
     body["hmac_mandatory"] = inbox.hmac_mandatory
     if admin:
         body["hmac_token"] = inbox.hmac_token
-        body["secret"] = inbox.secret
+        if inbox.secret:  # no `secret` column before Chatwoot 4.13 (webhook_signing off)
+            body["secret"] = inbox.secret
     body["webhook_url"] = inbox.webhook_url
     body["inbox_identifier"] = inbox.identifier
     body["additional_attributes"] = inbox.additional_attributes
@@ -273,6 +274,10 @@ def data_url(base_url: str, att: Attachment) -> str:
 
 
 def attachment_push(base_url: str, att: Attachment) -> JSON:
+    """`Attachment#push_event_data` (app/models/attachment.rb): no `meta` key for any file type,
+    so a voice flag given at upload is never shown. Audio goes through `audio_metadata`: its
+    `data_url` is `rails_storage_redirect_url(file, disposition: 'inline')`, the same redirect
+    with `?disposition=inline`, and it adds `transcribed_text`."""
     url = data_url(base_url, att)
     body: JSON = {
         "id": att.id,
@@ -288,6 +293,7 @@ def attachment_push(base_url: str, att: Attachment) -> JSON:
         "height": None,
     }
     if att.file_type == "audio":
+        body["data_url"] = url + "?disposition=inline"
         body["transcribed_text"] = ""
     return body
 

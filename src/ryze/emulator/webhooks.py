@@ -1,9 +1,21 @@
 """Webhook delivery to an API inbox's `webhook_url` (reference §8).
 
 Like Chatwoot's Sidekiq `WebhookJob`, delivery happens off the request path: events go
-into queues drained by background tasks. Queues are sharded by conversation so one
-conversation's events arrive in order while different conversations proceed in parallel.
-No retry; a failed message_created/message_updated marks the message failed.
+into queues drained by background tasks. No retry; a failed message_created/message_updated
+marks the message failed.
+
+Delivery modes (`delivery`):
+
+* ``ordered`` (default): queues sharded by conversation, so one conversation's events arrive in
+  order while different conversations proceed in parallel — kinder than Chatwoot.
+* ``sidekiq``: what Chatwoot does. `WebhookListener` enqueues one `WebhookJob` per event
+  (`app/listeners/webhook_listener.rb`) and Sidekiq runs ten at once (`config/sidekiq.yml`,
+  `:concurrency: 10`): one shared queue, `concurrency` workers, so two events of one conversation
+  can be in flight together and arrive in either order.
+
+On top of either: `duplicate_rate` delivers a job twice (each its own `X-Chatwoot-Delivery`, as
+reported in chatwoot/chatwoot#11901), and `hold()` / `release(order)` park deliveries and let
+them go in a chosen order (``queued``, ``reverse``, ``shuffle``) for deterministic tests.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -87,6 +100,13 @@ class WebhookDispatcher:
         self._session: aiohttp.ClientSession | None = None
         self._pending = 0
         self._idle: asyncio.Event | None = None
+        self.delivery = "ordered"  # or "sidekiq" (see the module docstring)
+        self.concurrency = 10  # Sidekiq workers in "sidekiq" mode (config/sidekiq.yml)
+        self.duplicate_rate = 0.0
+        self.holding = False
+        self._held: list[tuple[int, _Job]] = []
+        self._shared: asyncio.Queue[_Job] | None = None
+        self._random = random.Random(0)  # reproducible duplicates and shuffles
 
     # --- producer side (called synchronously from the request handlers) -----------
 
@@ -96,10 +116,38 @@ class WebhookDispatcher:
             return
         job = _Job(inbox.webhook_url, inbox.secret, ev.event, ev.build(), ev.message_id)
         self._ensure_started()
+        copies = 2 if self.duplicate_rate and self._random.random() < self.duplicate_rate else 1
+        for _ in range(copies):
+            if self.holding:
+                self._held.append((ev.conversation_pk, job))
+            else:
+                self._put(ev.conversation_pk, job)
+
+    def _put(self, conversation_pk: int, job: _Job) -> None:
         self._pending += 1
         if self._idle is not None:
             self._idle.clear()
-        self._queues[ev.conversation_pk % self._shards].put_nowait(job)
+        if self.delivery == "sidekiq" and self._shared is not None:
+            self._shared.put_nowait(job)
+        else:
+            self._queues[conversation_pk % self._shards].put_nowait(job)
+
+    def hold(self) -> None:
+        """Park every delivery from now on until :meth:`release` (not counted by :meth:`idle`)."""
+        self.holding = True
+
+    def release(self, order: str = "queued") -> int:
+        """Let the parked deliveries go, in their queued order, reversed or shuffled; stop holding."""
+        held, self._held, self.holding = self._held, [], False
+        if order == "reverse":
+            held.reverse()
+        elif order == "shuffle":
+            self._random.shuffle(held)
+        elif order != "queued":
+            raise ValueError(f"unknown release order {order!r}")
+        for conversation_pk, job in held:
+            self._put(conversation_pk, job)
+        return len(held)
 
     def _ensure_started(self) -> None:
         loop = asyncio.get_running_loop()
@@ -112,6 +160,12 @@ class WebhookDispatcher:
         self._queues = [asyncio.Queue() for _ in range(self._shards)]
         self._workers = [
             loop.create_task(self._worker(q), name=f"webhook-{i}") for i, q in enumerate(self._queues)
+        ]
+        shared: asyncio.Queue[_Job] = asyncio.Queue()
+        self._shared = shared
+        self._workers += [
+            loop.create_task(self._worker(shared), name=f"webhook-sidekiq-{n}")
+            for n in range(self.concurrency)
         ]
 
     async def idle(self) -> None:
@@ -163,9 +217,10 @@ class WebhookDispatcher:
             "Content-Type": "application/json",
             "Accept": "application/json",
             "X-Chatwoot-Delivery": delivery_id,
-            "X-Chatwoot-Timestamp": ts,
-            "X-Chatwoot-Signature": sign(job.secret, ts, body),
         }
+        if job.secret:  # lib/webhooks/trigger.rb signs only when the channel has a secret (v4.13+)
+            headers["X-Chatwoot-Timestamp"] = ts
+            headers["X-Chatwoot-Signature"] = sign(job.secret, ts, body)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
         status: int | None = None
         error: str | None = None

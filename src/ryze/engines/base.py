@@ -5,6 +5,21 @@ RyzeAPI gives them; RyzeAPI persists them and turns them into the documented eve
 simulated engine and the neonize (whatsmeow) engine must produce identical events for the same
 WhatsApp traffic: tests of the relay run unchanged on either.
 
+Failure contract (both engines keep it):
+
+* A message (or receipt) is acknowledged to WhatsApp only after RyzeAPI stored it: the sink
+  returns only once the event is persisted, and an engine treats an event as handled only when
+  the sink returned.
+* A sink failure is never a drop. The engine retries the same event, in order (later events of the
+  session wait behind it), with exponential back-off (``SINK_RETRY_INITIAL`` doubling up to
+  ``SINK_RETRY_MAX``), until the sink succeeds or the session stops (``deliver_until_stored``).
+  Where the other side itself redelivers what was not acknowledged (the simulated phone network:
+  its control API answers 503 "deliver again"), the engine may instead refuse the acknowledgement
+  and leave the retry to the sender; either way nothing is acknowledged and then lost.
+* neonize caveat: whatsmeow sends its delivery receipt once neonize's Go handler has queued the
+  event (``goneonize/main.go``, ``eventChan``), before Python sees it; the session keeps the event
+  until stored, so only a process crash between the two can lose it.
+
 Identity: ``jid`` strings are non-AD JIDs (``5511999999999@s.whatsapp.net``, ``123@lid``,
 ``1203...@g.us``). When WhatsApp addresses a person by LID, ``alt`` carries the phone-number JID
 if whatsmeow knows it (and the other way round).
@@ -12,11 +27,13 @@ if whatsmeow knows it (and the other way round).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 
 class ConnectionState(StrEnum):
@@ -150,7 +167,49 @@ class ConnectionEvent:
 
 DomainEvent = MessageEvent | ReceiptEvent | ConnectionEvent
 EventSink = Callable[[DomainEvent], Awaitable[None]]
-"""Called in order, one event at a time per session. It must persist before returning."""
+"""Called in order, one event at a time per session. It must persist before returning; raising
+means "not stored" (the engine retries, see the failure contract above)."""
+
+SINK_RETRY_INITIAL = 0.1
+SINK_RETRY_MAX = 5.0
+_log = logging.getLogger(__name__)
+
+
+class SessionStopped(Exception):
+    """The session stopped while an event was still waiting to be stored."""
+
+
+async def deliver_until_stored(
+    sink: EventSink,
+    event: DomainEvent,
+    *,
+    stopped: Callable[[], bool],
+    instance: str = "",
+    initial: float = SINK_RETRY_INITIAL,
+    maximum: float = SINK_RETRY_MAX,
+) -> int:
+    """Hand ``event`` to ``sink`` until it is stored; returns the number of failed attempts.
+
+    Raises ``SessionStopped`` when ``stopped()`` turns true before the sink succeeded (the event
+    was not stored: the caller must not acknowledge it)."""
+    delay = initial
+    failures = 0
+    while True:
+        try:
+            await sink(event)
+            return failures
+        except Exception:
+            failures += 1
+            _log.warning(
+                "event sink failed; retrying",
+                exc_info=failures == 1,  # the traceback once, not on every retry
+                extra={"instance": instance, "event_type": type(event).__name__, "attempt": failures},
+            )
+        # Checked only after a failure: events queued when the session stops are still tried.
+        if stopped():
+            raise SessionStopped(f"session {instance} stopped before the event was stored")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, maximum)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +305,10 @@ class Session(Protocol):
 
     async def download_media(self, media: Media) -> bytes: ...
 
+    async def drain(self) -> None:
+        """Wait until every event the session produced so far reached the sink."""
+        ...
+
     async def close(self) -> None:
         """Release resources without logging out (process shutdown)."""
         ...
@@ -263,3 +326,11 @@ class Engine(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ReportsThreads(Protocol):
+    """An engine that holds threads of its own (neonize: one per session inside Go) and can
+    count them for ``/metrics`` (``ryze_api_threads``)."""
+
+    def thread_counts(self) -> dict[str, int]: ...

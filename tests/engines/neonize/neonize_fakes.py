@@ -45,6 +45,9 @@ class FakeClient:
         self.stopped = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.send_error: Exception | None = None
+        # Like a Neonize() call stuck in Go after an expired QR: Stop does not make it return.
+        self.ignores_stop = False
+        self.released = asyncio.Event()
 
     # --- "Go" side: runs on its own thread, like goneonize's callbacks --------------------------
 
@@ -65,6 +68,8 @@ class FakeClient:
         if self.fail_with is not None:
             raise NeonizeError(self.fail_with)
         await self.stopped.wait()
+        if self.ignores_stop:
+            await self.released.wait()
 
     # --- NewAClient surface used by the session -------------------------------------------------
 
@@ -125,14 +130,18 @@ class FakeClient:
 class FakeFactory:
     """``client_factory`` for the engine: every connection attempt gets the next script."""
 
-    def __init__(self, *scripts: Script | None, fail_with: str | None = None) -> None:
+    def __init__(
+        self, *scripts: Script | None, fail_with: str | None = None, ignores_stop: bool = False
+    ) -> None:
         self.scripts = list(scripts)
         self.fail_with = fail_with
+        self.ignores_stop = ignores_stop
         self.clients: list[FakeClient] = []
 
     def __call__(self, name: str, **kwargs: Any) -> FakeClient:
         script = self.scripts.pop(0) if self.scripts else None
         client = FakeClient(name, script=script, fail_with=self.fail_with, **kwargs)
+        client.ignores_stop = self.ignores_stop
         self.clients.append(client)
         return client
 

@@ -131,8 +131,10 @@ async def test_open_session_twice_returns_the_same_session(data_dir: Path) -> No
 
 
 @pytest.mark.timeout(20)
-async def test_connect_without_network_fails_fast_with_a_clear_error(data_dir: Path) -> None:
-    engine = NeonizeEngine(data_dir)
+async def test_connect_without_network_fails_fast_with_a_clear_error(
+    data_dir: Path, loopback_proxy: str
+) -> None:
+    engine = NeonizeEngine(data_dir, proxy=loopback_proxy)
     sink = Recorder()
     session = await engine.open_session("offline", sink)
     with pytest.raises(EngineError, match="Could not reach WhatsApp servers") as info:
@@ -155,8 +157,10 @@ async def test_connect_without_network_fails_fast_with_a_clear_error(data_dir: P
 
 @pytest.mark.postgres
 @pytest.mark.timeout(20)
-async def test_postgres_sessions_live_in_their_own_schema(postgres_url: str, data_dir: Path) -> None:
-    engine = NeonizeEngine(data_dir, database_url=postgres_url)
+async def test_postgres_sessions_live_in_their_own_schema(
+    postgres_url: str, data_dir: Path, loopback_proxy: str
+) -> None:
+    engine = NeonizeEngine(data_dir, database_url=postgres_url, proxy=loopback_proxy)
     session = await engine.open_session("pg-inst", Recorder())
     with pytest.raises(EngineError, match="Could not reach WhatsApp servers"):
         await session.connect(timeout=10)
@@ -174,3 +178,17 @@ async def test_postgres_sessions_live_in_their_own_schema(postgres_url: str, dat
     finally:
         await conn.close()
         await engine.aclose()
+
+
+async def test_the_engine_reports_its_ffi_threads(data_dir: Path) -> None:
+    """What ``ryze_api_threads`` shows for neonize: the pool's ceiling, calls pinned in Go, and
+    calls abandoned inside Go (kept alive until they return)."""
+    engine = NeonizeEngine(data_dir, expected_sessions=2, headroom=3)
+    assert engine.thread_counts() == {"ffi_pool_max": 5, "ffi_pinned": 0, "ffi_abandoned": 0}
+    stuck: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    engine.executor.abandon(stuck)
+    assert engine.thread_counts()["ffi_abandoned"] == 1
+    stuck.set_result(None)
+    await asyncio.sleep(0)
+    assert engine.thread_counts()["ffi_abandoned"] == 0
+    await engine.aclose()

@@ -172,6 +172,58 @@ async def test_expired_qr_is_reported(data_dir: Path) -> None:
     await engine.aclose()
 
 
+async def test_an_unscanned_qr_series_is_ended_by_ryze_before_whatsmeow_runs_out(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """whatsmeow ends its series at 160 s by disconnecting, after which neonize's Neonize() spins
+    in FetchMe forever; Ryze stops the client first (QR_LIFETIME), which parks that thread instead.
+    The thread still never returns: it is counted, and past MAX_ABANDONED connecting is refused."""
+    monkeypatch.setattr("ryze.engines.neonize.session.STOP_TIMEOUT", 0.1)
+    factory = FakeFactory(shows_qr("2@a"), shows_qr("2@b"), ignores_stop=True)
+    engine = make_engine(data_dir, factory, qr_lifetime=0.2, max_abandoned=1)
+    sink = Recorder()
+    session = await engine.open_session("inst", sink)
+    result = await session.connect(timeout=5)
+    assert result.state is ConnectionState.QR_READY
+    for _ in range(200):  # bounded: 2 s
+        await session.drain()
+        if engine.thread_counts()["ffi_abandoned"] == 1:
+            break
+        await asyncio.sleep(0.01)
+    first = factory.last
+    assert first.called("stop")  # Ryze ended the series; no "timeout" status ever came
+    expired = sink.of(ConnectionEvent)[-1]
+    assert expired.state is ConnectionState.DISCONNECTED
+    assert expired.reason == "QR code expired without being scanned"
+    assert engine.thread_counts()["ffi_abandoned"] == 1
+    with pytest.raises(EngineError, match="restart RyzeAPI") as info:
+        await session.connect(timeout=5)
+    assert not info.value.retryable
+    first.released.set()  # Go finally returns (only in the test): the slot frees up
+    await asyncio.sleep(0.05)
+    assert engine.thread_counts()["ffi_abandoned"] == 0
+    assert (await session.connect(timeout=5)).state is ConnectionState.QR_READY
+    factory.last.released.set()
+    await engine.aclose()
+
+
+async def test_a_paired_phone_is_not_expired(data_dir: Path) -> None:
+    def pairs(client: FakeClient) -> None:
+        client.qr("2@a")
+        client.on_login_status("success")
+
+    factory = FakeFactory(pairs)
+    engine = make_engine(data_dir, factory, qr_lifetime=0.1)
+    sink = Recorder()
+    session = await engine.open_session("inst", sink)
+    await session.connect(timeout=5)
+    await asyncio.sleep(0.3)
+    await session.drain()
+    assert session.state is ConnectionState.CONNECTING
+    assert not factory.last.called("stop")
+    await engine.aclose()
+
+
 async def test_revoked_stored_login_is_forgotten_and_pairing_restarts(data_dir: Path) -> None:
     def revoked(client: FakeClient) -> None:
         client.emit(6, pb.LoggedOut(OnConnect=True, Reason=pb.ConnectFailureReason.LOGGED_OUT))
@@ -273,17 +325,22 @@ async def test_messages_reach_the_sink_in_order_with_back_pressure(data_dir: Pat
     await engine.aclose()
 
 
-async def test_sink_exception_is_logged_and_the_pump_goes_on(
+async def test_a_sink_failure_is_retried_in_order_until_stored(
     data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Failure contract (engines/base.py): a message the sink could not store is retried with
+    back-off, and later messages wait behind it; nothing is dropped (the old session logged the
+    failure and went on without it)."""
     factory = FakeFactory(stored_login)
     engine = make_engine(data_dir, factory)
     seen: list[str] = []
+    failures = {"BAD": 2}
 
     async def flaky(event: DomainEvent) -> None:
         if isinstance(event, MessageEvent):
-            if event.message.id == "BAD":
-                raise RuntimeError("sink exploded")
+            if failures.get(event.message.id, 0) > 0:
+                failures[event.message.id] -= 1
+                raise RuntimeError("database is locked")
             seen.append(event.message.id)
 
     session = await engine.open_session("inst", flaky)
@@ -291,10 +348,36 @@ async def test_sink_exception_is_logged_and_the_pump_goes_on(
     client = factory.last
     for msg_id in ("A", "BAD", "B"):
         await asyncio.to_thread(client.emit, 17, from_alice(msg_id, wa.Message(conversation="x")))
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.WARNING):
         await session.drain()
-    assert seen == ["A", "B"]
-    assert any("event sink failed" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert seen == ["A", "BAD", "B"]
+    retries = [r for r in caplog.records if "event sink failed; retrying" in r.getMessage()]
+    assert len(retries) == 2 and retries[0].exc_info and not retries[1].exc_info
+    await engine.aclose()
+
+
+@pytest.mark.timeout(30)
+async def test_a_sink_that_never_recovers_is_retried_until_the_session_stops(data_dir: Path) -> None:
+    factory = FakeFactory(stored_login)
+    engine = make_engine(data_dir, factory)
+    attempts: list[str] = []
+    retried = asyncio.Event()
+
+    async def down(event: DomainEvent) -> None:
+        if isinstance(event, MessageEvent):
+            attempts.append(event.message.id)
+            if len(attempts) >= 3:  # 0.1 s, 0.2 s apart
+                retried.set()
+            raise RuntimeError("database is down")
+
+    session = await engine.open_session("inst", down)
+    await session.connect(timeout=5)
+    await asyncio.to_thread(factory.last.emit, 17, from_alice("M1", wa.Message(conversation="x")))
+    await asyncio.wait_for(retried.wait(), 10)
+    await session.close()  # returns: the retry loop ends with the session
+    count = len(attempts)
+    await asyncio.sleep(0.5)
+    assert len(attempts) == count and set(attempts) == {"M1"}
     await engine.aclose()
 
 

@@ -192,7 +192,8 @@ def test_vcard_phones() -> None:
         (pb.Receipt.PLAYED_SELF, "played_self"),
         (pb.Receipt.RETRY, "retry"),
         (pb.Receipt.INACTIVE, "inactive"),
-        (pb.Receipt.SERVER_ERROR, "server_error"),
+        # neonize's EncodeReceipts (goneonize/utils/encoder.go) writes SERVER_ERROR for played-self
+        (pb.Receipt.SERVER_ERROR, "played_self"),
     ],
 )
 def test_receipt_kinds(kind: int, expected: str) -> None:
@@ -209,10 +210,14 @@ def test_receipt_without_ids_is_dropped() -> None:
     assert translate_receipt(receipt_event(source(ALICE, ALICE), (), pb.Receipt.READ)) is None
 
 
-def test_receipt_with_unset_type_is_a_delivery() -> None:
+def test_a_server_error_receipt_is_not_reported_as_delivered() -> None:
+    """whatsmeow's "server-error" receipt has no case in neonize's EncodeReceipts
+    (goneonize/utils/encoder.go): it arrives with no type. A delivery always carries DELIVERED."""
     event = pb.Receipt(MessageSource=source(ALICE, ALICE), MessageIDs=["M1"], Timestamp=1)
     receipt = translate_receipt(event)
-    assert receipt is not None and receipt.kind == "delivered"
+    assert receipt is not None and receipt.kind == "server_error"
+    delivered = translate_receipt(receipt_event(source(ALICE, ALICE), ("M1",), pb.Receipt.DELIVERED))
+    assert delivered is not None and delivered.kind == "delivered"
 
 
 # --- connection -----------------------------------------------------------------------------------

@@ -181,6 +181,33 @@ async def test_receipts_and_offline_queue() -> None:
     assert receipt.sender.jid == receipt.chat.jid == "5511988887777@s.whatsapp.net"
 
 
+async def test_a_sink_failure_keeps_the_offline_queue_for_the_next_connect() -> None:
+    """Failure contract (engines/base.py): what the sink did not store is not delivered. A failure
+    while the offline queue drains used to lose that event and every one queued after it."""
+    engine = SimulatedEngine(auto_connect_seconds=None)
+    stored: list[str] = []
+    failing = {"second": 1}
+
+    async def sink(event: DomainEvent) -> None:
+        if isinstance(event, MessageEvent):
+            if failing.get(event.message.text, 0):
+                failing[event.message.text] -= 1
+                raise RuntimeError("database is locked")
+            stored.append(event.message.text)
+
+    session = await engine.open_session("orion", sink)
+    await session.connect()
+    await session.scan("5511900000001", "Orion")
+    await session.disconnect()
+    await session.deliver([Inbound(sender="5511988887777", text=t) for t in ("first", "second", "third")])
+    with pytest.raises(RuntimeError):
+        await session.connect()
+    assert stored == ["first"]
+    await session.disconnect()
+    await session.connect()
+    assert stored == ["first", "second", "third"]
+
+
 async def test_logout_forgets_the_login() -> None:
     engine, sink = SimulatedEngine(auto_connect_seconds=None), Sink()
     session = await open_connected(engine, sink)

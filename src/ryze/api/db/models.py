@@ -1,7 +1,8 @@
 """ORM tables of RyzeAPI's core (migration ``0001_core``).
 
-The Chatwoot module's tables share this ``Base`` (``ryze/api/chatwoot/models.py``, imported at the
-bottom so Alembic and ``Base.metadata`` see every table).
+The core does not know its modules: a module's tables share this ``Base`` and register on it when
+the module imports its own models (the Chatwoot module: ``ryze/api/chatwoot/models.py``, imported
+by the module's code that ``install`` builds). The schema itself comes from the Alembic revisions.
 """
 
 from __future__ import annotations
@@ -87,11 +88,3 @@ class MessageRow(Base):
     media_handle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the WAMessage as published
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-# The Chatwoot module's tables live on the same Base; importing them here registers them.
-try:  # pragma: no cover - depends on the module's progress
-    from ryze.api.chatwoot import models as _chatwoot_models  # noqa: F401
-except ModuleNotFoundError as exc:
-    if exc.name != "ryze.api.chatwoot.models":
-        raise

@@ -12,6 +12,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from ryze.api.bridge_link import models as _chatwoot_models  # noqa: F401  (its tables join Base.metadata)
 from ryze.api.db.models import Base
 from ryze.common.database import make_engine
 

@@ -28,7 +28,6 @@ from ryze.api.services.storable import storable
 from ryze.api.services.store import MessageStore, stored_from_values
 from ryze.api.settings import ApiSettings
 from ryze.engines.base import ConnectionEvent, DomainEvent, MessageEvent, ReceiptEvent, WhatsAppMessage
-from ryze.protocol import MEDIA_PATH
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +74,9 @@ class InboundPipeline:
         else:
             await self._connection(instance, event)
 
-    def media_url(self, instance: str, message_id: str) -> str | None:
-        if not self._settings.bridge_enabled:
-            return None
-        return self._settings.bridge_internal_url + MEDIA_PATH.format(
-            instance=instance, message_id=message_id
-        )
-
     async def store_message(self, instance: InstanceRecord, msg: WhatsAppMessage, origin: str | None) -> bool:
         """Store and publish one message; False (and nothing published) when already stored."""
-        media_url = self.media_url(instance.name, msg.id) if msg.media is not None else None
+        media_url = self._bus.media_url(instance.name, msg.id) if msg.media is not None else None
         # U+0000 replaced in what is stored and published (PostgreSQL cannot store it).
         payload = storable(
             wa_message(msg, origin=origin, media_url=media_url).model_dump(mode="json", exclude_none=True)
@@ -97,10 +89,11 @@ class InboundPipeline:
             # Transactional subscribers (the Chatwoot event log) commit with the message itself.
             events = self._bus.prepare(instance.name, envelope)
         values = MessageStore.row_values(instance.id, msg, source.value, payload)
-        is_new = await self._store.add(values, events)
+        receipt = await self._store.add(values, events)
+        is_new = receipt.new
         key = (instance.id, msg.id)
         if is_new and origin is not None and msg.from_me:
-            self._sent[key] = stored_from_values(values)
+            self._sent[key] = stored_from_values(values, receipt.logged)
             while len(self._sent) > _SENT_LIMIT:
                 del self._sent[next(iter(self._sent))]
         if not is_new:

@@ -1,4 +1,5 @@
-"""Getting the bytes of an outgoing media message: base64 (or data URL) or an http(s) URL."""
+"""Getting the bytes of an outgoing media message: base64 (or data URL) or an http(s) URL, the
+latter through the outbound-fetch policy (:mod:`ryze.common.outbound`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,23 @@ import base64
 import binascii
 import mimetypes
 import time
-
-import aiohttp
+from urllib.parse import unquote, urlsplit
 
 from ryze.api.errors import ApiError
-from ryze.protocol import is_http_url
-
-MAX_MEDIA_BYTES = 100 * 1024 * 1024
+from ryze.api.settings import ApiSettings
+from ryze.common.outbound import (
+    ConnectFailed,
+    FetchBusy,
+    Fetcher,
+    FetchLimits,
+    FetchPolicy,
+    FetchTimeout,
+    HTTPStatusError,
+    InvalidURL,
+    OutboundError,
+    TargetRefused,
+    TooLarge,
+)
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -58,50 +69,56 @@ def decode_base64(value: str) -> tuple[bytes, str | None]:
     return data, declared
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, or 413 as soon as it is known to exceed ``limit``.
+def build_fetcher(settings: ApiSettings) -> Fetcher:
+    """The process's media downloader, under the FETCH_ALLOW policy."""
+    limits = FetchLimits(
+        max_bytes=settings.media_max_bytes,
+        total_timeout=settings.media_download_timeout,
+        read_timeout=settings.media_read_timeout,
+        concurrency=settings.media_download_concurrency,
+    )
+    return Fetcher(FetchPolicy.from_setting(settings.fetch_allow, setting="FETCH_ALLOW"), limits)
 
-    ``StreamReader.read(n)`` returns whatever is buffered (often one 64 KiB chunk), not ``n``
-    bytes: reading the body in one such call silently truncated every larger file.
+
+def _failure(exc: OutboundError) -> ApiError:
+    # A URL or target the policy refuses is a bad request body; the text is the same whether or not
+    # anything listens there, since no connection was made. What an allowed target answered is a
+    # download failure, as before.
+    if isinstance(exc, InvalidURL | TargetRefused):
+        return ApiError(400, f"Invalid request body: field 'mediaUrl' {exc}")
+    if isinstance(exc, TooLarge):
+        return ApiError(413, "Media too large")
+    if isinstance(exc, FetchBusy):
+        return ApiError(503, "Too many media downloads in progress, try again later")
+    return ApiError(400, f"Failed to download media from mediaUrl: {exc}")
+
+
+async def download(
+    fetcher: Fetcher, url: str, *, retry_for: float = 0.0
+) -> tuple[bytes, str | None, str | None]:
+    """GET ``url`` under the policy -> (bytes, content type, file name from the final URL's path).
+
+    404, 5xx, time-outs and failed connections are retried until ``retry_for`` seconds have passed:
+    Chatwoot hands out attachment URLs before its storage has the file. Refusals are never retried.
     """
-    if resp.content_length is not None and resp.content_length > limit:
-        raise ApiError(413, "Media too large")
-    buffer = bytearray()
-    async for chunk in resp.content.iter_chunked(64 * 1024):
-        buffer += chunk
-        if len(buffer) > limit:
-            raise ApiError(413, "Media too large")
-    return bytes(buffer)
-
-
-async def download(url: str, *, retry_for: float = 0.0) -> tuple[bytes, str | None, str | None]:
-    """GET ``url`` following redirects -> (bytes, content type, file name from the URL path).
-
-    404 and 5xx are retried until ``retry_for`` seconds have passed: Chatwoot hands out attachment
-    URLs before its storage has the file.
-    """
-    if not is_http_url(url):
-        raise ApiError(400, "Invalid request body: field 'mediaUrl' must be an http(s) URL")
     deadline = time.monotonic() + retry_for
     delay = 0.25
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(timeout=timeout) as client:
-        while True:
-            try:
-                async with client.get(url, allow_redirects=True) as resp:
-                    if resp.status == 200:
-                        data = await _read_limited(resp, MAX_MEDIA_BYTES)
-                        content_type = resp.headers.get("Content-Type", "").split(";")[0].strip() or None
-                        name = resp.url.path.rsplit("/", 1)[-1] or None
-                        return data, content_type, name
-                    retryable = resp.status == 404 or resp.status >= 500
-                    problem = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                retryable, problem = True, type(exc).__name__
-            if not retryable or time.monotonic() + delay > deadline:
-                raise ApiError(400, f"Failed to download media from mediaUrl: {problem}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    while True:
+        try:
+            fetched = await fetcher.get(url)
+        except HTTPStatusError as exc:
+            if (exc.status != 404 and exc.status < 500) or time.monotonic() + delay > deadline:
+                raise _failure(exc) from exc
+        except (ConnectFailed, FetchTimeout) as exc:
+            if time.monotonic() + delay > deadline:
+                raise _failure(exc) from exc
+        except OutboundError as exc:
+            raise _failure(exc) from exc
+        else:
+            name = urlsplit(fetched.url).path.rsplit("/", 1)[-1] or None
+            return fetched.data, fetched.content_type, unquote(name) if name else None
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 def pick_mimetype(

@@ -20,6 +20,7 @@ from ryze.api.services.ingest import InboundPipeline
 from ryze.api.services.instances import InstanceService
 from ryze.api.services.sessions import SessionManager
 from ryze.api.services.store import MessageStore
+from ryze.common.outbound import Fetcher
 from ryze.engines.base import (
     ConnectionState,
     Media,
@@ -47,8 +48,6 @@ _JID_USER = re.compile(r"^[0-9]{1,32}(-[0-9]{1,32})?\Z", re.ASCII)
 MAX_TEXT_CHARS = 65_536
 MAX_FILE_NAME_CHARS = 255  # what the receiving phones' file systems can hold
 MediaType = Literal["image", "video", "audio", "document"]
-# Chatwoot hands out attachment URLs before its storage serves them: keep trying for a while.
-BRIDGE_MEDIA_RETRY_SECONDS = 30.0
 
 
 def to_jid(number: str) -> str:
@@ -89,9 +88,11 @@ class MessagingService:
         store: MessageStore,
         pipeline: InboundPipeline,
         *,
+        fetcher: Fetcher,
         metrics: ApiMetrics | None = None,
     ) -> None:
         self.metrics = metrics  # read by @counts_send_failures
+        self.fetcher = fetcher  # mediaUrl and Chatwoot attachment downloads, under FETCH_ALLOW
         self._instances = instances
         self._sessions = sessions
         self.store = store
@@ -200,7 +201,10 @@ class MessagingService:
         reply_to: str | None = None,
         source: str = "api",
         command_id: str | None = None,
+        url_retry_seconds: float = 0.0,
     ) -> StoredMessage:
+        """``url_retry_seconds``: how long a ``url`` answering 404/5xx is tried again (a caller whose
+        URLs may not be served yet, like Chatwoot's attachment storage, asks for it)."""
         to = to_jid(number)
         check_text(caption, "message")
         check_file_name(file_name)
@@ -214,8 +218,9 @@ class MessagingService:
             data, declared = media_io.decode_base64(base64)
             url_name = None
         else:
-            retry = BRIDGE_MEDIA_RETRY_SECONDS if source == "chatwoot" else 0.0
-            data, declared, url_name = await media_io.download(url or "", retry_for=retry)
+            data, declared, url_name = await media_io.download(
+                self.fetcher, url or "", retry_for=url_retry_seconds
+            )
         mime = media_io.pick_mimetype(
             media_type, data, given=mimetype, declared=declared, file_name=file_name
         )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+from dataclasses import dataclass
 
 from ryze.api.records import InstanceRecord
 from ryze.api.services.ingest import InboundPipeline
 from ryze.api.services.instances import InstanceService
 from ryze.engines.base import (
+    ConnectionEvent,
     ConnectionState,
     DomainEvent,
     Engine,
@@ -21,15 +24,39 @@ from ryze.engines.base import (
 log = logging.getLogger(__name__)
 RECONNECT_CANCEL_WAIT = 10.0  # seconds a shutdown waits for cancelled reconnects
 _TRANSIENT = {ConnectionState.CONNECTING.value, ConnectionState.QR_READY.value}
+RECONNECT_INITIAL = 2.0
+RECONNECT_MAX = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectStatus:
+    """A stored login that could not be resumed at start-up and waits for its next attempt."""
+
+    attempt: int  # attempts made so far (all failed)
+    retry_in: float  # seconds until the next one
+    error: str  # why the last one failed
 
 
 class SessionManager:
-    def __init__(self, engine: Engine, pipeline: InboundPipeline) -> None:
+    """``reconnect_initial`` / ``reconnect_max``: the back-off between attempts to resume a stored
+    login at start-up (doubling, with up to 10 % jitter so many instances do not retry in step)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        pipeline: InboundPipeline,
+        *,
+        reconnect_initial: float = RECONNECT_INITIAL,
+        reconnect_max: float = RECONNECT_MAX,
+    ) -> None:
         self.engine = engine
         self._pipeline = pipeline
         self._sessions: dict[str, Session] = {}
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._reconnect_initial = reconnect_initial
+        self._reconnect_max = reconnect_max
+        self._reconnecting: dict[str, ReconnectStatus] = {}
 
     def _sink(self, instance: str) -> EventSink:
         async def sink(event: DomainEvent) -> None:
@@ -61,30 +88,85 @@ class SessionManager:
 
     def state_of(self, instance: InstanceRecord) -> str:
         session = self._sessions.get(instance.name)
-        return session.state.value if session is not None else instance.state
+        if session is None:
+            return instance.state
+        if instance.name in self._reconnecting and session.state is ConnectionState.DISCONNECTED:
+            return ConnectionState.CONNECTING.value  # between two attempts to resume the login
+        return session.state.value
+
+    def reconnect_status(self, instance: str) -> ReconnectStatus | None:
+        return self._reconnecting.get(instance)
 
     async def restore(self, instances: list[InstanceRecord], instance_service: InstanceService) -> None:
-        """Reconnect, in the background, every instance that was connected when we stopped.
+        """Reconnect, in the background, every instance with a login to resume: those that were
+        ``connected`` when we stopped, and those still retrying a failed resume (``connecting``
+        with a known number). Failed attempts are retried with back-off (``_reconnect``).
 
-        A pairing that was under way (``connecting``/``qr_ready``) did not survive the restart: those
-        instances read as ``disconnected`` until connected again.
+        A pairing that was under way (``qr_ready``, or ``connecting`` of an instance that never had
+        a number) did not survive the restart: those instances read as ``disconnected`` until
+        connected again.
         """
         for instance in instances:
-            if instance.state in _TRANSIENT:
-                await instance_service.set_state(instance, ConnectionState.DISCONNECTED.value)
-                continue
-            if instance.state != ConnectionState.CONNECTED.value:
+            resumable = instance.state == ConnectionState.CONNECTED.value or (
+                instance.state == ConnectionState.CONNECTING.value and instance.number_jid
+            )
+            if not resumable:
+                if instance.state in _TRANSIENT:
+                    await instance_service.set_state(instance, ConnectionState.DISCONNECTED.value)
                 continue
             task = asyncio.create_task(self._reconnect(instance))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
     async def _reconnect(self, instance: InstanceRecord) -> None:
+        """Resume a stored login; while the attempt fails with a retryable error (network not up
+        yet, WhatsApp unreachable), retry with back-off until it connects, someone else connects
+        or pairs the instance, it is deleted, or the manager closes. Between attempts the instance
+        reads ``connecting`` and an ``instance.state`` event says why and when the next try is."""
+        name = instance.name
+        delay = self._reconnect_initial
+        attempt = 0
         try:
-            session = await self.get(instance)
-            await session.connect()
-        except EngineError as exc:
-            log.warning("reconnect failed", extra={"instance": instance.name, "error": exc.message})
+            while True:
+                session = await self.get(instance)
+                if attempt and session.state is not ConnectionState.DISCONNECTED:
+                    return  # connected or paired meanwhile (e.g. through the connect route)
+                attempt += 1
+                try:
+                    await session.connect()
+                    if attempt > 1:
+                        log.info("reconnected", extra={"instance": name, "attempt": attempt})
+                    return
+                except EngineError as exc:
+                    if not exc.retryable:
+                        log.warning("reconnect failed", extra={"instance": name, "error": exc.message})
+                        return
+                    error = exc.message
+                if self._sessions.get(name) is not session:
+                    return  # deleted meanwhile
+                wait = min(delay, self._reconnect_max) * (1 + random.uniform(0, 0.1))
+                delay = min(delay * 2, self._reconnect_max)
+                self._reconnecting[name] = ReconnectStatus(attempt=attempt, retry_in=wait, error=error)
+                log.warning(
+                    "reconnect failed; retrying",
+                    extra={"instance": name, "attempt": attempt, "retry_in": round(wait, 1), "error": error},
+                )
+                await self._report_retry(name, session, attempt, wait, error)
+                await asyncio.sleep(wait)
+        finally:
+            self._reconnecting.pop(name, None)
+
+    async def _report_retry(self, name: str, session: Session, attempt: int, wait: float, error: str) -> None:
+        """Store and announce ``connecting`` (after the engine's own ``disconnected`` went through,
+        so it is the last word): the instance is being resumed, and a restart resumes it too."""
+        await session.drain()
+        reason = f"Reconnecting: attempt {attempt} failed ({error}); next attempt in {wait:.0f} s"
+        try:
+            await self._pipeline.handle(
+                name, ConnectionEvent(state=ConnectionState.CONNECTING, reason=reason)
+            )
+        except Exception:
+            log.exception("could not record the reconnect state", extra={"instance": name})
 
     async def remove(self, instance: InstanceRecord) -> None:
         """Log out (when a login exists) and forget the session; errors are reported, not fatal."""

@@ -1,7 +1,8 @@
 """The message store: every message an instance sent or received, unique per (instance, WhatsApp id).
 
-Writes go through a group committer: inserts that arrive while a commit is in flight (many
-sessions, many chats) share the next transaction, so the fsync cost is paid once per batch.
+Writes go through a group committer (``ryze.common.database.GroupCommitter``): inserts that arrive
+while a commit is in flight (many sessions, many chats) share the next transaction, so the fsync
+cost is paid once per batch.
 A message may carry the rows of transactional subscribers (``EventBus`` log writers, e.g. the
 Chatwoot module's event log): those of the batch's new messages are written in the same
 transaction, so a message and its event commit together or not at all.
@@ -9,49 +10,27 @@ transaction, so a message and its event commit together or not at all.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ryze.api.db import Database
 from ryze.api.db.models import MessageRow, utcnow
 from ryze.api.events import LogWriter
-from ryze.api.records import StoredMessage
+from ryze.api.records import StoredMessage, StoreReceipt
 from ryze.api.services.storable import storable_key, storable_text
-from ryze.common.database import WriterConnection
+from ryze.common.database import GroupCommitter, Transaction
 from ryze.engines.base import WhatsAppMessage
 
 log = logging.getLogger(__name__)
 
-_Pending = tuple[dict[str, Any], Sequence[tuple[LogWriter, Any]], asyncio.Future[bool]]
-
-_WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-def write_lock(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager[Any]:
-    """The lock every hot-path writer of ``engine`` holds around its transaction.
-
-    The message store and the Chatwoot event log each keep their own writing connection. On SQLite
-    two connections that write at once collide on the database's write lock, and the loser sleeps
-    in SQLite's busy handler (1, 2, 5, 10, ... ms, in its aiosqlite thread) while every message of
-    that batch waits. Taking turns on this lock instead costs nothing.
-    PostgreSQL has row locks: no turns there.
-    """
-    if engine.dialect.name != "sqlite":
-        return contextlib.nullcontext()
-    key = engine.sync_engine
-    lock = _WRITE_LOCKS.get(key)
-    if lock is None:
-        lock = _WRITE_LOCKS[key] = asyncio.Lock()
-    return lock
+_Pending = tuple[dict[str, Any], Sequence[tuple[LogWriter, Any]]]
+_NEW, _NOT_NEW = StoreReceipt(True), StoreReceipt(False)
 
 
 class MessageStore:
@@ -66,9 +45,9 @@ class MessageStore:
             .on_conflict_do_nothing(index_elements=["instance_id", "wa_id"])
             .returning(table.c.instance_id, table.c.wa_id)
         )
-        self._queue: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._writer_conn = WriterConnection(db.engine, "message store")
+        self._committer: GroupCommitter[_Pending, StoreReceipt] = GroupCommitter(
+            db.engine, self._commit, name="message store"
+        )
 
     @staticmethod
     def row_values(
@@ -96,47 +75,39 @@ class MessageStore:
         }
         return {k: storable_text(v) if isinstance(v, str) else v for k, v in values.items()}
 
-    async def add(self, values: dict[str, Any], events: Sequence[tuple[LogWriter, Any]] = ()) -> bool:
-        """Insert one message; False when (instance, WhatsApp id) was already stored.
+    async def add(self, values: dict[str, Any], events: Sequence[tuple[LogWriter, Any]] = ()) -> StoreReceipt:
+        """Insert one message; its receipt says whether it was new (not already stored under
+        (instance, WhatsApp id)) and which ``events`` items were committed with it.
 
         ``events``: (writer, item) pairs written in the same transaction when the message is new.
         """
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append((values, events, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
+        return await self._committer.submit((values, events))
 
-    async def _flush(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            rows: dict[tuple[str, str], dict[str, Any]] = {}
-            for values, _, _ in batch:
-                rows.setdefault((values["instance_id"], values["wa_id"]), values)
-            try:
-                inserted = await self._write(list(rows.values()), batch)
-            except Exception as exc:
-                log.exception("message store write failed", extra={"batch": len(batch)})
-                await self._drop_connection()
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for values, _, future in batch:
-                key = (values["instance_id"], values["wa_id"])
-                # Only the first of in-batch duplicates counts as new.
-                is_new = key in inserted
+    async def _commit(self, transaction: Transaction, batch: list[_Pending]) -> list[StoreReceipt]:
+        """One multi-row insert for the batch (and its writers' rows); each message's receipt."""
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for values, _ in batch:
+            rows.setdefault((values["instance_id"], values["wa_id"]), values)
+        inserted = await self._write(transaction, list(rows.values()), batch)
+        out: list[StoreReceipt] = []
+        for values, events in batch:
+            key = (values["instance_id"], values["wa_id"])
+            # Only the first of in-batch duplicates counts as new (and had its events written).
+            if key in inserted:
                 inserted.discard(key)
-                if not future.done():
-                    future.set_result(is_new)
+                out.append(StoreReceipt(True, tuple(item for _, item in events)) if events else _NEW)
+            else:
+                out.append(_NOT_NEW)
+        return out
 
-    async def _write(self, rows: list[dict[str, Any]], batch: list[_Pending]) -> set[tuple[str, str]]:
+    async def _write(
+        self, transaction: Transaction, rows: list[dict[str, Any]], batch: list[_Pending]
+    ) -> set[tuple[str, str]]:
         writers: list[LogWriter] = []
-        for _, events, _ in batch:
+        for _, events in batch:
             for writer, _ in events:
                 if writer not in writers:
                     writers.append(writer)
-        conn = await self._writer_conn.get()
         async with contextlib.AsyncExitStack() as stack:
             # The writers' locks before the write lock (the order their own commits take them in),
             # held until their post-commit bookkeeping is done.
@@ -144,13 +115,13 @@ class MessageStore:
                 await stack.enter_async_context(writer.lock())
             states: list[tuple[LogWriter, Any]] = []
             try:
-                async with write_lock(self._db.engine), conn.begin():
+                async with transaction() as conn:
                     result = await conn.execute(self._insert, rows)
                     inserted = {(row[0], row[1]) for row in result}
                     if writers:
                         items: dict[LogWriter, list[Any]] = {w: [] for w in writers}
                         fresh = set(inserted)
-                        for values, events, _ in batch:
+                        for values, events in batch:
                             key = (values["instance_id"], values["wa_id"])
                             if key not in fresh:
                                 continue
@@ -168,14 +139,9 @@ class MessageStore:
                 writer.committed(state)
         return inserted
 
-    async def _drop_connection(self) -> None:
-        await self._writer_conn.drop()
-
     async def aclose(self) -> None:
         """Finish pending writes and release the writer's connection (before the engine is disposed)."""
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
-        await self._drop_connection()
+        await self._committer.aclose()
 
     async def get(self, instance_id: str, wa_id: str) -> StoredMessage | None:
         if not storable_key(wa_id):
@@ -218,8 +184,9 @@ class MessageStore:
             await session.commit()
 
 
-def stored_from_values(values: dict[str, Any]) -> StoredMessage:
-    """The record ``get`` would read back for a row just inserted from ``values`` (``row_values``)."""
+def stored_from_values(values: dict[str, Any], logged: tuple[Any, ...] = ()) -> StoredMessage:
+    """The record ``get`` would read back for a row just inserted from ``values`` (``row_values``),
+    with the send receipt's ``logged`` items."""
     payload: dict[str, Any] = values["payload"] or {}
     media = payload.get("media") or {}
     return StoredMessage(
@@ -235,6 +202,7 @@ def stored_from_values(values: dict[str, Any]) -> StoredMessage:
         media_file_name=values["media_file_name"],
         media_size=media.get("size"),
         payload=dict(payload),
+        logged=logged,
     )
 
 

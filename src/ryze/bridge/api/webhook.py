@@ -2,7 +2,9 @@
 
 Nothing slow happens here: the path secret and the signature are checked, a relevant event is
 written to the outbound queue (group-committed) and handed to the worker; Chatwoot gets its 200 in
-milliseconds. Unknown integration or wrong path secret: 404; bad signature: 401.
+milliseconds. Unknown integration or wrong path secret: 404; bad signature, or a signed webhook
+outside the replay window: 401; a body the bridge cannot act on without guessing: 400. Every error
+answer is the bridge's ``BridgeErrorBody``.
 
 Chatwoot posts one webhook for every message in the inbox, the bridge's own included, so this is
 the hottest route: it is a plain ASGI handler in front of the FastAPI router (no routing table, no
@@ -20,6 +22,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ryze.bridge.provisioning import hash_path_secret
+from ryze.bridge.relay.outbound import shapes
 from ryze.bridge.relay.outbound.filters import (
     SENDABLE_MESSAGE_TYPES,
     classify,
@@ -28,6 +31,7 @@ from ryze.bridge.relay.outbound.filters import (
 )
 from ryze.bridge.relay.outbound.worker import target_chat
 from ryze.bridge.services import BridgeServices
+from ryze.protocol import BridgeErrorBody, BridgeFailure, FailureKind
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +42,43 @@ _SIGNATURE = b"x-chatwoot-signature"
 _TIMESTAMP = b"x-chatwoot-timestamp"
 
 
+@functools.lru_cache(maxsize=64)  # a handful of fixed bodies; the shape errors vary, so bounded
+def error_body(kind: FailureKind, message: str) -> bytes:
+    """The bridge's one error body (``BridgeErrorBody``), here as for every other route."""
+    return (
+        BridgeErrorBody(error=BridgeFailure(kind=kind, message=message))
+        .model_dump_json(exclude_none=True)
+        .encode()
+    )
+
+
+NOT_FOUND = error_body(FailureKind.NOT_FOUND, "not found")
+_unsigned = "X-Chatwoot-Signature missing (the inbox has a signing secret)"
+
+
 def signature_ok(secret: str, timestamp: str, raw: bytes, presented: str) -> bool:
     # hmac.digest is the one-shot C implementation: no HMAC object per webhook.
     digest = hmac.digest(secret.encode(), timestamp.encode() + b"." + raw, "sha256")
     return hmac.compare_digest(b"sha256=" + digest.hex().encode(), presented.strip().encode())
+
+
+def timestamp_problem(timestamp: str, window: float, now: float) -> str | None:
+    """Why ``X-Chatwoot-Timestamp`` puts a signed webhook outside the replay window, or None.
+
+    Chatwoot signs ``"<unix seconds>.<body>"`` and enforces no window itself (chatwoot-api.md §8):
+    without one, a signed webhook captured once (a proxy log, a leaked capture) could be replayed
+    forever. Outside ±``window`` seconds of our clock it is refused; inside it, a replay of an agent
+    message is one job (the outbound job is its de-duplication record, kept for longer than the
+    window can accept the replay: ``BridgeSettings.job_retention_seconds``).
+    """
+    if window <= 0:
+        return None
+    value = timestamp.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 12:
+        return "X-Chatwoot-Timestamp is missing or not a number of seconds"
+    if abs(now - int(value)) > window:
+        return f"X-Chatwoot-Timestamp is more than {window:g}s away from the bridge's clock"
+    return None
 
 
 async def handle(
@@ -56,27 +93,51 @@ async def handle(
     if runtime is None or not hmac.compare_digest(
         hash_path_secret(path_secret).encode(), runtime.record.path_secret_hash.encode()
     ):
-        return 404, b'{"error":"not found"}'
-    # Nothing in the body is looked at before the signature is verified.
-    if runtime.inbox_secret and (
-        not signature or not signature_ok(runtime.inbox_secret, timestamp, raw, signature)
-    ):
-        log.warning("webhook signature rejected", extra={"integration_id": integration_id})
-        return 401, b'{"error":"bad signature"}'
+        return 404, NOT_FOUND
+    # Nothing in the body is looked at before the signature is verified. An inbox without a secret
+    # (Chatwoot < 4.13) signs nothing: the path secret alone admits its webhooks, and their
+    # timestamp (unsigned, if sent at all) proves nothing, so it is not checked either.
+    secret = runtime.inbox_secret
+    if secret:
+        refused = _unsigned if not signature else None
+        refused = refused or timestamp_problem(timestamp, bridge.settings.webhook_replay_window, time.time())
+        if refused is None and not signature_ok(secret, timestamp, raw, signature):
+            # Reset in Chatwoot (reset_secret)? Re-read the inbox (rate-limited) and try its secret.
+            fresh_ok = await runtime.webhook_secret.verify_with_fresh(
+                secret, lambda fresh: signature_ok(fresh, timestamp, raw, signature)
+            )
+            refused = None if fresh_ok else "bad signature"
+        if refused is not None:
+            log.warning("webhook refused: %s", refused, extra={"integration_id": integration_id})
+            return 401, error_body(FailureKind.UNAUTHORIZED, refused)
+        if runtime.webhook_secret.error:
+            await runtime.webhook_secret.verified()
+    elif signature:
+        runtime.webhook_secret.learn_soon()  # Chatwoot signs now (upgraded to 4.13+): learn the secret
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return 400, b'{"error":"body is not JSON"}'
+        return 400, error_body(FailureKind.INVALID_REQUEST, "body is not JSON")
     if not isinstance(payload, dict):
-        return 400, b'{"error":"body is not a JSON object"}'
+        return 400, error_body(FailureKind.INVALID_REQUEST, "body is not a JSON object")
     event = payload.get("event")
     if event == "message_created" and payload.get("message_type") not in SENDABLE_MESSAGE_TYPES:
         # The commonest webhook by far: Chatwoot echoes every incoming message the bridge itself
         # created (about one per relayed WhatsApp message). Two fields decide it: classify() would
         # drop it, and no other handler below takes a message_created. Same answer as the full path.
         return 200, _OK
-    inbox = payload.get("inbox")
-    if isinstance(inbox, dict) and inbox.get("id") not in (None, runtime.record.inbox_id):
+    problem = shapes.problem(payload)
+    if problem is not None:
+        # Signed, so from Chatwoot (or whoever holds its secret), but not a shape the bridge can
+        # act on without guessing: refused, so Chatwoot marks an agent message failed.
+        log.warning(
+            "webhook of an unexpected shape refused",
+            extra={"integration_id": integration_id, "event": str(event)[:40], "error": problem},
+        )
+        return 400, error_body(FailureKind.INVALID_REQUEST, f"invalid webhook: {problem}")
+    # message events name their inbox as {"inbox": {"id"}}, conversation events as "inbox_id"
+    inbox_id = shapes.as_dict(payload.get("inbox")).get("id", payload.get("inbox_id"))
+    if inbox_id is not None and inbox_id != runtime.record.inbox_id:
         return 200, _OK  # another inbox's event (misconfigured URL): not ours to relay
     intent = classify(payload)
     if intent is not None:
@@ -88,7 +149,7 @@ async def handle(
         return 200, _OK
     status = conversation_status(payload)
     if status is not None:
-        await runtime.resolver.note_status(*status)
+        await runtime.resolver.note_status(status.conversation_id, status.status, status.updated_at)
         return 200, _OK
     typing = typing_state(payload)
     if typing is not None:
@@ -129,19 +190,19 @@ class WebhookMiddleware:
     ) -> tuple[int, bytes]:
         parts = rest.split("/")
         if len(parts) != 2 or not all(parts):
-            return 404, b'{"error":"not found"}'
+            return 404, NOT_FOUND
         if scope["method"] != "POST":
-            return 405, b'{"error":"method not allowed"}'
+            return 405, error_body(FailureKind.INVALID_REQUEST, "method not allowed: use POST")
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return 400, b'{"error":"client disconnected"}'
+                return 400, error_body(FailureKind.INVALID_REQUEST, "client disconnected")
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY:
-                return 413, b'{"error":"body too large"}'
+                return 413, error_body(FailureKind.INVALID_REQUEST, "body too large")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break

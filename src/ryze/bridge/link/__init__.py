@@ -1,1 +1,1 @@
-"""The WebSocket link to RyzeAPI (the bridge is the client) and the per-integration runtimes."""
+"""The WebSocket link to RyzeAPI (the bridge is the client): ``client.LinkClient``."""

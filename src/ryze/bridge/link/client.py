@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import heapq
 import logging
-import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -31,8 +30,10 @@ import pydantic
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from ryze.bridge.retry import backoff_delay
 from ryze.common.tasks import cancel_and_wait
 from ryze.protocol import (
+    CLOSE_GONE,
     AckFrame,
     AcksFrame,
     BatchedEvent,
@@ -56,17 +57,11 @@ DONE_ABOVE_LIMIT = 10_000
 
 EventHandler = Callable[[int, EventEnvelope, bool], None]
 StateHandler = Callable[[bool, str, bool], Awaitable[None]]  # connected, error, refused
-CLOSE_INTEGRATION_DELETED = 4004
 WatermarkSaver = Callable[[int], Awaitable[None]]
 
 
 class LinkUnavailable(Exception):
     """The command could not be confirmed: link down or no result in time. Retry with the same id."""
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Full-jitter exponential backoff."""
-    return random.uniform(base / 2, min(cap, base * (2 ** min(attempt, 20))))
 
 
 class LinkClient:
@@ -193,7 +188,7 @@ class LinkClient:
                     finally:
                         pinger.cancel()
                     code, reason = ws.close_code, ws.close_reason
-                    refused = code == CLOSE_INTEGRATION_DELETED
+                    refused = code == CLOSE_GONE
                     error = f"RyzeAPI closed the link ({code} {reason})".strip()
             except asyncio.CancelledError:
                 raise

@@ -1,15 +1,15 @@
 """The bridge database: engine, migrations, and a group committer for hot-path writes.
 
 Hot-path writes (the inbound mapping row that marks an event done, the outbound job a webhook
-persists) go through :class:`GroupCommitter`: concurrent writers are batched into one transaction,
-each awaiting its own result, so the commit rate is not the ceiling (python-stack-ceilings.md).
+persists) go through :class:`BridgeWriter`, a group committer (``ryze.common.database``):
+concurrent writers are batched into one transaction, each awaiting its own result, so the commit
+rate is not the ceiling (python-stack-ceilings.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,8 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ryze.common.database import WriterConnection, make_engine, upgrade_schema
-from ryze.common.tasks import cancel_and_wait
+from ryze.common.database import GroupCommitter, Transaction, make_engine, upgrade_schema
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +29,11 @@ READERS = 4  # concurrent read connections (the pool keeps 5; the group committe
 WriteOp = Callable[[AsyncConnection], Awaitable[Any]]
 
 
-class GroupCommitter:
-    """Runs write operations submitted concurrently in shared transactions (at most ``batch`` each).
+class BridgeWriter:
+    """The bridge's hot-path writes: operations on a connection, run in shared transactions.
 
-    The committer keeps one connection of its own (opened lazily, dropped after an error): a pool
-    checkout per batch costs a reset (a ROLLBACK round trip through the aiosqlite thread) on return.
+    A :class:`~ryze.common.database.GroupCommitter` (at most ``batch`` operations per transaction)
+    whose items are the operations themselves; one bad operation fails alone (``singly``).
 
     Two lanes. ``urgent`` operations (the webhook's job insert: Chatwoot waits for the answer) are
     committed in their own short transaction ahead of everything else, and a normal batch being
@@ -45,97 +44,29 @@ class GroupCommitter:
     """
 
     def __init__(self, engine: AsyncEngine, *, batch: int = 200, urgent_batch: int = 64) -> None:
-        self._engine = engine
-        self._batch = batch
-        self._urgent_batch = urgent_batch
-        self._normal: deque[tuple[WriteOp, asyncio.Future[Any]]] = deque()
-        self._urgent: deque[tuple[WriteOp, asyncio.Future[Any]]] = deque()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._writer_conn = WriterConnection(engine, "bridge group committer")
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="bridge-group-commit")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait([self._task])
-            self._task = None
-        for lane in (self._urgent, self._normal):
-            while lane:
-                _, fut = lane.popleft()
-                if not fut.done():
-                    fut.set_exception(RuntimeError("bridge database closed"))
+        self._committer: GroupCommitter[WriteOp, Any] = GroupCommitter(
+            engine,
+            self._commit,
+            name="bridge group committer",
+            max_batch=batch,
+            urgent_batch=urgent_batch,
+            on_failure="singly",
+        )
 
     async def submit(self, op: WriteOp, *, urgent: bool = False) -> Any:
-        if self._task is None:  # not started (tests, tools): plain transaction
-            async with self._engine.begin() as conn:
-                return await op(conn)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        (self._urgent if urgent else self._normal).append((op, fut))
-        self._wakeup.set()
-        return await fut
+        return await self._committer.submit(op, urgent=urgent)
 
-    async def _drop_connection(self) -> None:
-        await self._writer_conn.drop()
+    async def aclose(self) -> None:
+        await self._committer.aclose()
 
-    async def _run(self) -> None:
-        try:
-            await self._loop()
-        finally:
-            await self._drop_connection()
-
-    @staticmethod
-    def _take(lane: deque[tuple[WriteOp, asyncio.Future[Any]]], limit: int) -> list[tuple[WriteOp, Any]]:
-        items: list[tuple[WriteOp, Any]] = []
-        while lane and len(items) < limit:
-            items.append(lane.popleft())
-        return items
-
-    async def _loop(self) -> None:
-        while True:
-            if not self._urgent and not self._normal:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            if self._urgent:
-                await self._commit(self._take(self._urgent, self._urgent_batch), yield_to_urgent=False)
-            if self._normal:  # at least one normal op per round: urgent traffic cannot starve the rest
-                await self._commit(self._take(self._normal, self._batch), yield_to_urgent=True)
-
-    async def _commit(self, items: list[tuple[WriteOp, Any]], *, yield_to_urgent: bool) -> None:
-        kept = len(items)  # items[:kept] belong to this transaction; the rest went back to the lane
-        try:
-            results: list[Any] = []
-            conn = await self._writer_conn.get()
-            async with conn.begin():
-                for index, (op, _) in enumerate(items):
-                    if yield_to_urgent and index and self._urgent:
-                        # an urgent write arrived: commit this part now, the rest goes next round
-                        kept = index
-                        self._normal.extendleft(reversed(items[index:]))
-                        break
-                    results.append(await op(conn))
-            for (_, fut), result in zip(items[:kept], results, strict=True):
-                if not fut.done():
-                    fut.set_result(result)
-        except asyncio.CancelledError:
-            for _, fut in items:
-                if not fut.done():
-                    fut.set_exception(RuntimeError("bridge database closed"))
-            raise
-        except Exception:  # one bad op must not fail its neighbours: replay them one by one
-            log.warning("group commit failed; retrying its writes one by one", exc_info=True)
-            await self._drop_connection()  # it may be what failed: the next batch opens a new one
-            for op, fut in items[:kept]:
-                if fut.done():
-                    continue
-                try:
-                    async with self._engine.begin() as conn:
-                        fut.set_result(await op(conn))
-                except Exception as exc:  # delivered to the waiting writer, which handles it
-                    fut.set_exception(exc)
+    async def _commit(self, transaction: Transaction, ops: list[WriteOp]) -> list[Any]:
+        results: list[Any] = []
+        async with transaction() as conn:
+            for op in ops:
+                if results and self._committer.yield_requested:
+                    break  # an urgent write arrived: commit this part now, the rest goes next round
+                results.append(await op(conn))
+        return results
 
 
 class BridgeDB:
@@ -143,7 +74,7 @@ class BridgeDB:
         self.url = url
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
-        self.writer = GroupCommitter(self.engine)
+        self.writer = BridgeWriter(self.engine)
         # Never ask the pool for more connections than it keeps: an overflow connection is opened and
         # closed per use (a new aiosqlite thread each time), which costs far more than waiting.
         self._readers = asyncio.Semaphore(READERS)
@@ -162,10 +93,10 @@ class BridgeDB:
             yield conn
 
     def start(self) -> None:
-        self.writer.start()
+        """Nothing to start: the writer's flusher runs while writes are queued."""
 
     async def close(self) -> None:
-        await self.writer.stop()
+        await self.writer.aclose()
         await self.engine.dispose()
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Dialect,
     Float,
     Index,
     Integer,
@@ -14,12 +17,47 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+NUL, NUL_REPLACEMENT = "\x00", "\ufffd"
+
+
+def nul_free(text: str) -> str:
+    """The text as it is stored (see :class:`_NulFree`)."""
+    return text.replace(NUL, NUL_REPLACEMENT) if NUL in text else text
+
+
+class _NulFree(TypeDecorator[str]):
+    """Text stored without U+0000, which PostgreSQL's ``text``/``varchar`` refuse ("invalid byte
+    sequence for encoding UTF8: 0x00") while SQLite keeps it. Texts that come from elsewhere — an
+    error RyzeAPI or Chatwoot worded around a message's text, a WhatsApp id, a name — are written
+    with U+FFFD in its place on both back ends, so a row never fails to be written for it and both
+    databases hold the same text. Comparisons bind through the same type, so a lookup by such a
+    value still finds its row. (Webhook bodies are stored as received: valid JSON has no raw NUL,
+    only the escape ``\\u0000``, which is kept.) No schema change: the column types are unchanged.
+    """
+
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return nul_free(value) if isinstance(value, str) else value
+
+
+class NulFreeString(_NulFree):
+    impl = String
+    cache_ok = True
+
+
+class NulFreeText(_NulFree):
+    impl = Text
+    cache_ok = True
 
 
 class Base(DeclarativeBase):
@@ -30,13 +68,13 @@ class Integration(Base):
     __tablename__ = "bridge_integrations"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    instance: Mapped[str] = mapped_column(String(255), index=True)
+    instance: Mapped[str] = mapped_column(NulFreeString(255), index=True)
     ryzeapi_url: Mapped[str] = mapped_column(String(2048))
     chatwoot_base_url: Mapped[str] = mapped_column(String(2048))
     chatwoot_account_id: Mapped[int] = mapped_column(BigInteger)
     token_enc: Mapped[str] = mapped_column(Text)  # AES-256-GCM, associated data = id
     inbox_id: Mapped[int] = mapped_column(BigInteger)
-    inbox_name: Mapped[str] = mapped_column(String(255))
+    inbox_name: Mapped[str] = mapped_column(NulFreeString(255))
     inbox_secret_enc: Mapped[str] = mapped_column(Text, default="")  # webhook signing secret, encrypted
     path_secret_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the webhook path secret
     sign_messages: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -44,7 +82,7 @@ class Integration(Base):
     start_as_pending: Mapped[bool] = mapped_column(Boolean, default=False)
     reopen_resolved: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="paused")
-    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_error: Mapped[str] = mapped_column(NulFreeText, default="")
     operator_paused: Mapped[bool] = mapped_column(Boolean, default=False)
     watermark: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[float] = mapped_column(Float)
@@ -57,7 +95,7 @@ class Chat(Base):
     __tablename__ = "bridge_chats"
 
     integration_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    chat_key: Mapped[str] = mapped_column(String(255), primary_key=True)  # the JID used as source_id
+    chat_key: Mapped[str] = mapped_column(NulFreeString(255), primary_key=True)  # the JID used as source_id
     contact_id: Mapped[int] = mapped_column(BigInteger)
     conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # display_id
     conversation_status: Mapped[str] = mapped_column(String(16), default="open")
@@ -70,8 +108,8 @@ class ChatAlias(Base):
     __tablename__ = "bridge_chat_aliases"
 
     integration_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    jid: Mapped[str] = mapped_column(String(255), primary_key=True)
-    chat_key: Mapped[str] = mapped_column(String(255))
+    jid: Mapped[str] = mapped_column(NulFreeString(255), primary_key=True)
+    chat_key: Mapped[str] = mapped_column(NulFreeString(255))
 
 
 class MessageMap(Base):
@@ -85,11 +123,11 @@ class MessageMap(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     integration_id: Mapped[str] = mapped_column(String(32))
-    wa_message_id: Mapped[str] = mapped_column(String(255))
+    wa_message_id: Mapped[str] = mapped_column(NulFreeString(255))
     part: Mapped[int] = mapped_column(Integer, default=0)
     chatwoot_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: skipped/failed
     conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    chat_jid: Mapped[str] = mapped_column(String(255), default="")
+    chat_jid: Mapped[str] = mapped_column(NulFreeString(255), default="")
     direction: Mapped[str] = mapped_column(String(8))  # in (WA→CW) | out (CW→WA)
     state: Mapped[str] = mapped_column(String(8), default="done")  # done | skipped | failed
     seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -104,8 +142,8 @@ class InboundFailure(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     integration_id: Mapped[str] = mapped_column(String(32), index=True)
     seq: Mapped[int] = mapped_column(BigInteger)
-    wa_message_id: Mapped[str] = mapped_column(String(255), default="")
-    error: Mapped[str] = mapped_column(Text)
+    wa_message_id: Mapped[str] = mapped_column(NulFreeString(255), default="")
+    error: Mapped[str] = mapped_column(NulFreeText)
     created_at: Mapped[float] = mapped_column(Float)
 
 
@@ -128,6 +166,6 @@ class OutboundJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     parts_done: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
-    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_error: Mapped[str] = mapped_column(NulFreeText, default="")
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)

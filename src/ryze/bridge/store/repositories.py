@@ -11,7 +11,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ryze.bridge.store.db import Batcher, BridgeDB
-from ryze.bridge.store.models import Chat, ChatAlias, InboundFailure, Integration, MessageMap, OutboundJob
+from ryze.bridge.store.models import (
+    Chat,
+    ChatAlias,
+    InboundFailure,
+    Integration,
+    MessageMap,
+    OutboundJob,
+    nul_free,
+)
 
 INTEGRATIONS: Table = Integration.__table__  # type: ignore[assignment]
 CHATS: Table = Chat.__table__  # type: ignore[assignment]
@@ -161,6 +169,20 @@ class ChatRepository:
         m = row._mapping
         return ChatRecord(m["chat_key"], m["contact_id"], m["conversation_id"], m["conversation_status"])
 
+    async def chat_of_conversation(self, integration_id: str, conversation_id: int) -> str | None:
+        """The chat key mapped to a Chatwoot conversation, if any (read on resolution only)."""
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(CHATS.c.chat_key)
+                    .where(
+                        CHATS.c.integration_id == integration_id, CHATS.c.conversation_id == conversation_id
+                    )
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else str(row[0])
+
     async def save(self, integration_id: str, chat: ChatRecord, aliases: list[str]) -> None:
         now = time.time()
 
@@ -260,7 +282,7 @@ class MessageMapRepository:
                     )
                 )
                 found.update((str(r[0]), str(r[1])) for r in rows)
-        return [key in found for key in keys]
+        return [(key[0], nul_free(key[1])) in found for key in keys]  # stored ids are NUL-free
 
     async def _record_many(self, rows: list[dict[str, Any]]) -> list[None]:
         async def op(conn: AsyncConnection) -> None:

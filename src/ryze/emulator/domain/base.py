@@ -72,6 +72,10 @@ def file_type_for(content_type: str) -> str:
 @dataclass
 class Settings:
     message_per_minute_limit: int = 200
+    # False: behave like Chatwoot before 4.13, whose API channels have no `secret` column (no
+    # `secret` in the inbox JSON, no reset_secret route, unsigned webhooks: lib/webhooks/trigger.rb
+    # signs only when the channel has a secret). Applies to inboxes created from then on.
+    webhook_signing: bool = True
 
 
 def blank(value: Any) -> bool:

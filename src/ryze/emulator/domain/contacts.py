@@ -106,6 +106,54 @@ class ContactOps(Core):
             # API inboxes are not among the channels whose old row ContactInboxBuilder rewrites.
             raise RecordNotUnique(f"duplicate key value violates unique constraint ({inbox_id}, {source_id})")
 
+    def delete_contact(self, contact: Contact) -> None:
+        """ContactsController#destroy: `@contact.destroy!`. Its conversations, contact inboxes and
+        messages go with it (app/models/contact.rb, `dependent: :destroy_async`; done at once here,
+        as the contact itself 404s at once and nothing reads the orphans meanwhile)."""
+        for conv in self.store.conversations_of_contact(contact.id):
+            self.store.remove_conversation(conv)
+        for ci in self.store.contact_inboxes_of(contact.id):
+            self.store.remove_contact_inbox(ci)
+        self._drop_contact(contact)
+
+    def merge_contacts(self, base: Contact, mergee: Contact) -> Contact:
+        """ContactMergeAction#perform (app/actions/contact_merge_action.rb), one transaction:
+        the mergee's conversations, messages (as sender) and contact inboxes move to the base
+        contact, the mergee is destroyed, then the base gets the merged attributes (mergee's
+        non-blank values deep-merged under the base's: the base wins)."""
+        if base.id == mergee.id:
+            # Nothing in the action forbids it; destroying the only contact is not worth emulating.
+            raise RecordInvalid([("base", "Contacts to merge must differ")])
+        for conv in self.store.conversations_of_contact(mergee.id):
+            self.store.move_conversation(conv, base.id)
+        for msg in self.store.messages.values():
+            if msg.sender_type == "Contact" and msg.sender_id == mergee.id:
+                msg.sender_id = base.id
+        for ci in self.store.contact_inboxes_of(mergee.id):
+            self.store.move_contact_inbox(ci, base.id)
+        merged = _deep_merge(_mergeable(mergee), _mergeable(base))
+        self._drop_contact(mergee)
+        previous = self.store.contact_key_list(base)
+        for key, value in merged.items():
+            setattr(base, key, value)
+        self.store.save_contact(base, previous)
+        return base
+
+    def _drop_contact(self, contact: Contact) -> None:
+        for key in self.store.contact_key_list(contact):
+            if self.store.contact_keys.get(key) == contact.id:
+                del self.store.contact_keys[key]
+        self.store.contacts.pop(contact.id, None)
+
+    def contactable_source_id(self, contact: Contact, inbox: Inbox) -> str:
+        """Contacts::ContactableInboxesService#api_contactable_inbox
+        (app/services/contacts/contactable_inboxes_service.rb): the source id the dashboard uses
+        when an agent starts a conversation in an API inbox — the contact's latest contact inbox
+        there, else `SecureRandom.uuid`. So a contact that never wrote through the inbox gets a
+        conversation whose source id is a UUID, not a WhatsApp address."""
+        mine = [ci for ci in self.store.contact_inboxes_of(contact.id) if ci.inbox_id == inbox.id]
+        return mine[-1].source_id if mine else str(uuid.uuid4())
+
     def build_contact_inbox(
         self, contact: Contact, inbox: Inbox, source_id: str | None, hmac_verified: bool = False
     ) -> ContactInbox:
@@ -127,3 +175,27 @@ class ContactOps(Core):
         )
         self.store.add_contact_inbox(ci)
         return ci
+
+
+_MERGEABLE = ("identifier", "name", "email", "phone_number", "additional_attributes", "custom_attributes")
+
+
+def _mergeable(contact: Contact) -> JSON:
+    """`attributes.slice(*mergable_attribute_keys).compact_blank`."""
+    out: JSON = {}
+    for key in _MERGEABLE:
+        value = getattr(contact, key)
+        if value not in (None, "", {}):
+            out[key] = value
+    return out
+
+
+def _deep_merge(under: JSON, over: JSON) -> JSON:
+    """ActiveSupport's `Hash#deep_merge`: ``over`` wins, nested hashes merge."""
+    out = dict(under)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -55,7 +55,8 @@ class InboxOps(Core):
             additional_attributes=additional,
             identifier=secrets.token_urlsafe(18),
             hmac_token=secrets.token_urlsafe(18),
-            secret=secrets.token_urlsafe(24),
+            # Channel::Api `has_secure_token :secret` (v4.13+); none on an older Chatwoot
+            secret=secrets.token_urlsafe(24) if self.settings.webhook_signing else "",
             settings=settings,
         )
         self.store.inboxes[inbox.id] = inbox
@@ -82,15 +83,22 @@ class InboxOps(Core):
             inbox.hmac_mandatory = bool(cast_bool(channel["hmac_mandatory"]))
         return inbox
 
-    def delete_inbox(self, inbox: Inbox) -> None:
-        # Chatwoot enqueues DeleteObjectJob; doing it at once is indistinguishable from outside.
-        del self.store.inboxes[inbox.id]
-        for ci in [c for c in self.store.contact_inboxes.values() if c.inbox_id == inbox.id]:
-            self.store.remove_contact_inbox(ci)
-        for conv in [c for c in self.store.conversations.values() if c.inbox_id == inbox.id]:
+    def delete_inbox(self, inbox_id: int) -> None:
+        """DeleteObjectJob#perform (app/jobs/delete_object_job.rb): the heavy associations first
+        (conversations, then contact inboxes), then the inbox. It runs in a job some time after
+        the DELETE answered, so until then the inbox works and its webhooks fire; a job for an
+        inbox already gone does nothing."""
+        if inbox_id not in self.store.inboxes:
+            return
+        for conv in [c for c in self.store.conversations.values() if c.inbox_id == inbox_id]:
             self.store.remove_conversation(conv)
+        for ci in [c for c in self.store.contact_inboxes.values() if c.inbox_id == inbox_id]:
+            self.store.remove_contact_inbox(ci)
+        del self.store.inboxes[inbox_id]
 
     def reset_secret(self, inbox: Inbox) -> Inbox:
+        """InboxesController#reset_secret → ``channel.reset_secret!`` (v4.13+): a new random secure
+        token signs every webhook from now on; the old one stops verifying at once."""
         inbox.secret = secrets.token_urlsafe(24)
         return inbox
 

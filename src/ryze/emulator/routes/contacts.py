@@ -13,7 +13,7 @@ from .. import errors
 from ..errors import ApiError, json_response
 from ..params import cast_bool, cast_int
 from ..state import Contact
-from ..views import contact_json, conversation_json, inbox_brief, inbox_record
+from ..views import contact_json, conversation_json, inbox_brief, inbox_json, inbox_record
 from .base import Ctx, endpoint
 
 BASE = "/api/v1/accounts/{account_id}/contacts"
@@ -95,6 +95,45 @@ async def show(ctx: Ctx) -> Response:
 async def update(ctx: Ctx) -> Response:
     contact = ctx.cw.update_contact(_contact(ctx), ctx.params)
     return json_response({"payload": contact_json(ctx.store, contact)})
+
+
+@endpoint
+async def destroy(ctx: Ctx) -> Response:
+    """ContactsController#destroy: `@contact.destroy!` then `head :ok` (an empty 200)."""
+    ctx.cw.delete_contact(_contact(ctx))
+    return Response(b"", status_code=200)
+
+
+@endpoint
+async def contactable_inboxes(ctx: Ctx) -> Response:
+    """ContactableInboxesController#get: where an agent can start a conversation, and with which
+    source id (Contacts::ContactableInboxesService; API inboxes only are emulated)."""
+    contact = _contact(ctx)
+    inboxes = [i for i in ctx.store.account_inboxes(ctx.caller.account.id) if ctx.caller.can_access(i)]
+    return json_response(
+        {
+            "payload": [
+                {"source_id": ctx.cw.contactable_source_id(contact, i), "inbox": inbox_json(i, admin=False)}
+                for i in inboxes
+            ]
+        }
+    )
+
+
+@endpoint
+async def merge(ctx: Ctx) -> Response:
+    """Actions::ContactMergesController#create (POST /actions/contact_merge): both contacts are
+    looked up in the account (404), ContactMergeAction runs, the base contact is rendered."""
+    account_id = ctx.caller.account.id
+
+    def find(key: str) -> Contact:
+        contact = ctx.store.contacts.get(cast_int(ctx.params.get(key)) or 0)
+        if contact is None or contact.account_id != account_id:
+            raise errors.not_found()
+        return contact
+
+    base, mergee = find("base_contact_id"), find("mergee_contact_id")
+    return json_response(contact_json(ctx.store, ctx.cw.merge_contacts(base, mergee)))
 
 
 @endpoint
@@ -266,7 +305,10 @@ routes = [
     Route(BASE + "/filter", filter_contacts, methods=["POST"]),
     Route(BASE + "/{contact_id}", show, methods=["GET"]),
     Route(BASE + "/{contact_id}", update, methods=["PATCH", "PUT"]),
+    Route(BASE + "/{contact_id}", destroy, methods=["DELETE"]),
+    Route(BASE + "/{contact_id}/contactable_inboxes", contactable_inboxes, methods=["GET"]),
     Route(BASE + "/{contact_id}/conversations", conversations, methods=["GET"]),
     Route(BASE + "/{contact_id}/contact_inboxes", create_contact_inbox, methods=["POST"]),
     Route("/api/v1/accounts/{account_id}/contact_inboxes/filter", filter_contact_inboxes, methods=["POST"]),
+    Route("/api/v1/accounts/{account_id}/actions/contact_merge", merge, methods=["POST"]),
 ]

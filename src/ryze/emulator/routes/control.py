@@ -131,6 +131,23 @@ async def reply(request: Request, emu: ChatwootEmulator) -> Response:
 
 
 @control
+async def start_conversation(request: Request, emu: ChatwootEmulator) -> Response:
+    account_id = cast_int(request.path_params.get("account_id"))
+    params = await parse(request)
+    contact_id, inbox_id = cast_int(params.get("contact_id")), cast_int(params.get("inbox_id"))
+    if account_id is None or contact_id is None or inbox_id is None:
+        raise AgentError("contact_id and inbox_id are required")
+    conv = emu.agent.start_conversation(
+        account_id,
+        contact_id,
+        inbox_id,
+        str(params.get("content") or ""),
+        user_email=params.get("user_email") or None,
+    )
+    return json_response(conversation_json(emu.state, emu.base_url(request), conv))
+
+
+@control
 async def delete_message(request: Request, emu: ChatwootEmulator) -> Response:
     account_id, display_id = _ids(request)
     message_id = cast_int(request.path_params.get("message_id")) or 0
@@ -280,6 +297,7 @@ routes = [
     Route("/app", page, methods=["GET"]),
     Route("/_emulator/accounts", accounts, methods=["GET"]),
     Route("/_emulator/accounts/{account_id}/conversations", conversations, methods=["GET"]),
+    Route("/_emulator/accounts/{account_id}/conversations", start_conversation, methods=["POST"]),
     Route("/_emulator/accounts/{account_id}/messages", account_messages, methods=["GET"]),
     Route(
         "/_emulator/accounts/{account_id}/conversations/{conversation_id}/messages", messages, methods=["GET"]

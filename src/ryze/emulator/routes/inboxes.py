@@ -48,12 +48,17 @@ async def update(ctx: Ctx) -> Response:
 async def destroy(ctx: Ctx) -> Response:
     inbox = ctx.inbox()
     ctx.caller.require_admin()
-    ctx.cw.delete_inbox(inbox)
+    # InboxesController#destroy: `DeleteObjectJob.perform_later(@inbox, ...)`, nothing deleted yet.
+    inbox_id = inbox.id
+    ctx.emu.jobs.enqueue(f"delete-inbox-{inbox_id}", lambda: ctx.cw.delete_inbox(inbox_id))
     return json_response({"message": "Your inbox deletion request will be processed in some time."})
 
 
 @endpoint
 async def reset_secret(ctx: Ctx) -> Response:
+    """``app/controllers/api/v1/accounts/inboxes_controller.rb`` #reset_secret (v4.13+, admins)."""
+    if not ctx.cw.settings.webhook_signing:
+        raise errors.route_not_found()  # the route does not exist before 4.13
     inbox = ctx.inbox()
     ctx.caller.require_admin()
     ctx.cw.reset_secret(inbox)

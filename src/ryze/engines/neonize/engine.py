@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ryze.engines.base import Engine, EngineError, EventSink, Session
 from ryze.engines.neonize.executor import FfiExecutor
-from ryze.engines.neonize.session import ClientFactory, NeonizeSession
+from ryze.engines.neonize.session import MAX_ABANDONED, QR_LIFETIME, ClientFactory, NeonizeSession
 from ryze.engines.neonize.storage import SessionStore, make_store, validate_instance
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,9 @@ class NeonizeEngine:
     schema ``<schema_prefix><instance>`` of ``database_url`` when that is a PostgreSQL URL.
 
     ``expected_sessions`` sizes the FFI thread pool up front (it grows with the sessions actually
-    opened); ``headroom`` is the number of threads kept free for short calls.
+    opened); ``headroom`` is the number of threads kept free for short calls. ``proxy``
+    (``http://…`` or ``socks5://…``) carries whatsmeow's websocket and media traffic; the tests
+    point it at a loopback listener so a real client never dials WhatsApp.
     """
 
     name = "neonize"
@@ -34,6 +36,9 @@ class NeonizeEngine:
         schema_prefix: str = "whatsmeow_",
         queue_size: int = 256,
         client_factory: ClientFactory | None = None,
+        proxy: str | None = None,
+        qr_lifetime: float = QR_LIFETIME,
+        max_abandoned: int = MAX_ABANDONED,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.database_url = database_url
@@ -42,6 +47,9 @@ class NeonizeEngine:
         self._expected = expected_sessions
         self._queue_size = queue_size
         self._client_factory = client_factory
+        self.proxy = proxy
+        self.qr_lifetime = qr_lifetime
+        self.max_abandoned = max_abandoned
         self._sessions: dict[str, NeonizeSession] = {}
         self._closed = False
 
@@ -66,6 +74,9 @@ class NeonizeEngine:
             sink=sink,
             executor=self.executor,
             queue_size=self._queue_size,
+            proxy=self.proxy,
+            qr_lifetime=self.qr_lifetime,
+            max_abandoned=self.max_abandoned,
             **kwargs,
         )
         session.start()
@@ -73,6 +84,11 @@ class NeonizeEngine:
         self.executor.expect_sessions(max(self._expected, len(self._sessions)))
         log.info("session opened", extra={"instance": instance, "engine": self.name})
         return session
+
+    def thread_counts(self) -> dict[str, int]:
+        """FFI threads: the pool's current ceiling, calls pinned in Go (one per live session and
+        per stuck attempt), and stuck attempts (stopped clients whose Go call never returned)."""
+        return self.executor.thread_counts()
 
     async def delete_session(self, instance: str) -> None:
         session = self._sessions.pop(instance, None)

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,6 +38,9 @@ class FfiExecutor:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=self._size(), thread_name_prefix="neonize-ffi")
         self._closed = False
+        # Pinned calls whose session gave up on them (stopped the client) while Go kept the thread:
+        # kept referenced so their client and ctypes callbacks are never freed under Go.
+        self._abandoned: set[asyncio.Future[Any]] = set()
 
     # --- sizing ---------------------------------------------------------------------------------
 
@@ -57,6 +60,20 @@ class FfiExecutor:
     @property
     def pinned(self) -> int:
         return self._pinned
+
+    @property
+    def abandoned(self) -> int:
+        """Pinned calls still inside Go after their client was stopped (each holds a thread)."""
+        return len(self._abandoned)
+
+    def abandon(self, call: asyncio.Future[Any]) -> None:
+        """Keep ``call`` (and through it its client) alive until Go returns, however long."""
+        if not call.done():
+            self._abandoned.add(call)
+            call.add_done_callback(self._abandoned.discard)
+
+    def thread_counts(self) -> dict[str, int]:
+        return {"ffi_pool_max": self.max_workers, "ffi_pinned": self._pinned, "ffi_abandoned": self.abandoned}
 
     def expect_sessions(self, count: int) -> None:
         """Called by the engine when sessions are opened or closed."""

@@ -37,12 +37,15 @@ from ryze.engines.base import (
     Party,
     Quote,
     SentMessage,
+    SessionStopped,
+    deliver_until_stored,
 )
 from ryze.engines.neonize import send
 from ryze.engines.neonize._neonize import (
     DEVICE_CODE,
     ChatPresence,
     ChatPresenceMedia,
+    ProxySettings,
     ReceiptType,
     RyzeClient,
     parse_event,
@@ -62,6 +65,15 @@ MESSAGE_CODE = 17
 RECEIPT_CODE = 18
 PAIR_STATUS_CODE = 2
 STOP_TIMEOUT = 5.0
+QR_LIFETIME = 150.0
+"""Ryze ends an unscanned QR series itself after this long. whatsmeow's own series (qrchan.go:
+the first code 60 s, five more 20 s each) ends at 160 s by disconnecting, and then neonize's
+``Neonize()`` goes on to ``FetchMe``, which polls every 100 ms, forever, for a login that will never
+come: a spinning thread per expired QR. Stopping the client first (an *expected* disconnect: the
+QR emitter returns without closing its channel) leaves the thread parked on that channel instead,
+using no CPU. Either way the thread never returns: ``MAX_ABANDONED`` bounds how many pile up."""
+MAX_ABANDONED = 32
+"""Connection attempts are refused once this many neonize calls are stuck in Go (restart to free)."""
 
 ClientFactory = Callable[..., Any]
 """``(name, *, uuid, executor, on_event, on_qr, on_login_status) -> client``; ``RyzeClient``
@@ -97,6 +109,11 @@ class _RunEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class _QrExpired:
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Emit:
     event: DomainEvent
 
@@ -114,6 +131,7 @@ class _Attempt:
     client: Any
     waiter: asyncio.Future[_Outcome]
     task: asyncio.Task[Any] | None = None
+    qr_timer: asyncio.TimerHandle | None = None
 
 
 class _InstanceLog(logging.LoggerAdapter[logging.Logger]):
@@ -142,8 +160,14 @@ class NeonizeSession:
         executor: FfiExecutor,
         client_factory: ClientFactory = RyzeClient,
         queue_size: int = 256,
+        proxy: str | None = None,
+        qr_lifetime: float = QR_LIFETIME,
+        max_abandoned: int = MAX_ABANDONED,
     ) -> None:
         self.instance = instance
+        self._proxy = proxy
+        self._qr_lifetime = qr_lifetime
+        self._max_abandoned = max_abandoned
         self._store = store
         self._sink = sink
         self._executor = executor
@@ -157,7 +181,6 @@ class NeonizeSession:
         self._connect_lock = asyncio.Lock()
         self._pump = EventPump(self._handle, maxsize=queue_size, name=instance)
         self._background: set[asyncio.Task[Any]] = set()
-        self._retired: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._log = _InstanceLog(log, {"instance": instance})
 
@@ -230,6 +253,13 @@ class NeonizeSession:
 
     async def _start_attempt(self) -> _Attempt:
         await self._stop_client()
+        stuck = self._executor.abandoned
+        if stuck >= self._max_abandoned:
+            # Each expired QR series keeps one thread inside neonize's Go core for good.
+            raise EngineError(
+                f"{stuck} earlier connection attempts are still held inside neonize's Go core; "
+                "restart RyzeAPI to release them before connecting again"
+            )
         await self._store.prepare()
         loop = asyncio.get_running_loop()
         self._generation += 1
@@ -250,7 +280,9 @@ class NeonizeSession:
         reset_event_loop(loop)
         self._log.info("connecting to WhatsApp")
         try:
-            attempt.task = await client.connect()
+            attempt.task = await (
+                client.connect(ProxySettings(self._proxy)) if self._proxy else client.connect()
+            )
         except Exception as exc:
             self._attempt = None
             error = send.engine_error("connect", exc)
@@ -303,6 +335,10 @@ class NeonizeSession:
             return  # from a client we already stopped
         if isinstance(item, _Qr):
             await self._on_qr(attempt, item.code)
+        elif isinstance(item, _QrExpired):
+            if self._state is ConnectionState.QR_READY:
+                self._log.info("QR code not scanned in time; ending the pairing attempt")
+                await self._on_login_status(attempt, "timeout")
         elif isinstance(item, _LoginStatus):
             await self._on_login_status(attempt, item.status)
         elif isinstance(item, _RunEnded):
@@ -311,6 +347,10 @@ class NeonizeSession:
             await self._on_go_event(attempt, item.code, item.event)
 
     async def _on_qr(self, attempt: _Attempt, code: str) -> None:
+        if attempt.qr_timer is None:  # the series starts: end it before whatsmeow does
+            attempt.qr_timer = asyncio.get_running_loop().call_later(
+                self._qr_lifetime, self._pump.submit, _QrExpired(attempt.generation)
+            )
         self._qr = code
         self._state = ConnectionState.QR_READY
         await self._deliver(ConnectionEvent(state=ConnectionState.QR_READY, qr=code))
@@ -399,10 +439,16 @@ class NeonizeSession:
         self._me = _device_party(device) or self._me
 
     async def _deliver(self, event: DomainEvent) -> None:
+        """The engine seam's failure contract (engines/base.py): retry, in order, until stored or
+        the session stops; the pump (and through it Go's queue) waits meanwhile."""
         try:
-            await self._sink(event)
-        except Exception:
-            self._log.exception("event sink failed", extra={"event_type": type(event).__name__})
+            await deliver_until_stored(
+                self._sink, event, stopped=lambda: self._closed, instance=self.instance
+            )
+        except SessionStopped:
+            self._log.error(
+                "session stopped before an event was stored", extra={"event_type": type(event).__name__}
+            )
 
     # --- client lifecycle ---------------------------------------------------------------------
 
@@ -424,6 +470,8 @@ class NeonizeSession:
     async def _shutdown(self, attempt: _Attempt | None) -> None:
         if attempt is None:
             return
+        if attempt.qr_timer is not None:
+            attempt.qr_timer.cancel()
         _resolve(
             attempt, _Outcome("failed", error=EngineError("Connection attempt cancelled", retryable=True))
         )
@@ -437,10 +485,14 @@ class NeonizeSession:
         if task is not None and not task.done():
             done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT)
             if not done:
-                # Go is still inside a blocking call (e.g. a dial). Keep the task (and through
-                # it the client and its ctypes callbacks) alive until it returns.
-                self._retired.add(task)
-                task.add_done_callback(self._retired.discard)
+                # Go is still inside a blocking call: a dial, or a QR series that will never
+                # return (see QR_LIFETIME). The executor keeps the task (and through it the
+                # client and its ctypes callbacks) alive until it returns, however long.
+                self._executor.abandon(task)
+                self._log.warning(
+                    "a neonize call did not return after Stop; its thread stays inside Go",
+                    extra={"abandoned": self._executor.abandoned},
+                )
 
     async def _stop_client_if(self, attempt: _Attempt) -> None:
         if self._attempt is attempt:

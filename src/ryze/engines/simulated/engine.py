@@ -213,8 +213,14 @@ class SimulatedSession:
     async def _go_online(self) -> None:
         await self._set_state(ConnectionState.CONNECTED)
         pending, self._offline = self._offline, []
-        for event in pending:
-            await self._emit(event)
+        for i, event in enumerate(pending):
+            try:
+                await self._emit(event)
+            except Exception:
+                # Failure contract (engines/base.py): not stored means not delivered. Keep it and
+                # the rest queued, in order, for the next time the session comes online.
+                self._offline[:0] = pending[i:]
+                raise
 
     async def disconnect(self) -> None:
         self._cancel_scan()
@@ -256,6 +262,10 @@ class SimulatedSession:
 
     async def close(self) -> None:
         self._cancel_scan()
+
+    async def drain(self) -> None:
+        """Events reach the sink before the call that produced them returns: nothing to wait for."""
+        return None
 
     # ---------------------------------------------------------------- sending
 

@@ -15,25 +15,20 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pydantic
 
 from ryze.bridge.errors import IntegrationBlocked
-from ryze.bridge.link.client import backoff_delay
 from ryze.bridge.metrics import failure_reason
+from ryze.bridge.relay.context import RelayContext
 from ryze.bridge.relay.inbound.converters import convert
-from ryze.bridge.relay.inbound.lanes import LaneKeys
-from ryze.bridge.relay.inbound.resolver import jid_user, phone_of
-from ryze.chatwoot import (
-    ChatwootAuthError,
-    ChatwootError,
-    ChatwootNotFound,
-    ChatwootRateLimited,
-    ChatwootServerError,
-    ChatwootTimeout,
-    ChatwootUnreachable,
-)
+from ryze.bridge.relay.inbound.lanes import LaneKeys, LaneRouter
+from ryze.bridge.relay.inbound.lookup import find_created, message_time
+from ryze.bridge.relay.inbound.resolver import ConversationResolver, jid_user, phone_of
+from ryze.bridge.relay.source_id import wa_source_id
+from ryze.bridge.retry import AMBIGUOUS, Failure, classify
+from ryze.chatwoot import ChatwootError, ChatwootNotFound, ChatwootPort
 from ryze.protocol import (
     ChatType,
     EventEnvelope,
@@ -44,9 +39,6 @@ from ryze.protocol import (
     WAMessage,
 )
 
-if TYPE_CHECKING:
-    from ryze.bridge.runtime import IntegrationRuntime
-
 log = logging.getLogger(__name__)
 
 # WhatsApp ids remembered per integration (≈ 20 KiB when full): a second line of defence only,
@@ -56,8 +48,22 @@ Consume = Callable[[bool], Awaitable[None]]  # argument: "a previous attempt may
 
 
 class InboundRelay:
-    def __init__(self, rt: IntegrationRuntime) -> None:
-        self.rt = rt
+    """Dispatches the link's events to their consumers, each in its chat's lane, and retries them.
+
+    ``done(seq)`` acknowledges an event to the link once its effect is committed (or given up)."""
+
+    def __init__(
+        self,
+        ctx: RelayContext,
+        *,
+        lanes: LaneRouter,
+        resolver: ConversationResolver,
+        done: Callable[[int], None],
+    ) -> None:
+        self.ctx = ctx
+        self.lanes = lanes
+        self.resolver = resolver
+        self._done = done
         # A process that died had at most one message in flight per chat lane: only the first replayed
         # message of each lane can be half-done (created in Chatwoot, mapping not written), so only
         # that one is checked against Chatwoot before creating.
@@ -89,28 +95,27 @@ class InboundRelay:
                 message = envelope.message_exchange().message
                 key = self._lane_keys.key(message.chat)
                 consumer = MessageConsumer(
-                    self.rt, message, seq, self._first_replay_of_lane(key, replay), maybe_relayed=replay
+                    self, message, seq, self._first_replay_of_lane(key, replay), maybe_relayed=replay
                 )
-                self.rt.lanes.submit(key, lambda: self._run(seq, consumer, message.id, message.chat))
+                self.lanes.submit(key, lambda: self._run(seq, consumer, message.id, message.chat))
             elif envelope.event == EventName.MESSAGE_STATUS:
                 receipt = envelope.message_status()
-                self.rt.lanes.submit(
+                self.lanes.submit(
                     self._lane_keys.key(receipt.chat),
-                    lambda: self._run(seq, ReceiptConsumer(self.rt, receipt)),
+                    lambda: self._run(seq, ReceiptConsumer(self.ctx, receipt)),
                 )
             elif envelope.event == EventName.INSTANCE_STATE:
                 state = envelope.instance_state()
-                self.rt.lanes.submit(
-                    "\x00state", lambda: self._run(seq, self._state(state.state, state.reason))
-                )
+                self.lanes.submit("\x00state", lambda: self._run(seq, self._state(state.state, state.reason)))
             else:
-                self.rt.link_done(seq)
+                self._done(seq)
         except pydantic.ValidationError as exc:
             reason = f"malformed event: {exc.errors()[:3]}"
             log.warning(
-                "malformed event acked without effect", extra={"integration_id": self.rt.id, "seq": seq}
+                "malformed event acked without effect",
+                extra={"integration_id": self.ctx.integration_id, "seq": seq},
             )
-            self.rt.lanes.submit("\x00bad", lambda: self._give_up(seq, reason, ""))
+            self.lanes.submit("\x00bad", lambda: self._give_up(seq, reason, ""))
 
     def reset(self) -> None:
         """The link was stopped (its in-flight events abandoned): the next replay is verified afresh."""
@@ -133,75 +138,34 @@ class InboundRelay:
     # ------------------------------------------------------------------ retry loop
 
     async def _run(self, seq: int, consume: Consume, wa_id: str = "", chat: Any = None) -> None:
+        ctx = self.ctx
         counted = 0.0
         attempt = 0
         ambiguous = False
-        last_error = ""
-        settings = self.rt.settings
         while True:
             started = time.monotonic()
             try:
-                try:
-                    await consume(ambiguous)
-                except Exception as exc:  # counted by reason here, without a wrapper coroutine per attempt
-                    self.rt.metrics.failed("wa_to_cw", failure_reason(exc))
-                    raise
-                self.rt.note_progress()
-                self.rt.link_done(seq)
-                return
+                await consume(ambiguous)
             except asyncio.CancelledError:
                 raise
-            except IntegrationBlocked as exc:
-                last_error = str(exc)
-                delay = backoff_delay(attempt + 3, settings.retry_base_seconds, settings.retry_max_seconds)
-            except ChatwootAuthError as exc:
-                await self.rt.report_chatwoot_error(exc)
-                last_error = str(exc)
-                delay = backoff_delay(attempt + 3, settings.retry_base_seconds, settings.retry_max_seconds)
-            except ChatwootNotFound as exc:
-                last_error = str(exc)
-                delay = backoff_delay(attempt, settings.retry_base_seconds, settings.retry_max_seconds)
-                try:
-                    await self.rt.check_inbox()
-                    counted += 1
-                except IntegrationBlocked as blocked:
-                    last_error = str(blocked)
-                    delay = backoff_delay(
-                        attempt + 3, settings.retry_base_seconds, settings.retry_max_seconds
-                    )
-            except ChatwootRateLimited as exc:
-                last_error = str(exc)
-                delay = (
-                    exc.retry_after
-                    if exc.retry_after is not None
-                    else backoff_delay(attempt, settings.retry_base_seconds, settings.retry_max_seconds)
-                )
-                counted += self.rt.progressed_since(started)
-            except (ChatwootServerError, ChatwootTimeout, ChatwootUnreachable) as exc:
-                ambiguous = True  # the create may have happened: check Chatwoot before creating again
-                last_error = str(exc)
-                delay = backoff_delay(attempt, settings.retry_base_seconds, settings.retry_max_seconds)
-                counted += self.rt.progressed_since(started)
-            except ChatwootError as exc:  # 4xx the message itself provokes
-                last_error = str(exc)
-                delay = backoff_delay(attempt, settings.retry_base_seconds, settings.retry_max_seconds)
-                counted += 1
-            except Exception as exc:  # a bug or unexpected data: bounded like a poison message
-                log.exception("inbound event failed", extra={"integration_id": self.rt.id, "seq": seq})
-                # It may have failed after the Chatwoot message was created (storing the mapping,
-                # say), and a seq offered to this connection only skips the mapping lookup: check Chatwoot.
-                ambiguous = True
-                last_error = f"{exc.__class__.__name__}: {exc}"
-                delay = backoff_delay(attempt, settings.retry_base_seconds, settings.retry_max_seconds)
-                counted += 1
+            except Exception as exc:
+                ctx.metrics.failed("wa_to_cw", failure_reason(exc))
+                failure, last_error, weight = await self._assess(exc, seq, started)
+                ambiguous = ambiguous or failure in AMBIGUOUS
+                delay = ctx.retry.delay(failure, attempt, exc)
+            else:
+                ctx.health.note_progress()
+                self._done(seq)
+                return
             attempt += 1
-            if counted >= settings.max_attempts:
+            counted += weight
+            if ctx.retry.exhausted(counted):
                 await self._give_up(seq, last_error, wa_id, chat)
                 return
             log.info(
                 "inbound event will be retried",
                 extra={
-                    "integration_id": self.rt.id,
+                    "integration_id": ctx.integration_id,
                     "seq": seq,
                     "attempt": attempt,
                     "delay": round(delay, 2),
@@ -210,18 +174,44 @@ class InboundRelay:
             )
             await asyncio.sleep(delay)
 
+    async def _assess(self, exc: Exception, seq: int, started: float) -> tuple[Failure, str, float]:
+        """What a failed attempt was (the retry policy's classification, after the reports it calls
+        for), the error to keep, and how much the attempt counts toward giving up."""
+        health = self.ctx.health
+        failure = classify(exc)
+        last_error = str(exc)
+        if failure is Failure.AUTH:
+            assert isinstance(exc, ChatwootError)
+            await health.report_chatwoot_error(exc)
+        elif failure is Failure.NOT_FOUND:
+            try:
+                await health.check_inbox()  # the conversation is gone, or the whole inbox?
+            except IntegrationBlocked as blocked:
+                failure, last_error = Failure.BLOCKED, str(blocked)
+        elif failure is Failure.UNEXPECTED:
+            # A bug or unexpected data: bounded like a poison message. It may have failed after
+            # the Chatwoot message was created (storing the mapping, say), and a seq offered to this
+            # connection only skips the mapping lookup: it is ambiguous, Chatwoot is checked.
+            log.exception(
+                "inbound event failed", extra={"integration_id": self.ctx.integration_id, "seq": seq}
+            )
+            last_error = f"{exc.__class__.__name__}: {exc}"
+        weight = self.ctx.retry.weight(failure, progressing=health.progressed_since(started))
+        return failure, last_error, weight
+
     async def _give_up(self, seq: int, error: str, wa_id: str, chat: Any = None) -> None:
-        self.rt.metrics.failed("wa_to_cw", "gave_up")
+        self.ctx.metrics.failed("wa_to_cw", "gave_up")
         log.error(
-            "inbound event given up", extra={"integration_id": self.rt.id, "seq": seq, "error": error[:500]}
+            "inbound event given up",
+            extra={"integration_id": self.ctx.integration_id, "seq": seq, "error": error[:500]},
         )
         conversation_id: int | None = None
         if chat is not None:
             try:
-                record = await self.rt.resolver.resolve(chat)
+                record = await self.resolver.resolve(chat)
                 conversation_id = record.conversation_id
                 if conversation_id is not None:
-                    await self.rt.client().create_message(
+                    await self.ctx.chatwoot().create_message(
                         conversation_id,
                         content=f"⚠️ A WhatsApp message ({wa_id}) could not be shown here: {error[:500]}",
                         message_type="outgoing",
@@ -229,11 +219,12 @@ class InboundRelay:
                     )
             except ChatwootError as exc:
                 log.warning(
-                    "could not post the failure note", extra={"integration_id": self.rt.id, "error": str(exc)}
+                    "could not post the failure note",
+                    extra={"integration_id": self.ctx.integration_id, "error": str(exc)},
                 )
         if wa_id:
-            await self.rt.repos.messages.record(
-                self.rt.id,
+            await self.ctx.messages.record(
+                self.ctx.integration_id,
                 wa_message_id=wa_id,
                 chatwoot_message_id=None,
                 conversation_id=conversation_id,
@@ -245,14 +236,14 @@ class InboundRelay:
             )
             self.remember(wa_id)
         else:
-            await self.rt.repos.messages.record_failure(self.rt.id, seq, error)
-        self.rt.link_done(seq)
+            await self.ctx.messages.record_failure(self.ctx.integration_id, seq, error)
+        self._done(seq)
 
     # ------------------------------------------------------------------ consumers
 
     def _state(self, state: str, reason: str | None) -> Consume:
         async def consume(_ambiguous: bool) -> None:
-            await self.rt.set_whatsapp_state(state, reason)
+            await self.ctx.health.set_whatsapp_state(state, reason)
 
         return consume
 
@@ -262,14 +253,14 @@ class MessageConsumer:
 
     def __init__(
         self,
-        rt: IntegrationRuntime,
+        relay: InboundRelay,
         message: WAMessage,
         seq: int,
         replay: bool,
         *,
         maybe_relayed: bool = True,
     ) -> None:
-        self.rt = rt
+        self.relay = relay
         self.message = message
         self.seq = seq
         self.replay = replay  # the first replayed message of its lane: may be half-done in Chatwoot
@@ -279,21 +270,8 @@ class MessageConsumer:
         self.maybe_relayed = maybe_relayed
 
     async def __call__(self, ambiguous: bool) -> None:
-        rt, msg = self.rt, self.message
-        if msg.source == MessageSource.CHATWOOT:
-            # The agent's own reply, sent by one of our commands. RyzeAPI no longer offers these
-            # (bridge-protocol.md §3.4); an older RyzeAPI, or a log written before its upgrade,
-            # still may. Never mirrored, and mapped by the outbound worker from the command's
-            # result, so it is acked without touching the database.
-            return
-        repo = rt.repos.messages
-        if rt.inbound.relayed_recently(msg.id):
-            return  # delivered twice within this run
-        if self.maybe_relayed and await repo.seen(rt.id, msg.id):
-            return  # already relayed by this or a previous run (replay after a restart)
-        if msg.chat.type in (ChatType.NEWSLETTER, ChatType.BROADCAST) or msg.chat.jid == "status@broadcast":
-            return
-        if msg.chat.type == ChatType.GROUP and rt.record.ignore_groups:
+        relay, ctx, msg = self.relay, self.relay.ctx, self.message
+        if await self._not_for_chatwoot():
             return
         draft = convert(msg)
         if draft is None:
@@ -303,27 +281,13 @@ class MessageConsumer:
         content = draft.content
         if msg.chat.type == ChatType.GROUP and not outgoing:
             content = f"**{self._participant()}:**\n{content}"
-        chat = await rt.resolver.resolve(msg.chat)
+        chat = await relay.resolver.resolve(msg.chat)
         assert chat.conversation_id is not None
-        client = rt.client()
-        source_id = f"WAID:{msg.id}"
-        if self.replay or ambiguous:
-            for existing in await client.list_messages(chat.conversation_id):
-                if existing.source_id == source_id:
-                    await self._record(existing.id, chat.conversation_id)
-                    return
-        attributes = dict(draft.content_attributes)
-        quoted = self._quoted_id()
-        if quoted:
-            target = await repo.find_wa_any(rt.id, quoted)
-            if (
-                target is not None
-                and target.chatwoot_message_id
-                and target.conversation_id == chat.conversation_id
-            ):
-                attributes["in_reply_to"] = target.chatwoot_message_id
-            else:
-                attributes["in_reply_to_external_id"] = f"WAID:{quoted}"
+        client = ctx.chatwoot()
+        source_id = wa_source_id(msg.id)
+        if (self.replay or ambiguous) and await self._adopt_existing(client, chat.conversation_id, source_id):
+            return
+        attributes = await self._reply_attributes(dict(draft.content_attributes), chat.conversation_id)
         try:
             created = await client.create_message(
                 chat.conversation_id,
@@ -334,10 +298,54 @@ class MessageConsumer:
             )
         except ChatwootNotFound:
             # the conversation was deleted in Chatwoot (or the inbox: the retry loop checks)
-            await rt.resolver.forget_conversation(msg.chat)
+            await relay.resolver.forget_conversation(msg.chat)
             raise
         await self._record(created.id, chat.conversation_id)
-        rt.metrics.relayed("wa_to_cw")
+        ctx.metrics.relayed("wa_to_cw")
+
+    async def _not_for_chatwoot(self) -> bool:
+        """Already relayed, or a message this integration does not mirror: acked without effect."""
+        relay, ctx, msg = self.relay, self.relay.ctx, self.message
+        if msg.source == MessageSource.CHATWOOT:
+            # The agent's own reply, sent by one of our commands. RyzeAPI no longer offers these
+            # (bridge-protocol.md §3.4); an older RyzeAPI, or a log written before its upgrade,
+            # still may. Never mirrored, and mapped by the outbound worker from the command's
+            # result, so it is acked without touching the database.
+            return True
+        if relay.relayed_recently(msg.id):
+            return True  # delivered twice within this run
+        if self.maybe_relayed and await ctx.messages.seen(ctx.integration_id, msg.id):
+            return True  # already relayed by this or a previous run (replay after a restart)
+        if msg.chat.type in (ChatType.NEWSLETTER, ChatType.BROADCAST) or msg.chat.jid == "status@broadcast":
+            return True
+        return msg.chat.type == ChatType.GROUP and ctx.record.ignore_groups
+
+    async def _adopt_existing(self, client: ChatwootPort, conversation_id: int, source_id: str) -> bool:
+        """A previous attempt may have created the message: map the one carrying our source id."""
+        existing = await find_created(
+            client, conversation_id, source_id, not_before=message_time(self.message.timestamp)
+        )
+        if existing is None:
+            return False
+        await self._record(existing.id, conversation_id)
+        return True
+
+    async def _reply_attributes(self, attributes: dict[str, Any], conversation_id: int) -> dict[str, Any]:
+        """The quote (or reaction/edit/revoke target): Chatwoot's id when we mirrored it in this
+        conversation, else the WhatsApp id as an external reference."""
+        quoted = self._quoted_id()
+        if quoted:
+            ctx = self.relay.ctx
+            target = await ctx.messages.find_wa_any(ctx.integration_id, quoted)
+            if (
+                target is not None
+                and target.chatwoot_message_id
+                and target.conversation_id == conversation_id
+            ):
+                attributes["in_reply_to"] = target.chatwoot_message_id
+            else:
+                attributes["in_reply_to_external_id"] = wa_source_id(quoted)
+        return attributes
 
     def _participant(self) -> str:
         sender = self.message.sender
@@ -364,8 +372,8 @@ class MessageConsumer:
         direction: str = "in",
         part: int = 0,
     ) -> None:
-        await self.rt.repos.messages.record(
-            self.rt.id,
+        await self.relay.ctx.messages.record(
+            self.relay.ctx.integration_id,
             wa_message_id=self.message.id,
             part=part,
             chatwoot_message_id=chatwoot_id,
@@ -375,7 +383,7 @@ class MessageConsumer:
             state=state,
             seq=self.seq,
         )
-        self.rt.inbound.remember(self.message.id)
+        self.relay.remember(self.message.id)
 
 
 _RECEIPT_STATUS = {
@@ -388,8 +396,8 @@ _RECEIPT_STATUS = {
 class ReceiptConsumer:
     """``message.status``: delivered/read receipts on agent messages → Chatwoot message status."""
 
-    def __init__(self, rt: IntegrationRuntime, receipt: MessageStatusData) -> None:
-        self.rt = rt
+    def __init__(self, ctx: RelayContext, receipt: MessageStatusData) -> None:
+        self.ctx = ctx
         self.receipt = receipt
 
     async def __call__(self, ambiguous: bool) -> None:
@@ -397,14 +405,14 @@ class ReceiptConsumer:
         if status is None:
             return
         for wa_id in self.receipt.messageIds:
-            mapped = await self.rt.repos.messages.find_wa_any(self.rt.id, wa_id)
+            mapped = await self.ctx.messages.find_wa_any(self.ctx.integration_id, wa_id)
             if mapped is None or mapped.direction != "out" or not mapped.chatwoot_message_id:
                 continue
-            job = await self.rt.repos.outbound.find_by_message(self.rt.id, mapped.chatwoot_message_id)
+            job = await self.ctx.jobs.find_by_message(self.ctx.integration_id, mapped.chatwoot_message_id)
             if job is None:
                 continue
             try:
-                await self.rt.client().update_message_status(
+                await self.ctx.chatwoot().update_message_status(
                     job.conversation_id,
                     mapped.chatwoot_message_id,
                     "read" if status == "read" else "delivered",

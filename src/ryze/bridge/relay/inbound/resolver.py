@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ryze.bridge.store.repositories import ChatRecord, ChatRepository
-from ryze.chatwoot import ChatwootClient, ChatwootNotFound, ChatwootValidationError
+from ryze.chatwoot import ChatwootNotFound, ChatwootPort, ChatwootValidationError
 from ryze.chatwoot.models import Conversation
 from ryze.protocol import ChatRef, ChatType
 
@@ -51,7 +51,7 @@ class ConversationResolver:
         integration_id: str,
         inbox_id: int,
         chats: ChatRepository,
-        client: Callable[[], ChatwootClient],
+        client: Callable[[], ChatwootPort],
         policy: Callable[[], ConversationPolicy],
         cache_size: int = 5000,
     ) -> None:
@@ -62,6 +62,8 @@ class ConversationResolver:
         self._policy = policy
         self._cache: OrderedDict[str, ChatRecord] = OrderedDict()
         self._by_conversation: dict[int, ChatRecord] = {}
+        # newest conversation updated_at seen per conversation (bounded like the cache)
+        self._status_at: OrderedDict[int, float] = OrderedDict()
         self._cache_size = cache_size
 
     # ------------------------------------------------------------------ cache
@@ -82,8 +84,22 @@ class ConversationResolver:
             return False
         return record.conversation_status != "resolved" or self._policy().reopen_resolved
 
-    async def note_status(self, conversation_id: int, status: str) -> None:
-        """A conversation's status changed in Chatwoot (from its webhook)."""
+    async def note_status(self, conversation_id: int, status: str, updated_at: float | None = None) -> None:
+        """A conversation's status changed in Chatwoot (from its webhook).
+
+        Chatwoot delivers webhooks from Sidekiq jobs run concurrently (``config/sidekiq.yml``,
+        ``app/listeners/webhook_listener.rb``), so a snapshot can arrive after a newer one: a
+        ``conversation_*`` event whose ``updated_at`` is older than the newest one seen for that
+        conversation is stale and changes nothing (reopened, then a late "resolved", stays open).
+        """
+        if updated_at is not None:
+            newest = self._status_at.get(conversation_id)
+            if newest is not None and updated_at < newest:
+                return
+            self._status_at[conversation_id] = updated_at
+            self._status_at.move_to_end(conversation_id)
+            while len(self._status_at) > self._cache_size:
+                self._status_at.popitem(last=False)
         record = self._by_conversation.get(conversation_id)
         if record is not None:
             if record.conversation_status == status:
@@ -107,6 +123,22 @@ class ConversationResolver:
         for alias in aliases_of(chat):
             self._cache.pop(alias, None)
 
+    async def rebind_contact(self, chat: ChatRef, record: ChatRecord) -> None:
+        """Chatwoot answered 404 for the record's contact: resolve the chat's contact again.
+
+        After a deletion nothing owns the chat any more and a new contact is created; after a merge
+        (app/actions/contact_merge_action.rb) the chat's contact inbox belongs to the surviving
+        contact, so ``contact_inboxes/filter`` finds it and both WhatsApp identities map to it.
+        The caller saves the record.
+        """
+        gone = record.contact_id
+        await self.forget_contact(chat)
+        record.contact_id = await self._contact(chat)
+        log.info(
+            "contact gone in Chatwoot: chat resolved again",
+            extra={"integration_id": self.integration_id, "gone": gone, "contact_id": record.contact_id},
+        )
+
     # ------------------------------------------------------------------ resolution
 
     async def resolve(self, chat: ChatRef) -> ChatRecord:
@@ -126,7 +158,13 @@ class ConversationResolver:
                 chat_key=chat.jid, contact_id=contact_id, conversation_id=None, conversation_status="open"
             )
         if not self._usable(record):
-            conversation = await self._conversation(record)
+            try:
+                conversation = await self._conversation(record)
+            except ChatwootNotFound:
+                # The stored contact is gone: deleted (its conversations with it) or merged into
+                # another (its contact inboxes moved to the survivor). Find the chat's owner again.
+                await self.rebind_contact(chat, record)
+                conversation = await self._conversation(record)
             record.conversation_id = conversation.id
             record.conversation_status = conversation.status
         await self._chats.save(self.integration_id, record, aliases)
@@ -149,7 +187,13 @@ class ConversationResolver:
         if not phone or chat.type != ChatType.PRIVATE:
             return
         try:
-            contact = await self._client().show_contact(record.contact_id)
+            try:
+                contact = await self._client().show_contact(record.contact_id)
+            except ChatwootNotFound:  # deleted or merged away since: follow the chat to its owner
+                await self.rebind_contact(chat, record)
+                await self._chats.save(self.integration_id, record, aliases_of(chat))
+                self._remember(chat, record)
+                contact = await self._client().show_contact(record.contact_id)
             if not contact.phone_number:
                 await self._client().update_contact(record.contact_id, phone_number=phone)
         except (ChatwootValidationError, ChatwootNotFound) as exc:  # the number belongs to another contact
@@ -209,11 +253,19 @@ class ConversationResolver:
         log.info("contact created", extra={"integration_id": self.integration_id, "contact_id": contact.id})
         return contact.id
 
+    async def _may_take(self, record: ChatRecord, conversation_id: int) -> bool:
+        """A contact merged from two WhatsApp chats holds both chats' conversations; each chat
+        keeps to its own (agent replies go to the conversation's contact inbox source)."""
+        owner = await self._chats.chat_of_conversation(self.integration_id, conversation_id)
+        return owner is None or owner == record.chat_key
+
     async def _conversation(self, record: ChatRecord) -> Conversation:
         client = self._client()
         policy = self._policy()
         ours = [
-            c for c in await client.contact_conversations(record.contact_id) if c.inbox_id == self.inbox_id
+            c
+            for c in await client.contact_conversations(record.contact_id)
+            if c.inbox_id == self.inbox_id and await self._may_take(record, c.id)
         ]
         if policy.reopen_resolved and ours:
             return ours[0]

@@ -12,9 +12,14 @@ _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 def chatwoot_to_whatsapp(text: str) -> str:
     if not any(marker in text for marker in "*~"):
         return text
-    text = _BOLD.sub("\x00\\1\x00", text)
-    text = _ITALIC_STAR.sub(r"_\1_", text)
-    text = text.replace("\x00", "*")
+    # Bold is parked behind a marker while italics are converted (its `*x*` would read as italic).
+    # The marker must not occur in the text: an agent's U+0000 (or any fixed marker) would come out
+    # as `*`. Private-use code points, the first one absent from this text.
+    marker = next((chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text), None)
+    if marker is not None:  # (a text holding all 6,400 of them keeps its stars as they are)
+        text = _BOLD.sub(marker + r"\1" + marker, text)
+        text = _ITALIC_STAR.sub(r"_\1_", text)
+        text = text.replace(marker, "*")
     return _STRIKE.sub(r"~\1~", text)
 
 
@@ -27,6 +32,8 @@ def sign(text: str, agent_name: str | None) -> str:
 def agent_name(payload: dict[str, object]) -> str | None:
     sender = payload.get("sender")
     if isinstance(sender, dict) and sender.get("type") in ("user", "agent_bot", "captain_assistant"):
-        name = sender.get("available_name") or sender.get("name")
-        return str(name) if name else None
+        for key in ("available_name", "name"):
+            name = sender.get(key)
+            if isinstance(name, str) and name:  # a name of another JSON type is no name
+                return name
     return None
