@@ -14,10 +14,13 @@ import base64
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
@@ -97,8 +100,6 @@ class World:
 async def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[World]:
-    from conftest import _fresh_postgres_database
-
     tmp = tmp_path_factory.mktemp("fuzz")
     media = web.Application()
     media.router.add_get("/img.png", lambda _r: web.Response(body=PNG, content_type="image/png"))
@@ -197,6 +198,27 @@ async def _world(tmp: Path, database_url: str, bridge: FakeBridge, urls: list[st
             "handle": ["nope"],
         }
         yield world
+
+
+@asynccontextmanager
+async def _fresh_postgres_database() -> AsyncIterator[str]:
+    """A database of its own on the local server for the module's run, dropped afterwards (the
+    ``database_url`` fixture is per test; this world lives for the whole module)."""
+    admin_url = os.environ.get("RYZE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    name = f"ryze_fuzz_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"{admin_url.rpartition('/')[0]}/{name}"
+    finally:
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 def check(req: Request, status: int, content_type: str, body: bytes) -> None:
