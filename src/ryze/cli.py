@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -14,28 +15,43 @@ app.add_typer(account_app, name="account")
 console = Console()
 
 
-@app.command()
-def api() -> None:
-    """Run RyzeAPI (settings from the environment; the schema is upgraded on start)."""
-    import uvicorn
+def _listen_overrides(host: str | None, port: int | None) -> dict[str, Any]:
+    """The ``--host`` / ``--port`` given on the command line (they win over the environment)."""
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    return overrides
 
+
+@app.command()
+def api(
+    host: str | None = typer.Option(None, help="Bind address (HOST, default 127.0.0.1)."),
+    port: int | None = typer.Option(None, min=1, max=65535, help="Port (PORT, default 8080)."),
+) -> None:
+    """Run RyzeAPI (settings from the environment; the schema is upgraded on start)."""
     from ryze.api.app import create_app
     from ryze.api.settings import ApiSettings
+    from ryze.common.files import private_umask
     from ryze.common.lifespan import freeze_gc_after_startup
     from ryze.common.logging import configure
+    from ryze.common.serving import serve
+    from ryze.demo.up import own_url_follows
 
-    settings = ApiSettings()
+    private_umask()  # databases, WAL files, keys, WhatsApp sessions: owner-only
+    overrides = _listen_overrides(host, port)
+    settings = own_url_follows(ApiSettings(**overrides), "base_url", overrides)
     configure(settings.log_level, service="ryzeapi")
     app = create_app(settings)
     freeze_gc_after_startup(app)
-    uvicorn.run(
+    serve(
         app,
         host=settings.host,
         port=settings.port,
+        service="ryzeapi",
         loop="uvloop",
         http="httptools",
-        log_config=None,
-        access_log=False,
         proxy_headers=False,
     )
 
@@ -73,11 +89,19 @@ def keygen() -> None:
 
 
 @app.command()
-def bridge() -> None:
+def bridge(
+    host: str | None = typer.Option(None, help="Bind address (BRIDGE_HOST, default 127.0.0.1)."),
+    port: int | None = typer.Option(None, min=1, max=65535, help="Port (BRIDGE_PORT, default 8090)."),
+) -> None:
     """Run the bridge, RyzeIntegrations (settings from BRIDGE_* variables; schema upgraded on start)."""
     from ryze.bridge.server import serve
+    from ryze.bridge.settings import BridgeSettings
+    from ryze.common.files import private_umask
+    from ryze.demo.up import own_url_follows
 
-    serve()
+    private_umask()  # the bridge database (Chatwoot tokens, encrypted) and its key: owner-only
+    overrides = _listen_overrides(host, port)
+    serve(own_url_follows(BridgeSettings(**overrides), "public_url", overrides))
 
 
 @app.command("chatwoot-emulator")
@@ -111,11 +135,22 @@ def demo(
 
 
 @app.command()
-def up() -> None:
+def up(
+    api_host: str | None = typer.Option(None, help="RyzeAPI bind address (HOST, default 127.0.0.1)."),
+    api_port: int | None = typer.Option(None, min=1, max=65535, help="RyzeAPI port (PORT, default 8080)."),
+    bridge_host: str | None = typer.Option(None, help="Bridge bind address (BRIDGE_HOST)."),
+    bridge_port: int | None = typer.Option(
+        None, min=1, max=65535, help="Bridge port (BRIDGE_PORT, default 8090)."
+    ),
+) -> None:
     """RyzeAPI and the bridge in one command for a single host (settings from the environment)."""
+    from ryze.common.files import private_umask
+    from ryze.demo.up import Listen
     from ryze.demo.up import main as run_up
 
-    raise typer.Exit(run_up(console))
+    private_umask()  # the token file, and both children inherit it
+    listen = Listen(api_host=api_host, api_port=api_port, bridge_host=bridge_host, bridge_port=bridge_port)
+    raise typer.Exit(run_up(console, listen))
 
 
 def main() -> None:

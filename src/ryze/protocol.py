@@ -40,9 +40,33 @@ CLOSE_GONE = 4004
 bridge stops redialling and marks the integration in error (every other close is reconnected)."""
 
 
+HTTP_SCHEMES = ("http", "https")
+
+
+def is_http_url(url: str) -> bool:
+    """``url`` starts with ``http://`` or ``https://`` in any case (schemes are case-insensitive,
+    RFC 3986 §3.1). The one scheme check of both services, so ``HTTP://`` means the same everywhere."""
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme.lower() in HTTP_SCHEMES
+
+
+def is_header_token(value: str) -> bool:
+    """A token that can travel in an HTTP header: visible ASCII only, 1 to 512 characters.
+
+    Chatwoot's access tokens are alphanumeric; a control character or a non-ASCII one cannot be
+    sent (aiohttp refuses the header), so both services refuse it up front with a 400."""
+    return 0 < len(value) <= 512 and all("!" <= ch <= "~" for ch in value)
+
+
+def lower_scheme(url: str) -> str:
+    """``url`` with its scheme in lower case (``HTTPS://Host/`` -> ``https://Host/``)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.lower()}{sep}{rest}" if sep else url
+
+
 def link_url(ryzeapi_url: str, instance: str) -> str:
     """The WebSocket URL the bridge dials for an instance, from RyzeAPI's internal base URL."""
-    base = ryzeapi_url.rstrip("/")
+    base = lower_scheme(ryzeapi_url.rstrip("/"))
     if base.startswith("https://"):
         base = "wss://" + base[len("https://") :]
     elif base.startswith("http://"):

@@ -236,6 +236,15 @@ async def test_connect_with_invalid_number_is_400(api: Api, account_token: str) 
     assert resp.json()["error"]["message"].startswith("Invalid number")
 
 
+async def test_pairing_number_takes_ascii_digits_only(api: Api, account_token: str) -> None:
+    token = await api.instance(account_token)
+    resp = await api.client.get(
+        "/api/instance/connect/orion", params={"number": "٥٥١١٩٩٩٩٩٩٩٩٩"}, headers={"token": token}
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"]["message"].startswith("Invalid number")
+
+
 async def test_connect_when_connected(api: Api, account_token: str) -> None:
     token = await api.connected_instance(account_token)
     resp = await api.client.get("/api/instance/connect/orion", headers={"token": token})

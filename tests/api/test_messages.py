@@ -276,3 +276,45 @@ async def test_engine_failures_say_whether_to_try_again(
     )
     assert resp.status_code == status
     assert resp.json() == {"success": False, "error": {"message": "Could not reach WhatsApp servers"}}
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "٥٥١١٩٨٨٨٨٧٧٧٧",  # Arabic-Indic digits: \d took them as a phone number
+        "５５１１９８８８８７７７７",  # fullwidth digits
+        "٥٥١١٩٨٨٨٨٧٧٧٧@s.whatsapp.net",
+        "ab\x00c@s.whatsapp.net",
+        "../../x@g.us",
+    ],
+)
+async def test_only_ascii_digits_make_a_number_or_jid(api: Api, account_token: str, number: str) -> None:
+    token = await api.connected_instance(account_token)
+    resp = await send_text(api, token, number=number, message="x")
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["message"].startswith("Invalid number")
+    assert await outbox(api, token) == []
+
+
+async def test_text_and_caption_follow_whatsapps_length_limit(api: Api, account_token: str) -> None:
+    """A 15 MB text used to go out; WhatsApp's apps stop at 65,536 characters."""
+    token = await api.connected_instance(account_token)
+    at_limit = await send_text(api, token, number="5511988887777", message="x" * 65_536)
+    assert at_limit.status_code == 200, at_limit.text
+    over = await send_text(api, token, number="5511988887777", message="x" * 65_537)
+    assert over.status_code == 400
+    assert over.json()["error"]["message"] == (
+        "Invalid request body: field 'message' is longer than 65536 characters"
+    )
+    png = base64.b64encode(PNG).decode()
+    caption = await send_media(
+        api, token, number="5511988887777", mediaType="image", mediaBase64=png, message="c" * 65_537
+    )
+    assert caption.status_code == 400
+    assert "field 'message' is longer than 65536" in caption.json()["error"]["message"]
+    name = await send_media(
+        api, token, number="5511988887777", mediaType="document", mediaBase64=png, fileName="n" * 256
+    )
+    assert name.status_code == 400
+    assert "field 'fileName' is longer than 255" in name.json()["error"]["message"]
+    assert len(await outbox(api, token)) == 1  # only the text at the limit went out

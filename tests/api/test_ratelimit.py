@@ -81,3 +81,57 @@ async def test_the_bridge_link_is_not_limited(limited: Api) -> None:
     for _ in range(5):
         resp = await limited.client.get("/ws/chatwoot/orion", headers={"token": "bridge-token-xyz"})
         assert "X-RateLimit-Limit" not in resp.headers
+
+
+async def test_failed_authentications_are_counted_per_client_address(limited: Api) -> None:
+    """Every unknown token used to get a fresh bucket: guessing tokens was never limited."""
+    known = await limited.account()
+    assert (await limited.client.get("/api/instance/list", headers={"token": known})).status_code == 200
+    for attempt in range(3):
+        resp = await limited.client.get("/api/instance/list", headers={"token": f"guess-{attempt}"})
+        assert resp.status_code == 401
+    for attempt in range(3, 6):  # a new token, a new transport: still the same address
+        resp = await limited.client.get(
+            "/api/instance/list", headers={"Authorization": f"Bearer guess-{attempt}"}
+        )
+        assert resp.status_code == 429, resp.text
+        assert resp.json()["error"]["message"] == "Rate limit exceeded. Try again later."
+    # A token that authenticated this window is not locked out by its address's failures.
+    assert (await limited.client.get("/api/instance/list", headers={"token": known})).status_code == 200
+
+
+def test_failed_authentications_lock_out_for_the_rest_of_the_window_only() -> None:
+    limiter = RateLimiter(per_minute=2, create_per_minute=1)
+    t0 = 1_700_000_040.0
+    for _ in range(2):
+        limiter.auth_failed("ip:10.0.0.1", now=t0)
+    assert limiter.locked_out("ip:10.0.0.1", "t:guess", now=t0 + 30)
+    assert not limiter.locked_out("ip:10.0.0.2", "t:guess", now=t0 + 30)  # other addresses are not
+    limiter.authenticated("t:known", now=t0 + 30)
+    assert not limiter.locked_out("ip:10.0.0.1", "t:known", now=t0 + 31)
+    assert not limiter.locked_out("ip:10.0.0.1", "t:guess", now=t0 + 60)  # the next window
+
+
+@pytest.fixture
+async def limited_with_module(tmp_path: Path) -> AsyncIterator[Api]:
+    settings = make_settings(
+        tmp_path, rate_limit_per_minute=3, bridge_url="http://127.0.0.1:9", bridge_token="b" * 32
+    )
+    async for api in start_api(settings):
+        yield api
+
+
+async def test_bridge_token_guesses_are_counted_on_the_unlimited_internal_routes(
+    limited_with_module: Api,
+) -> None:
+    """/internal/* and the bridge link are not limited per token, so BRIDGE_TOKEN could be guessed
+    there without end; their 401s now count per address like everywhere else."""
+    limited = limited_with_module
+    for attempt in range(3):
+        resp = await limited.client.get(
+            "/internal/media/orion/x", headers={"Authorization": f"Bearer guess-{attempt}"}
+        )
+        assert resp.status_code == 401
+    resp = await limited.client.get("/internal/media/orion/x", headers={"Authorization": "Bearer guess-9"})
+    assert resp.status_code == 429
+    assert resp.json()["error"]["message"] == "Rate limit exceeded. Try again later."

@@ -80,3 +80,22 @@ async def test_a_pairing_in_progress_does_not_survive_a_restart(tmp_path: Path) 
     async for api in start_api(settings):
         resp = await api.client.get("/api/instance/status/orion", headers={"token": token})
         assert resp.json()["instance"]["state"] == "disconnected"
+
+
+async def test_a_u0000_in_a_lookup_is_not_found_on_both_databases(database_url: str, tmp_path: Path) -> None:
+    """Found by the OpenAPI property run: PostgreSQL refuses to compare U+0000, so a name, message
+    id or list filter holding it was a 500 there (a plain "not found" on SQLite)."""
+    async for api in start_api(make_settings(tmp_path, database_url=database_url)):
+        account_token = await api.account()
+        token = await api.connected_instance(account_token)
+        headers = {"token": account_token}
+        status = await api.client.get("/api/instance/status/or%00ion", headers=headers)
+        assert (status.status_code, status.json()["error"]["message"]) == (404, "Instance not found")
+        listed = await api.client.get("/api/instance/list", params={"instanceName": "a\x00"}, headers=headers)
+        assert listed.status_code == 404
+        message = await api.client.get(
+            "/api/chat/getMessage/orion", params={"messageId": "x\x00"}, headers={"token": token}
+        )
+        assert (message.status_code, message.json()["error"]["message"]) == (404, "Message not found")
+        chatwoot = await api.client.get("/api/chatwoot/list/or%00ion", headers=headers)
+        assert chatwoot.status_code in (404, 503)  # the module is off here: its gate answers first

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from ryze.emulator import RunningEmulator
 
@@ -78,10 +82,20 @@ async def test_activation_failures_are_classified(
 async def test_activation_timeout_is_classified(
     emulator: RunningEmulator, fake: FakeRyzeAPI, tmp_path: Path
 ) -> None:
-    async with run_bridge(tmp_path, chatwoot_timeout=0.5) as bridge:
+    async with run_bridge(tmp_path, activate_timeout=0.5) as bridge:
         emulator.emulator.faults.add(method="POST", path=r".*/inboxes$", hang=True, hang_seconds=3, count=1)
         status, body = await bridge.activate(fake, emulator.url)
         assert status == 504 and body["error"]["kind"] == "chatwoot_timeout"
+
+
+async def test_activation_waits_on_chatwoot_for_the_set_budget_not_the_relay_timeout(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, tmp_path: Path
+) -> None:
+    """`set` documents 60 s; its 504 came after the relay's 15 s per-call time-out."""
+    async with run_bridge(tmp_path, chatwoot_timeout=0.2, activate_timeout=10.0) as bridge:
+        emulator.emulator.faults.add(method="POST", path=r".*/inboxes$", latency=0.6, count=1)
+        status, body = await bridge.activate(fake, emulator.url)
+        assert status == 201, body
 
 
 async def test_second_activate_updates_in_place(
@@ -182,3 +196,54 @@ async def test_link_refused_as_removed_shows_error(
         return bool(shown["status"] == "error" and "HTTP 404" in shown["last_error"])
 
     await eventually(in_error)
+
+
+async def test_an_upper_case_scheme_is_the_same_url(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    """RyzeAPI accepted ``HTTP://`` and the bridge refused it: one scheme check now serves both."""
+    upper = "HTTP://" + emulator.url.split("://", 1)[1]
+    status, view = await bridge.activate(fake, upper)
+    assert status == 201, view
+
+
+async def test_an_unreadable_body_gets_the_bridges_error_body(bridge: RunningBridge) -> None:
+    """Found by the OpenAPI property run: FastAPI's own `{"detail": ...}` reached the client."""
+    async with bridge.http.post(
+        bridge.url + "/v1/integrations/activate",
+        data=b"\x80",
+        headers={"Authorization": "Bearer bridge-token-for-tests", "content-type": "application/json"},
+    ) as resp:
+        assert resp.status == 400
+        body = await resp.json()
+    assert body["error"]["kind"] == "invalid_request"
+    assert body["error"]["message"] == "invalid body: not valid JSON"
+
+
+async def test_a_websocket_upgrade_gets_404_with_the_bridges_error_body(bridge: RunningBridge) -> None:
+    """The bridge serves no WebSocket (uvicorn runs it with ws="none"): an upgrade is a plain
+    request to an unknown path, answered like any other."""
+    with pytest.raises(InvalidStatus) as caught:
+        async with connect(bridge.url.replace("http://", "ws://") + "/ws/anything"):
+            pass
+    response = caught.value.response
+    assert response.status_code == 404
+    assert json.loads(response.body or b"{}")["error"]["kind"] == "not_found"
+
+
+async def test_a_token_that_cannot_be_a_header_is_400_not_500(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    """Found by the OpenAPI property run: a control character in the Chatwoot token made aiohttp
+    refuse the header, and the bridge answered a plain-text 500."""
+    for token in ("\x1b", "abc def", "tökén", "x\r\nInjected: 1"):
+        status, body = await bridge.activate(fake, emulator.url, chatwoot_api_token=token)
+        assert status == 400, (token, body)
+        assert body["error"]["kind"] == "invalid_request"
+
+
+async def test_an_inbox_name_with_u0000_is_400(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    status, body = await bridge.activate(fake, emulator.url, inbox_name="a\x00b")
+    assert status == 400 and body["error"]["kind"] == "invalid_request"

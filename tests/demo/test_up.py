@@ -56,7 +56,7 @@ class Up:
 
 
 @contextlib.asynccontextmanager
-async def run_up(workdir: Path) -> AsyncIterator[Up]:
+async def run_up(workdir: Path, *args: str) -> AsyncIterator[Up]:
     # The embedded defaults (everything under ./data) are what is tested: drop inherited settings.
     inherited = ("BRIDGE_", "WHATSAPP_", "DATABASE_URL", "DATA_DIR", "BASE_URL", "ENCRYPTION_KEY")
     env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
@@ -67,7 +67,7 @@ async def run_up(workdir: Path) -> AsyncIterator[Up]:
         "BRIDGE_PORT": str(free_port()),
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ryze", "up",
+        sys.executable, "-m", "ryze", "up", *args,
         cwd=workdir, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     up = Up(process)
@@ -135,3 +135,22 @@ async def test_up_reuses_its_token_and_exits_when_a_child_dies(tmp_path: Path) -
         assert await asyncio.wait_for(up.process.wait(), 60) == 1
         await up.wait_line(r"the bridge exited with code -9; stopping RyzeAPI")
         assert not _alive(up.pids["RyzeAPI"])
+
+
+async def test_up_takes_listen_flags_and_keeps_its_data_owner_only(tmp_path: Path) -> None:
+    api_port, bridge_port = free_port(), free_port()
+    args = ("--api-port", str(api_port), "--bridge-host", "127.0.0.1", "--bridge-port", str(bridge_port))
+    async with run_up(tmp_path, *args) as up:
+        await up.wait_line(r"ryze up: running")
+        # The flags win over PORT / BRIDGE_PORT, which run_up also sets.
+        assert up.urls == {
+            "RyzeAPI": f"http://127.0.0.1:{api_port}",
+            "bridge": f"http://127.0.0.1:{bridge_port}",
+        }
+        data = tmp_path / "data"
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        names = {p.name for p in data.iterdir()}
+        # Both databases with their WAL files, both keys and the shared token, all while serving.
+        assert {"ryzeapi.db", "ryzeapi.db-wal", "bridge.db", "bridge.token", "encryption.key"} <= names
+        for path in data.iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name

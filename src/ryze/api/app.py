@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 
 from ryze.api.bodylimit import BodyLimitMiddleware
 from ryze.api.bridge_link import module as chatwoot_module
 from ryze.api.db import Database
-from ryze.api.errors import install_error_handlers
+from ryze.api.errors import error_body, install_error_handlers, install_websocket_not_found
 from ryze.api.events import EventBus
 from ryze.api.metrics import ApiMetrics, MetricsMiddleware
 from ryze.api.openapi import install_openapi
@@ -28,8 +29,10 @@ from ryze.api.services.messaging import MessagingService
 from ryze.api.services.sessions import SessionManager
 from ryze.api.services.store import MessageStore
 from ryze.api.settings import ApiSettings
+from ryze.common.bodytimeout import BodyTimeoutMiddleware
 from ryze.common.crypto import SecretBox
 from ryze.common.database import is_sqlite
+from ryze.common.files import private_dir
 from ryze.common.logging import register_secret
 from ryze.engines.base import Engine, ReportsThreads
 from ryze.engines.simulated import SimulatedEngine
@@ -55,6 +58,7 @@ def build_engine(settings: ApiSettings) -> Engine:
 
 
 def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:
+    private_dir(settings.data_dir, tighten=True)  # key file, WhatsApp device keys, the default database
     db = Database(settings.database_url)
     secret_box = SecretBox.from_setting(settings.encryption_key, settings.key_file)
     bus = EventBus()
@@ -115,6 +119,7 @@ def create_app(settings: ApiSettings, *, engine: Engine | None = None) -> FastAP
     )
     app.state.services = services
     install_error_handlers(app)
+    install_websocket_not_found(app)
     install_openapi(app)
     app.include_router(health.router)
     app.include_router(instances.router)
@@ -124,6 +129,12 @@ def create_app(settings: ApiSettings, *, engine: Engine | None = None) -> FastAP
     chatwoot_module.install(app, services)
     # The middleware added last runs first: the metrics count every answer, the rate limiter wraps
     # the rest (its headers reach every response, the 413 included), the body limit guards the routes.
+    # Innermost: the body must arrive in time; the body limit around it counts what it reads.
+    app.add_middleware(
+        BodyTimeoutMiddleware,
+        timeout=settings.request_body_timeout,
+        error_body=lambda message: orjson.dumps(error_body(message)),
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitMiddleware, limiter=services.rate_limiter)
     # Outermost: it sees the rate limiter's 429s and the body limit's 413s too.

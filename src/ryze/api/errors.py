@@ -10,10 +10,12 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from ryze.engines.base import EngineError, NotConnectedError, UnsupportedError
 
@@ -141,6 +143,29 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         extra={"path": request.url.path, "method": request.method},
     )
     return error_response(500, "Internal server error")
+
+
+def install_websocket_not_found(app: FastAPI) -> None:
+    """An upgrade to a path no WebSocket route serves answers 404 with the error envelope.
+
+    Starlette's router closes an unmatched WebSocket before accepting it, which uvicorn turns into
+    a bare 403; the docs promise 404 (e.g. ``/ws/chatwoot/{instance}`` with the module off).
+    """
+    http_not_found = app.router.not_found
+
+    async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await http_not_found(scope, receive, send)
+            return
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": 1008})  # the server cannot say 404
+            return
+        body = orjson.dumps(error_body(_HTTP_MESSAGES[404]))
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+
+    app.router.default = not_found
 
 
 def install_error_handlers(app: FastAPI) -> None:

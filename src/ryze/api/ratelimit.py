@@ -4,6 +4,12 @@ Every ``/api/*`` and ``/ws/*`` response (except the bridge's ``/ws/chatwoot/*`` 
 ``X-RateLimit-Limit/Remaining/Reset``; over the limit the answer is 429 with the documented message
 (headers still sent). Instance creation has its own, smaller bucket. Requests without a token are
 counted per client address.
+
+Failed authentications are counted per client address too: each unknown token would otherwise get
+a fresh bucket of its own, so guessing tokens was not limited at all. Once an address has had
+``per_minute`` 401s in a window, its requests with a token that has not authenticated in that
+window are refused with 429 until the window ends (a token that did authenticate from anywhere
+keeps working, so a shared NAT address is not locked out of the tokens in use).
 """
 
 from __future__ import annotations
@@ -23,7 +29,12 @@ _LIMITED_PREFIXES = ("/api/", "/ws/")
 # The bridge's internal link: one BRIDGE_TOKEN dials a link per instance, and a restart redials
 # them all at once; limiting it per token would cap a deployment at 100 instances.
 _EXEMPT_PREFIXES = ("/ws/chatwoot/",)
+# Not limited per token, but their failed authentications count (and lock out) like everywhere:
+# they take BRIDGE_TOKEN, which would otherwise be the one secret open to unlimited guessing.
+_AUTH_ONLY_PREFIXES = ("/ws/chatwoot/", "/internal/")
 _CREATE_PATH = "/api/instance/new"
+_AUTH_FAILED = "auth-failed"  # bucket: 401s per client address
+_AUTHENTICATED = "authenticated"  # bucket: tokens accepted this window
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +62,30 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.per_minute > 0
 
+    def _window(self, now: float | None) -> int:
+        return int((now if now is not None else time.time()) // 60)
+
+    def count(self, key: str, bucket: str, now: float | None = None) -> int:
+        """How many hits ``key`` has in ``bucket`` this window (0 when none)."""
+        start, count = self._windows.get((key, bucket), (-1, 0))
+        return count if start == self._window(now) else 0
+
+    def auth_failed(self, address: str, now: float | None = None) -> None:
+        """Count one failed authentication from ``address`` (capped: only the threshold matters)."""
+        window = self._window(now)
+        start, count = self._windows.get((address, _AUTH_FAILED), (window, 0))
+        self._windows[(address, _AUTH_FAILED)] = (window, min((count if start == window else 0) + 1, 1 << 30))
+
+    def authenticated(self, token_key: str, now: float | None = None) -> None:
+        """``token_key`` was accepted this window: failed attempts of its address do not block it."""
+        self._windows[(token_key, _AUTHENTICATED)] = (self._window(now), 1)
+
+    def locked_out(self, address: str, token_key: str | None, now: float | None = None) -> bool:
+        """Too many failed authentications from ``address``, and ``token_key`` has not proved itself."""
+        if self.count(address, _AUTH_FAILED, now) < self.per_minute:
+            return False
+        return token_key is None or self.count(token_key, _AUTHENTICATED, now) == 0
+
     def hit(self, key: str, bucket: str, limit: int, now: float | None = None) -> Decision:
         window = int((now if now is not None else time.time()) // 60)
         reset = (window + 1) * 60
@@ -72,7 +107,12 @@ class RateLimiter:
         self._windows.clear()
 
 
-def _key(scope: Scope) -> str:
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown")
+
+
+def _token_key(scope: Scope) -> str | None:
     headers = Headers(scope=scope)
     token = headers.get("token", "").strip()
     if not token:
@@ -80,10 +120,7 @@ def _key(scope: Scope) -> str:
         token = value.strip() if scheme.lower() == "bearer" else ""
     if not token and scope["type"] == "websocket":
         token = QueryParams(scope.get("query_string", b"")).get("token") or ""
-    if token:
-        return "t:" + hash_token(token.strip())
-    client = scope.get("client")
-    return "ip:" + (client[0] if client else "unknown")
+    return "t:" + hash_token(token.strip()) if token.strip() else None
 
 
 class RateLimitMiddleware:
@@ -94,6 +131,13 @@ class RateLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if (
+            scope["type"] in ("http", "websocket")
+            and self.limiter.enabled
+            and path.startswith(_AUTH_ONLY_PREFIXES)
+        ):
+            await self._auth_only(scope, receive, send)
+            return
+        if (
             scope["type"] not in ("http", "websocket")
             or not self.limiter.enabled
             or not path.startswith(_LIMITED_PREFIXES)
@@ -101,10 +145,14 @@ class RateLimitMiddleware:
         ):
             await self.app(scope, receive, send)
             return
+        address, token_key = _address(scope), _token_key(scope)
+        key = token_key or address
         if scope["type"] == "http" and scope["method"] == "POST" and path == _CREATE_PATH:
-            decision = self.limiter.hit(_key(scope), "create", self.limiter.create_per_minute)
+            decision = self.limiter.hit(key, "create", self.limiter.create_per_minute)
         else:
-            decision = self.limiter.hit(_key(scope), "global", self.limiter.per_minute)
+            decision = self.limiter.hit(key, "global", self.limiter.per_minute)
+        if decision.allowed and self.limiter.locked_out(address, token_key):
+            decision = Decision(False, decision.limit, 0, decision.reset)
         extra = decision.headers()
         if not decision.allowed:
             await _reject(scope, send, extra)
@@ -117,6 +165,12 @@ class RateLimitMiddleware:
             if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 started = True
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
+                if message["status"] == 401:
+                    self.limiter.auth_failed(address)
+                elif token_key is not None:
+                    self.limiter.authenticated(token_key)
+            elif message["type"] == "websocket.accept" and token_key is not None:
+                self.limiter.authenticated(token_key)
             await send(message)
 
         try:
@@ -128,6 +182,24 @@ class RateLimitMiddleware:
             if scope["type"] == "http" and not started:
                 await _send_json(send, 500, INTERNAL_ERROR, extra)
             raise
+
+    async def _auth_only(self, scope: Scope, receive: Receive, send: Send) -> None:
+        address, token_key = _address(scope), _token_key(scope)
+        if self.limiter.locked_out(address, token_key):
+            await _reject(scope, send, [])
+            return
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
+                if message["status"] == 401:
+                    self.limiter.auth_failed(address)
+                elif token_key is not None:
+                    self.limiter.authenticated(token_key)
+            elif message["type"] == "websocket.accept" and token_key is not None:
+                self.limiter.authenticated(token_key)
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
 
 
 async def _send_json(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]]) -> None:

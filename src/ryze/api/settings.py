@@ -33,6 +33,8 @@ class ApiSettings(BaseSettings):
     bridge_token: str = Field("", repr=False)
     bridge_internal_ryzeapi_url: str = ""  # empty = BASE_URL
     max_body_bytes: int = 16 * 1024 * 1024  # base64 media travels in JSON bodies
+    # Seconds a request body may take to arrive in full (0 = no limit); past it: 408.
+    request_body_timeout: float = 60.0
     # Simulated engine only: seconds after a QR is shown until the simulated phone "scans" it.
     # A negative value disables it (the control API's /scan route then completes pairing).
     simulator_auto_connect_seconds: float = 2.0

@@ -16,11 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ryze.bridge.api import integrations
 from ryze.bridge.api.openapi import install_openapi
+from ryze.bridge.api.webhook import MAX_BODY as WEBHOOK_MAX_BODY
 from ryze.bridge.api.webhook import WebhookMiddleware
 from ryze.bridge.errors import BridgeProblem
 from ryze.bridge.metrics import CONTENT_TYPE
 from ryze.bridge.services import BridgeServices
 from ryze.bridge.settings import BridgeSettings
+from ryze.common.bodytimeout import BodyTimeoutMiddleware
 from ryze.common.logging import register_secret
 from ryze.protocol import BridgeErrorBody, BridgeFailure, FailureKind
 
@@ -32,6 +34,11 @@ def _error(status: int, failure: BridgeFailure) -> JSONResponse:
     return JSONResponse(
         BridgeErrorBody(error=failure).model_dump(mode="json", exclude_none=True), status_code=status
     )
+
+
+def _error_bytes(message: str) -> bytes:
+    failure = BridgeFailure(kind=FailureKind.INVALID_REQUEST, message=message)
+    return BridgeErrorBody(error=failure).model_dump_json(exclude_none=True).encode()
 
 
 _HTTP_KINDS = {401: FailureKind.UNAUTHORIZED, 404: FailureKind.NOT_FOUND}
@@ -66,6 +73,8 @@ def create_app(settings: BridgeSettings) -> FastAPI:
         # not FastAPI's {"detail": …}: RyzeAPI and operators read one shape from every route.
         kind = _HTTP_KINDS.get(exc.status_code, FailureKind.INVALID_REQUEST)
         message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+        if exc.status_code == 400 and message == "There was an error parsing the body":
+            message = "invalid body: not valid JSON"
         response = _error(exc.status_code, BridgeFailure(kind=kind, message=message))
         for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
             response.headers[name] = value
@@ -112,6 +121,13 @@ def create_app(settings: BridgeSettings) -> FastAPI:
 
     app.include_router(integrations.router)
     app.add_middleware(WebhookMiddleware)  # the webhook route, served ahead of the router
+    # Outermost: every body, the webhook's included, arrives in time and within the webhook's cap.
+    app.add_middleware(
+        BodyTimeoutMiddleware,
+        timeout=settings.request_body_timeout,
+        max_bytes=WEBHOOK_MAX_BODY,
+        error_body=_error_bytes,
+    )
     install_openapi(app)
 
     return app

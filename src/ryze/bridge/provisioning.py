@@ -37,6 +37,8 @@ from ryze.protocol import (
     FailureKind,
     IntegrationStatus,
     IntegrationView,
+    is_header_token,
+    is_http_url,
 )
 
 log = logging.getLogger(__name__)
@@ -114,8 +116,23 @@ class Provisioner:
         self.box = box
         self.manager = manager
 
-    def _client(self, base_url: str, account_id: int, token: str) -> ChatwootClient:
-        return self.sessions.client(base_url, account_id, token, timeout=self.settings.chatwoot_timeout)
+    def _client(
+        self, base_url: str, account_id: int, token: str, *, timeout: float | None = None
+    ) -> ChatwootClient:
+        return self.sessions.client(
+            base_url, account_id, token, timeout=timeout or self.settings.chatwoot_timeout
+        )
+
+    def _activation_client(self, req: ActivateRequest) -> ChatwootClient:
+        # An activation is a user waiting on `set`, whose documented budget is 60 s: its Chatwoot
+        # calls get that budget (BRIDGE_ACTIVATE_TIMEOUT), not the relay's per-call 15 s, so the
+        # 504 "did not answer within 60s" comes after 60 s.
+        return self._client(
+            req.chatwoot_base_url,
+            req.chatwoot_account_id,
+            req.chatwoot_api_token,
+            timeout=self.settings.activate_timeout,
+        )
 
     # ------------------------------------------------------------------ activate
 
@@ -148,18 +165,22 @@ class Provisioner:
             raise _invalid("chatwoot_account_id must be a positive integer")
         if not req.chatwoot_api_token.strip():
             raise _invalid("chatwoot_api_token is required")
+        if not is_header_token(req.chatwoot_api_token):
+            raise _invalid("chatwoot_api_token must be printable ASCII without spaces")
         if not req.inbox_name.strip() or len(req.inbox_name) > 255:
             raise _invalid("inbox_name must be 1 to 255 characters")
+        if "\x00" in req.inbox_name or "\x00" in req.instance:
+            raise _invalid("inbox_name and instance must not contain U+0000")
         if not req.instance.strip():
             raise _invalid("instance is required")
-        if not req.ryzeapi_url.startswith(("http://", "https://")):
+        if not is_http_url(req.ryzeapi_url):
             raise _invalid("ryzeapi_url must start with http:// or https://")
         return req.model_copy(update={"chatwoot_base_url": base.url.rstrip("/")})
 
     async def _create(self, req: ActivateRequest) -> IntegrationView:
         integration_id = uuid.uuid4().hex
         path_secret = secrets.token_urlsafe(32)
-        client = self._client(req.chatwoot_base_url, req.chatwoot_account_id, req.chatwoot_api_token)
+        client = self._activation_client(req)
         try:
             inbox = await client.create_api_inbox(
                 req.inbox_name,
@@ -220,7 +241,7 @@ class Provisioner:
             or old.chatwoot_account_id != req.chatwoot_account_id
         ):
             return None
-        client = self._client(req.chatwoot_base_url, req.chatwoot_account_id, req.chatwoot_api_token)
+        client = self._activation_client(req)
         try:
             inbox = await client.show_inbox(old.inbox_id)
             if inbox.name != req.inbox_name:

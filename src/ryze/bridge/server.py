@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from ryze.bridge.app import create_app
 from ryze.bridge.settings import BridgeSettings
 from ryze.common import logging as ryze_logging
 from ryze.common.lifespan import freeze_gc_after_startup
+from ryze.common.serving import serve as serve_app
 
 
 def serve(settings: BridgeSettings | None = None) -> None:
@@ -15,15 +14,13 @@ def serve(settings: BridgeSettings | None = None) -> None:
     ryze_logging.configure(settings.log_level, service="bridge")
     app = create_app(settings)
     freeze_gc_after_startup(app)
-    config = uvicorn.Config(
+    serve_app(
         app,
         host=settings.host,
         port=settings.port,
-        log_config=None,
-        access_log=False,
+        service="bridge",
         loop="auto",
         http="auto",
         ws="none",
         lifespan="on",
     )
-    uvicorn.Server(config).run()

@@ -12,6 +12,7 @@ from ryze.bridge.store.db import BridgeDB
 from ryze.bridge.store.repositories import Repositories
 from ryze.chatwoot import ChatwootSessions
 from ryze.common.crypto import SecretBox
+from ryze.common.files import private_dir
 from ryze.common.outbound import FetchPolicy
 
 
@@ -28,6 +29,7 @@ class BridgeServices:
 
     @classmethod
     def build(cls, settings: BridgeSettings) -> BridgeServices:
+        private_dir(settings.data_dir, tighten=True)  # the key file and (default) the database
         db = BridgeDB(settings.database_url)
         repos = Repositories.create(db)
         metrics = BridgeMetrics()

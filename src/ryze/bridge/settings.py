@@ -21,6 +21,8 @@ class BridgeSettings(BaseSettings):
     data_dir: Path = Path("./data")
     encryption_key: str = ""
     log_level: str = "INFO"
+    # Seconds a request body (webhook or service API) may take to arrive in full (0 = no limit).
+    request_body_timeout: float = 30.0
 
     # Chatwoot calls
     # Outbound-fetch policy for chatwootBaseUrl (docs/security.md): host names, "*.domain" and
@@ -28,6 +30,8 @@ class BridgeSettings(BaseSettings):
     # otherwise internal (a Chatwoot on the same host or network). Empty = public addresses only.
     fetch_allow: str = ""
     chatwoot_timeout: float = 15.0
+    # Chatwoot calls of an activation (a `set` waiting): RyzeAPI's documented 60 s budget
+    activate_timeout: float = 60.0
     chatwoot_connections_per_host: int = 64
     # Retries (inbound events and outbound jobs): exponential backoff with jitter, bounded attempts
     retry_base_seconds: float = 0.5

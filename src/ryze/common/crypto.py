@@ -19,6 +19,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ryze.common.files import private_dir
+
 log = logging.getLogger(__name__)
 
 _PREFIX = "v1"
@@ -108,7 +110,7 @@ def load_or_create_key_file(path: Path) -> str:
     """Read the key file, creating it (0600) on first use. Embedded default only."""
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     key = generate_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

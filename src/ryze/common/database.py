@@ -22,6 +22,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ryze.common.files import private_sqlite_file
+
 log = logging.getLogger(__name__)
 
 
@@ -44,9 +46,10 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
     """An async engine. ``schema`` (PostgreSQL only) sets the search_path, used to isolate tests."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            # Owner-only from the first byte: the file holds messages and encrypted secrets.
+            private_sqlite_file(Path(path))
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -17,12 +17,15 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rich.console import Console
 
 from ryze.api.settings import ApiSettings
 from ryze.bridge.settings import BridgeSettings
+from ryze.common.files import private_dir
 from ryze.common.outbound.policy import LOOPBACK_ALLOW
 from ryze.launcher import RunningService, ServiceFailed, ServiceSpec, Stack
 
@@ -46,7 +49,7 @@ def shared_token(configured: str, data_dir: Path) -> str:
         if token:
             return token
         path.unlink()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir, tighten=True)
     token = secrets.token_urlsafe(32)
     # O_EXCL + mode at creation: the secret is never readable by others, not even for a moment.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -55,14 +58,57 @@ def shared_token(configured: str, data_dir: Path) -> str:
     return token
 
 
+S = TypeVar("S", ApiSettings, BridgeSettings)
+
+
+def own_url_follows(settings: S, field: str, overrides: dict[str, Any]) -> S:
+    """``settings`` whose own-URL field (``BASE_URL`` / ``BRIDGE_PUBLIC_URL``), when left at its
+    default, follows the ``--host``/``--port`` flags instead of naming the default port."""
+    if not overrides or field in settings.model_fields_set:
+        return settings
+    host = dial_host(settings.host)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{settings.port}"
+    values: dict[str, Any] = {**overrides, field: url}
+    return type(settings)(**values)
+
+
+@dataclass(frozen=True)
+class Listen:
+    """``ryze up --api-host/--api-port/--bridge-host/--bridge-port``: None = the environment's."""
+
+    api_host: str | None = None
+    api_port: int | None = None
+    bridge_host: str | None = None
+    bridge_port: int | None = None
+
+    def settings(self) -> tuple[ApiSettings, BridgeSettings]:
+        api: dict[str, Any] = {
+            k: v for k, v in (("host", self.api_host), ("port", self.api_port)) if v is not None
+        }
+        bridge: dict[str, Any] = {
+            k: v for k, v in (("host", self.bridge_host), ("port", self.bridge_port)) if v is not None
+        }
+        return (
+            own_url_follows(ApiSettings(**api), "base_url", api),
+            own_url_follows(BridgeSettings(**bridge), "public_url", bridge),
+        )
+
+
 def service_specs(
     api: ApiSettings, bridge: BridgeSettings, environ: Mapping[str, str] = os.environ
 ) -> tuple[ServiceSpec, ServiceSpec]:
     token = shared_token(api.bridge_token or bridge.token, api.data_dir)
     api_url = f"http://{dial_host(api.host)}:{api.port}"
     bridge_url = f"http://{dial_host(bridge.host)}:{bridge.port}"
-    api_env = {"BRIDGE_TOKEN": token}
-    bridge_env = {"BRIDGE_TOKEN": token}
+    # The children read their listen address from the environment: pass on what `up` resolved
+    # (flags included), so the address `up` dials is the one each child binds.
+    api_env = {"BRIDGE_TOKEN": token, "HOST": api.host, "PORT": str(api.port), "BASE_URL": api.base_url}
+    bridge_env = {
+        "BRIDGE_TOKEN": token,
+        "BRIDGE_HOST": bridge.host,
+        "BRIDGE_PORT": str(bridge.port),
+        "BRIDGE_PUBLIC_URL": bridge.public_url,
+    }
     # One host: a Chatwoot next to Ryze (and its attachment URLs) is on loopback. Only filled in
     # when the operator set nothing; an empty FETCH_ALLOW= / BRIDGE_FETCH_ALLOW= keeps loopback shut.
     if "FETCH_ALLOW" not in environ:
@@ -107,8 +153,8 @@ async def _first_exit(stack: Stack, stop: asyncio.Event) -> tuple[str, int] | No
     return None
 
 
-async def run(console: Console) -> int:
-    api, bridge = ApiSettings(), BridgeSettings()
+async def run(console: Console, listen: Listen | None = None) -> int:
+    api, bridge = (listen or Listen()).settings()
     api_spec, bridge_spec = service_specs(api, bridge)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -162,5 +208,5 @@ async def run(console: Console) -> int:
     return code
 
 
-def main(console: Console | None = None) -> int:
-    return asyncio.run(run(console or Console()))
+def main(console: Console | None = None, listen: Listen | None = None) -> int:
+    return asyncio.run(run(console or Console(), listen))

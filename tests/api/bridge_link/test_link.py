@@ -402,3 +402,56 @@ async def test_unacked_events_survive_a_restart(
             assert ready["last_seq"] > events[-1]["seq"]
     finally:
         await second.stop()
+
+
+async def test_resume_beyond_the_last_seq_is_refused_and_the_log_kept(
+    ryze: Ryze, fake_bridge: FakeBridge
+) -> None:
+    """A bridge whose watermark is ahead of the log (RyzeAPI's database restored from a backup)
+    used to have every waiting event pruned by its resume, unseen."""
+    session = await linked_instance(ryze, "ahead")
+    await deliver_texts(session, ["one", "two"])
+    async with link(ryze, "ahead", fake_bridge.token) as ws:
+        client = LinkClient(ws)
+        await client.send({"type": "resume", "after": 10_000})
+        error = await client.recv()
+        assert error["type"] == "error" and "beyond the last seq" in error["message"]
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+    async with link(ryze, "ahead", fake_bridge.token) as ws:
+        client = LinkClient(ws)
+        ready = await client.resume(0)
+        assert texts_of(await client.events(ready["pending"]))[-2:] == ["one", "two"]
+
+
+async def test_u0000_is_stored_on_both_databases_and_reaches_the_link(
+    ryze: Ryze, fake_bridge: FakeBridge
+) -> None:
+    """PostgreSQL cannot store U+0000: an API send with it answered 500 "sent but could not be
+    stored", and an incoming message with it was lost from the store and the link. It is stored
+    (and relayed) with U+FFFD in its place, on both databases."""
+    session = await linked_instance(ryze, "nul")
+    pdf = InboundMedia(kind="document", data=b"%PDF-1.4 x", mimetype="application/pdf", file_name="a\x00.pdf")
+    await session.deliver([
+        Inbound(sender=CONTACT, text="in\x00bound", push_name="Ma\x00ria"),
+        Inbound(sender=CONTACT, kind="document", text="cap\x00tion", media=pdf),
+    ])  # fmt: skip
+    async with ryze.client() as c:
+        sent = await c.post("/api/message/text/nul", json={"number": CONTACT, "message": "out\x00going"})
+        assert sent.status_code == 200, sent.text
+        stored = await c.get(
+            "/api/chat/getMessage/nul", params={"messageId": sent.json()["data"]["messageId"]}
+        )
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["data"]["content"]["text"] == "out\ufffdgoing"
+    async with link(ryze, "nul", fake_bridge.token) as ws:
+        client = LinkClient(ws)
+        ready = await client.resume(0)
+        events = await client.events(ready["pending"])
+    assert texts_of(events)[-3:] == ["in\ufffdbound", "cap\ufffdtion", "out\ufffdgoing"]
+    contact_message = events[-3]["event"]["data"]
+    assert "\x00" not in json.dumps(events)
+    assert "Ma\ufffdria" in json.dumps(contact_message, ensure_ascii=False)
+    document = events[-2]["event"]["data"]["message"]
+    assert "a\ufffd.pdf" in json.dumps(document, ensure_ascii=False)

@@ -27,7 +27,10 @@ class ChatwootConfig:
     bridge_url: str
     bridge_token: str = field(repr=False)  # a secret: never in a repr, a log line or a traceback
     internal_url: str  # BRIDGE_INTERNAL_RYZEAPI_URL (defaults to BASE_URL): sent to the bridge
-    activate_timeout: float = 60.0
+    activate_timeout: float = 60.0  # the documented `set` budget, and what its 504 says
+    # Extra wait for the bridge's answer: it spends up to activate_timeout on Chatwoot, then
+    # answers with its classified 504; our own time-out only fires when the bridge itself hangs.
+    activate_grace: float = 5.0
     status_timeout: float = 10.0
     delete_timeout: float = 30.0
     # Link tuning. The window bounds how many events are sent but not yet acked per link, so a

@@ -85,10 +85,11 @@ def gateway_unreachable(raw: str) -> ModuleError:
     return ModuleError(502, f"integration gateway unreachable. Detail: {_detail(raw)}")
 
 
-def chatwoot_timeout(base_url: str, raw: str) -> ModuleError:
+def chatwoot_timeout(base_url: str, raw: str, budget: float = 60.0) -> ModuleError:
     return ModuleError(
         504,
-        f"Chatwoot did not answer within 60s — verify chatwootBaseUrl ({base_url}). Detail: {_detail(raw)}",
+        f"Chatwoot did not answer within {budget:g}s — verify chatwootBaseUrl ({base_url}). "
+        f"Detail: {_detail(raw)}",
     )
 
 
@@ -100,7 +101,7 @@ def _is_inbox_call(endpoint: str | None) -> bool:
 
 
 def classify_failure(
-    failure: BridgeFailure, *, base_url: str, account_id: int, bridge_status: int
+    failure: BridgeFailure, *, base_url: str, account_id: int, bridge_status: int, budget: float = 60.0
 ) -> ModuleError:
     """Word a failure the bridge classified (``BridgeErrorBody``) as the documented ``set`` error."""
     raw = failure.detail or failure.message
@@ -123,7 +124,7 @@ def classify_failure(
     if failure.kind is FailureKind.CHATWOOT_UNREACHABLE:
         return chatwoot_unreachable(base_url, raw)
     if failure.kind is FailureKind.CHATWOOT_TIMEOUT:
-        return chatwoot_timeout(base_url, raw)
+        return chatwoot_timeout(base_url, raw, budget)
     if failure.kind is FailureKind.INVALID_REQUEST:
         return invalid_body(failure.message)
     # not_found / unauthorized / internal: the bridge itself failed us.

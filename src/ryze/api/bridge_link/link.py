@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 CLOSE_REPLACED = 4000  # a newer link for the same instance took over
 CLOSE_NO_RESUME = 4001  # the first frame did not arrive in time
 CLOSE_TIMEOUT = 4002  # the peer stopped answering pings
+CLOSE_BAD_RESUME = 4003  # resume {after} above every seq handed out: refused, the log is kept
 CLOSE_SHUTDOWN = 1001
 CLOSE_ERROR = 1011  # RyzeAPI failed (e.g. its database); reconnect and resume
 
@@ -215,6 +216,19 @@ class Link:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
         after = max(after, 0)
+        last_seq, _ = await self.hub.log.stats(self.instance, after=after)
+        if after > last_seq:
+            # The bridge claims events this log never handed out (RyzeAPI's database was restored
+            # or replaced under it): pruning "everything up to after" would delete every event
+            # still waiting, unseen. Refuse and keep them; the operator reconciles the watermark.
+            log.error(
+                "bridge resumed beyond the event log; refused, log kept",
+                extra={"instance": self.instance, "after": after, "last_seq": last_seq},
+            )
+            message = f"resume after {after} is beyond the last seq {last_seq}; the event log was kept"
+            await self.send(dump_frame(ErrorFrame(message=message)))
+            await self.close(CLOSE_BAD_RESUME, "resume beyond the last seq")
+            return
         await self.hub.log.prune_upto(self.instance, after)
         last_seq, pending = await self.hub.log.stats(self.instance, after=after)
         self.in_flight.clear()

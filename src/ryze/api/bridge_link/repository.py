@@ -72,6 +72,8 @@ class IntegrationRepository:
         self._engine = engine
 
     async def get(self, instance_name: str) -> Integration | None:
+        if "\x00" in instance_name:  # never a stored name; PostgreSQL refuses to compare it
+            return None
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(_T).where(_T.c.instance_name == instance_name))).first()
         return Integration.from_row(row) if row is not None else None

@@ -155,18 +155,20 @@ class ChatwootService:
 
     async def _call_activate(self, request: ActivateRequest, inp: ActivationInput) -> IntegrationView:
         try:
-            return await self.bridge.activate(request, budget=self.config.activate_timeout)
+            budget = self.config.activate_timeout + self.config.activate_grace
+            return await self.bridge.activate(request, budget=budget)
         except BridgeTransportError as exc:
             if exc.kind == "timeout":
                 # The bridge spends its time waiting on Chatwoot: the documented 504 row.
-                raise chatwoot_timeout(inp.base_url, exc.detail) from exc
+                raise chatwoot_timeout(inp.base_url, exc.detail, self.config.activate_timeout) from exc
             raise gateway_unreachable(exc.detail) from exc
         except BridgeHTTPError as exc:
             if exc.failure is None:
                 raise gateway_unreachable(exc.detail) from exc
             raise classify_failure(
-                exc.failure, base_url=inp.base_url, account_id=inp.account_id, bridge_status=exc.status
-            ) from exc
+                exc.failure, base_url=inp.base_url, account_id=inp.account_id, bridge_status=exc.status,
+                budget=self.config.activate_timeout,
+            ) from exc  # fmt: skip
 
     async def activate(self, instance_id: str, name: str, inp: ActivationInput) -> Activated:
         if not self.config.enabled:

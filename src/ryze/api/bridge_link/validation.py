@@ -11,6 +11,7 @@ from typing import Any
 
 from ryze.api.bridge_link.errors import ModuleError, invalid_body
 from ryze.common.outbound import InvalidURL, parse_url
+from ryze.protocol import is_header_token
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ def _token(body: dict[str, Any], name: str) -> str:
         raise invalid_body(f"{name} is required")
     if not isinstance(value, str):
         raise invalid_body(f"{name} must be a string")
+    if not is_header_token(value.strip()):
+        raise invalid_body(f"{name} must be printable ASCII without spaces (at most 512 characters)")
     return value.strip()
 
 
@@ -102,6 +105,8 @@ def _inbox_name(body: dict[str, Any], name: str, default: str) -> str:
     if not isinstance(value, str):
         raise invalid_body(f"{name} must be a string")
     value = value.strip()
+    if "\x00" in value:  # neither database of the bridge nor Chatwoot's PostgreSQL can store it
+        raise invalid_body(f"{name} must not contain U+0000")
     if len(value) > _MAX_INBOX_NAME:
         raise invalid_body(f"{name} must be at most {_MAX_INBOX_NAME} characters")
     return value or default

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/instance", tags=["instances"])
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 60.0
-_PAIR_NUMBER = re.compile(r"^\d{8,15}$")
+_PAIR_NUMBER = re.compile(r"^[0-9]{8,15}\Z", re.ASCII)  # ASCII digits: \d takes any script's
 _PAIR_SEPARATORS = re.compile(r"[\s-]")
 # GET /api/instance/list documents four connection states; the transient QR phase reads as connecting.
 _LIST_STATE = {

@@ -25,6 +25,7 @@ from ryze.api.events import (
 from ryze.api.metrics import ApiMetrics
 from ryze.api.records import InstanceRecord, StoredMessage
 from ryze.api.services.instances import InstanceService
+from ryze.api.services.storable import storable
 from ryze.api.services.store import MessageStore, stored_from_values
 from ryze.api.settings import ApiSettings
 from ryze.engines.base import (
@@ -91,8 +92,9 @@ class InboundPipeline:
     async def store_message(self, instance: InstanceRecord, msg: WhatsAppMessage, origin: str | None) -> bool:
         """Store and publish one message; False (and nothing published) when already stored."""
         media_url = self._bus.media_url(instance.name, msg.id) if msg.media is not None else None
-        payload = wa_message(msg, origin=origin, media_url=media_url).model_dump(
-            mode="json", exclude_none=True
+        # U+0000 replaced in what is stored and published (PostgreSQL cannot store it).
+        payload = storable(
+            wa_message(msg, origin=origin, media_url=media_url).model_dump(mode="json", exclude_none=True)
         )
         source, _ = split_origin(origin, msg.from_me)
         envelope = None
@@ -117,7 +119,7 @@ class InboundPipeline:
             if key not in self._unpublished:
                 return False
         elif msg.kind == "edit" and msg.target_id:
-            await self._store.apply_edit(instance.id, msg.target_id, msg.text)
+            await self._store.apply_edit(instance.id, msg.target_id, values["text"])
         if is_new and self._metrics is not None:  # a redelivered message is not a new one
             self._metrics.message(msg.from_me, source.value)
         if envelope is not None:

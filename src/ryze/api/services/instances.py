@@ -16,6 +16,7 @@ from ryze.api.db.models import AccountRow, InstanceRow, MessageRow, utcnow
 from ryze.api.errors import ApiError
 from ryze.api.records import InstanceRecord
 from ryze.api.schemas import CreateInstanceBody
+from ryze.api.services.storable import storable_key
 from ryze.api.settings import ApiSettings
 from ryze.api.tokens import hash_token, new_instance_token
 from ryze.common.crypto import SecretBox
@@ -119,6 +120,8 @@ class InstanceService:
         cached = self._by_name.get(name)
         if cached is not None:
             return cached
+        if not storable_key(name):  # no stored name holds it, and PostgreSQL refuses to compare it
+            return None
         async with self._db.session() as session:
             row = await session.scalar(select(InstanceRow).where(InstanceRow.name == name))
         return self._remember(self._record(row)) if row is not None else None
@@ -141,7 +144,7 @@ class InstanceService:
     ) -> list[InstanceRecord]:
         query = select(InstanceRow).where(InstanceRow.account_id == account_id)
         if names is not None:
-            query = query.where(InstanceRow.name.in_(list(names)))
+            query = query.where(InstanceRow.name.in_([n for n in names if storable_key(n)]))
         async with self._db.session() as session:
             rows = (await session.scalars(query.order_by(InstanceRow.created_at, InstanceRow.name))).all()
         return [self._remember(self._record(r)) for r in rows]

@@ -37,7 +37,16 @@ log = logging.getLogger(__name__)
 
 NOT_CONNECTED = "Instance is not connected to WhatsApp"
 _JID_SERVERS = ("s.whatsapp.net", "lid", "g.us", "newsletter", "broadcast")
-_DIGITS = re.compile(r"^\d{6,20}$")
+# ASCII digits only: ``\d`` also matches Arabic-Indic and other Unicode digits, which WhatsApp
+# does not take as a phone number.
+_DIGITS = re.compile(r"^[0-9]{6,20}\Z", re.ASCII)
+# A JID's user part: digits (a phone number, LID, newsletter or group id; old group ids are
+# ``creator-timestamp``), or ``status`` for ``status@broadcast``.
+_JID_USER = re.compile(r"^[0-9]{1,32}(-[0-9]{1,32})?\Z", re.ASCII)
+# WhatsApp's own limit on a message's text: its apps refuse to send (and cut on display) anything
+# longer than 65,536 characters. A caption is the same message text field on a media message.
+MAX_TEXT_CHARS = 65_536
+MAX_FILE_NAME_CHARS = 255  # what the receiving phones' file systems can hold
 MediaType = Literal["image", "video", "audio", "document"]
 
 
@@ -47,13 +56,28 @@ def to_jid(number: str) -> str:
     if "@" in value:
         user, _, server = value.partition("@")
         user = user.split(":", 1)[0]
-        if server in _JID_SERVERS and user:
+        if server in _JID_SERVERS and (_JID_USER.match(user) or (server, user) == ("broadcast", "status")):
             return f"{user}@{server}"
     else:
         digits = re.sub(r"[\s+\-()]", "", value)
         if _DIGITS.match(digits):
             return f"{digits}@s.whatsapp.net"
     raise ApiError(400, f"Invalid number: '{number}' is not a phone number or WhatsApp JID")
+
+
+def check_text(value: str | None, field: str) -> None:
+    """400 for a text WhatsApp would not carry (the route's field name in the message)."""
+    if value is not None and len(value) > MAX_TEXT_CHARS:
+        raise ApiError(
+            400, f"Invalid request body: field '{field}' is longer than {MAX_TEXT_CHARS} characters"
+        )
+
+
+def check_file_name(value: str | None) -> None:
+    if value is not None and len(value) > MAX_FILE_NAME_CHARS:
+        raise ApiError(
+            400, f"Invalid request body: field 'fileName' is longer than {MAX_FILE_NAME_CHARS} characters"
+        )
 
 
 class MessagingService:
@@ -152,6 +176,7 @@ class MessagingService:
         to = to_jid(number)
         if not text:
             raise ApiError(400, "Invalid request body: field 'message' must not be empty")
+        check_text(text, "message")
         record, session = await self._connected(instance)
         quote = await self._quote(record, reply_to)
         origin = make_origin(source, command_id)
@@ -181,6 +206,8 @@ class MessagingService:
         """``url_retry_seconds``: how long a ``url`` answering 404/5xx is tried again (a caller whose
         URLs may not be served yet, like Chatwoot's attachment storage, asks for it)."""
         to = to_jid(number)
+        check_text(caption, "message")
+        check_file_name(file_name)
         if url and base64:
             raise ApiError(400, "Invalid request body: send mediaUrl or mediaBase64, not both")
         if not url and not base64:
@@ -253,6 +280,7 @@ class MessagingService:
         source: str = "api",
         command_id: str | None = None,
     ) -> StoredMessage:
+        check_text(text, "text")
         record, session = await self._connected(instance)
         chat_jid = to_jid(chat)
         origin = make_origin(source, command_id)

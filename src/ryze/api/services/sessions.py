@@ -22,6 +22,7 @@ from ryze.engines.base import (
 )
 
 log = logging.getLogger(__name__)
+RECONNECT_CANCEL_WAIT = 10.0  # seconds a shutdown waits for cancelled reconnects
 _TRANSIENT = {ConnectionState.CONNECTING.value, ConnectionState.QR_READY.value}
 RECONNECT_INITIAL = 2.0
 RECONNECT_MAX = 300.0
@@ -186,8 +187,15 @@ class SessionManager:
         await self.engine.delete_session(instance.name)
 
     async def aclose(self) -> None:
-        for task in list(self._background):
+        # Await the cancelled reconnects before closing sessions: one still inside ``get`` would
+        # otherwise register a session after the snapshot below, and it would never be closed.
+        tasks = list(self._background)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=RECONNECT_CANCEL_WAIT)
+            if stuck:
+                log.warning("reconnects did not stop in time", extra={"count": len(stuck)})
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()

@@ -23,6 +23,7 @@ from ryze.api.db import Database
 from ryze.api.db.models import MessageRow, utcnow
 from ryze.api.events import LogWriter
 from ryze.api.records import StoredMessage, StoreReceipt
+from ryze.api.services.storable import storable_key, storable_text
 from ryze.common.database import GroupCommitter, Transaction
 from ryze.engines.base import WhatsAppMessage
 
@@ -53,7 +54,8 @@ class MessageStore:
         instance_id: str, msg: WhatsAppMessage, source: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
         media = msg.media
-        return {
+        # Every string a message carries is storable on PostgreSQL (U+0000 replaced, see storable).
+        values = {
             "instance_id": instance_id,
             "wa_id": msg.id,
             "chat_jid": msg.chat.jid,
@@ -71,6 +73,7 @@ class MessageStore:
             "payload": payload,
             "created_at": utcnow(),
         }
+        return {k: storable_text(v) if isinstance(v, str) else v for k, v in values.items()}
 
     async def add(self, values: dict[str, Any], events: Sequence[tuple[LogWriter, Any]] = ()) -> StoreReceipt:
         """Insert one message; its receipt says whether it was new (not already stored under
@@ -141,6 +144,8 @@ class MessageStore:
         await self._committer.aclose()
 
     async def get(self, instance_id: str, wa_id: str) -> StoredMessage | None:
+        if not storable_key(wa_id):
+            return None
         async with self._db.session() as session:
             row = await session.scalar(
                 select(MessageRow).where(MessageRow.instance_id == instance_id, MessageRow.wa_id == wa_id)
@@ -148,6 +153,8 @@ class MessageStore:
         return _stored(row) if row is not None else None
 
     async def get_row(self, instance_id: str, wa_id: str) -> MessageRow | None:
+        if not storable_key(wa_id):
+            return None
         async with self._db.session() as session:
             return await session.scalar(
                 select(MessageRow).where(MessageRow.instance_id == instance_id, MessageRow.wa_id == wa_id)
