@@ -88,3 +88,7 @@ class ChatwootPort(Protocol):
         *,
         external_error: str | None = None,
     ) -> Message: ...
+
+    async def delete_message(self, conversation_id: int, message_id: int) -> None:
+        """MessagesController#destroy: Chatwoot keeps the row, content replaced, attachments purged."""
+        ...
