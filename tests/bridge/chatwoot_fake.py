@@ -35,6 +35,7 @@ class StoredMessage:
     external_error: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
     deleted: bool = False
+    voice: bool = False
 
 
 @dataclass
@@ -172,6 +173,7 @@ class InMemoryChatwoot:
         source_id: str | None = None,
         content_attributes: dict[str, Any] | None = None,
         attachments: list[Attachment] | None = None,
+        is_voice_message: bool = False,
     ) -> Message:
         fault = self._before("create_message")
         if conversation_id not in self.conversations:
@@ -185,6 +187,7 @@ class InMemoryChatwoot:
             source_id=source_id,
             content_attributes=dict(content_attributes or {}),
             attachments=list(attachments or []),
+            voice=is_voice_message,
         )
         self.messages[stored.id] = stored
         if fault is not None:

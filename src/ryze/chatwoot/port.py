@@ -74,6 +74,7 @@ class ChatwootPort(Protocol):
         source_id: str | None = None,
         content_attributes: dict[str, Any] | None = None,
         attachments: list[Attachment] | None = None,
+        is_voice_message: bool = False,
     ) -> Message: ...
 
     async def list_messages(

@@ -23,6 +23,7 @@ class MediaRef:
     label: str  # what an agent reads: "image", "voice message", "document", ...
     file_name: str
     size: int | None = None  # as WhatsApp announced it, checked before downloading
+    voice: bool = False  # a voice note (ptt): Chatwoot shows it as a recorded voice message
 
 
 @dataclass(frozen=True, slots=True)

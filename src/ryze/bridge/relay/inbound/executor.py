@@ -100,10 +100,12 @@ class EffectExecutor:
                 if effect.quote:
                     content = f"> {effect.quote}\n\n{content}" if content else f"> {effect.quote}"
         attachments: list[Attachment] | None = None
+        voice = False
         if effect.media is not None:
             attachment, note = await self._download(effect.media)
             if attachment is not None:
                 attachments = [attachment]
+                voice = effect.media.voice
             else:
                 content = f"{note}\n{content}" if content else note
         created = await self.client.create_message(
@@ -113,6 +115,7 @@ class EffectExecutor:
             source_id=source_id,
             content_attributes=attributes or None,
             attachments=attachments,
+            is_voice_message=voice,
         )
         await self.record(created.id, where.conversation_id, kind=effect.kind, target=effect.target)
         self.ctx.metrics.relayed("wa_to_cw")

@@ -57,6 +57,7 @@ class MediaConverter:
             return CreateMessage(
                 content=f"[{self.kind.value} without a file]" + (f"\n{caption}" if caption else ""),
                 reply_to=message.replyTo,
+                quote=message.quotedText,
             )
         mimetype = media.mimetype or _FALLBACK_MIME.get(self.kind, "application/octet-stream")
         lines = []
@@ -70,5 +71,8 @@ class MediaConverter:
             label=label_of(media),
             file_name=file_name_of(message, media, mimetype),
             size=media.size,
+            voice=media.type == "ptt",
         )
-        return CreateMessage(content="\n".join(lines), media=ref, reply_to=message.replyTo)
+        return CreateMessage(
+            content="\n".join(lines), media=ref, reply_to=message.replyTo, quote=message.quotedText
+        )

@@ -12,4 +12,6 @@ class TextConverter:
         text = message.text
         if not text:
             return Skip("empty text")
-        return CreateMessage(content=whatsapp_to_chatwoot(text), reply_to=message.replyTo)
+        return CreateMessage(
+            content=whatsapp_to_chatwoot(text), reply_to=message.replyTo, quote=message.quotedText
+        )
