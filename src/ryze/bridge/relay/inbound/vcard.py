@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_TEL = re.compile(r"^(?:item\d+\.)?TEL(?:;[^:]*)?:(.+)$", re.IGNORECASE)
+_TEL = re.compile(r"^(?:item\d+\.)?TEL(?:;[^:]*)?:(.*)$", re.IGNORECASE)
 _WAID = re.compile(r"waid=(\d+)", re.IGNORECASE)
 
 
