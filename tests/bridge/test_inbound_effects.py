@@ -153,3 +153,15 @@ async def test_reactions_of_two_people_on_one_message_are_kept_apart(harness: Ha
     live = [m.content for m in harness.chatwoot.public_messages() if not m.deleted]
     assert live == ["**Ana:**\nvote", "**333:**\n👎"]
     await lanes.close()
+
+
+async def test_a_reaction_to_a_message_never_relayed_says_so(harness: Harness) -> None:
+    relay, done, lanes = harness.inbound()
+    relay.on_event(
+        1, _event(wa_message("RE", CHAT, "reaction", reaction={"messageId": "OLD", "emoji": "😂"})), False
+    )
+    await _until(lambda: done == [1])
+    [shown] = harness.chatwoot.public_messages()
+    assert shown.content == "😂 (a reaction to a message that is not in this conversation)"
+    assert shown.content_attributes == {"in_reply_to_external_id": "WAID:OLD"}
+    await lanes.close()

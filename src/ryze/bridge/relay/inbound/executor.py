@@ -159,9 +159,11 @@ class EffectExecutor:
                 None, where.conversation_id, state="skipped", kind="reaction", target=effect.target
             )
             return
-        create = CreateMessage(
-            content=effect.emoji, reply_to=effect.target, kind="reaction", target=effect.target
-        )
+        content = effect.emoji
+        if await self._target_of(effect.target, where.conversation_id) is None:
+            # a bare emoji with nothing to thread it under would read as a message of its own
+            content = f"{effect.emoji} (a reaction to a message that is not in this conversation)"
+        create = CreateMessage(content=content, reply_to=effect.target, kind="reaction", target=effect.target)
         await self._create(self._decorated(create), where)
 
     def _decorated(self, effect: CreateMessage) -> CreateMessage:
