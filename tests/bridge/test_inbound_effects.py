@@ -165,3 +165,21 @@ async def test_a_reaction_to_a_message_never_relayed_says_so(harness: Harness) -
     assert shown.content == "😂 (a reaction to a message that is not in this conversation)"
     assert shown.content_attributes == {"in_reply_to_external_id": "WAID:OLD"}
     await lanes.close()
+
+
+async def test_a_group_rename_chatwoot_fails_never_holds_the_message_back(harness: Harness) -> None:
+    group = "1203630002@g.us"
+    relay, done, lanes = harness.inbound()
+    harness.chatwoot.fail("update_contact", ChatwootServerError(503, "busy", endpoint="PUT /contacts/:id"))
+    ana = {"chat_type": "group", "sender": "111@s.whatsapp.net", "sender_name": "Ana"}
+    first = text_message("G1", group, "hi", name="Old name", **ana)
+    relay.on_event(1, _event(first), False)
+    await _until(lambda: done == [1])
+    assert [m.content for m in harness.chatwoot.public_messages()] == ["**Ana:**\nhi"]
+    renamed = text_message("G2", group, "yo", name="New name", **ana)
+    relay.on_event(2, _event(renamed), False)
+    await _until(lambda: done == [1, 2])
+    [contact] = harness.chatwoot.contacts.values()
+    assert contact.name == "New name"  # the next message's subject was applied
+    assert len(harness.chatwoot.public_messages()) == 2
+    await lanes.close()

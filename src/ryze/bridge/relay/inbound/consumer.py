@@ -307,8 +307,6 @@ class MessageConsumer:
             return
         chat = await relay.resolver.resolve(msg.chat)
         assert chat.conversation_id is not None
-        if msg.chat.type == ChatType.GROUP:
-            await relay.groups.note_subject(msg.chat, chat)
         where = Target(chat.conversation_id, outgoing=outgoing, adopt=self.replay or ambiguous)
         try:
             await executor.apply(effect, where)
@@ -316,6 +314,8 @@ class MessageConsumer:
             # the conversation was deleted in Chatwoot (or the inbox: the retry loop checks)
             await relay.resolver.forget_conversation(msg.chat)
             raise
+        if msg.chat.type == ChatType.GROUP:
+            await relay.groups.note_subject(msg.chat, chat)  # the subject it carries names the group
 
     async def _not_for_chatwoot(self) -> bool:
         """Already relayed, or a message this integration does not mirror: acked without effect."""

@@ -200,9 +200,8 @@ class EffectExecutor:
         await self.ctx.messages.set_state(
             self.ctx.integration_id, target.wa_message_id, target.part, "deleted"
         )
-        await self.record(
-            target.chatwoot_message_id, where.conversation_id, kind="revoke", target=effect.target
-        )
+        # no Chatwoot id of its own: the target's id stays the target's (agent quotes look it up)
+        await self.record(None, where.conversation_id, kind="revoke", target=effect.target)
 
     async def _delete_quietly(self, conversation_id: int, message_id: int) -> None:
         try:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ryze.bridge.relay.inbound.resolver import aliases_of
 from ryze.bridge.store.repositories import ChatRecord, ChatRepository
-from ryze.chatwoot import ChatwootNotFound, ChatwootPort, ChatwootValidationError
+from ryze.chatwoot import ChatwootError, ChatwootNotFound, ChatwootPort, ChatwootValidationError
 from ryze.protocol import ChatRef, GroupFlowAction, GroupFlowData
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,21 @@ class GroupSubjects:
     async def note_subject(self, chat: ChatRef, record: ChatRecord) -> None:
         """A group message: rename the contact when its subject is not the one it carries."""
         subject = self._pending.pop(chat.jid, None) or chat.name
-        if subject:
+        if not subject:
+            return
+        try:
             await self._rename(record, subject)
+        except ChatwootError as exc:
+            # The message itself is in Chatwoot already: a rename Chatwoot could not take now is
+            # tried again with the group's next message, it never holds the message back.
+            log.warning(
+                "group contact rename failed; retried with the next message",
+                extra={
+                    "integration_id": self.integration_id,
+                    "contact_id": record.contact_id,
+                    "error": str(exc)[:200],
+                },
+            )
 
     async def on_flow(self, flow: GroupFlowData) -> None:
         if flow.action not in (GroupFlowAction.CREATE, GroupFlowAction.SUBJECT):
