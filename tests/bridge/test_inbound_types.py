@@ -220,6 +220,11 @@ async def test_a_group_is_one_conversation_named_after_its_subject(
             "**Ana:**\nhi all",
             "**Bob:**\nhello",
         ]
+        # each participant has a contact of their own, found by JID (messages stay in the group's)
+        by_identifier = {c.identifier: c for c in emulator.emulator.state.contacts.values()}
+        ana = by_identifier["551100001@s.whatsapp.net"]
+        assert (ana.name, ana.phone_number) == ("Ana", "+551100001")
+        assert by_identifier["551100002@s.whatsapp.net"].name == "Bob"
 
         flow = {
             "chat": {"jid": GROUP, "type": "group", "name": "Team Rocket 2"},
@@ -243,6 +248,11 @@ async def test_a_group_is_one_conversation_named_after_its_subject(
             ),
         )
         assert len(conversations(emulator, inbox_id)) == 1
+        # Ana writing privately later is the same contact, now with a conversation of her own
+        await _relay(fake, text_message("P1", "551100001@s.whatsapp.net", "just us", name="Ana"))
+        private = [c for c in conversations(emulator, inbox_id) if c.id != conv.id]
+        assert [c.contact_id for c in private] == [ana.id]
+        assert len([c for c in emulator.emulator.state.contacts.values() if c.name == "Ana"]) == 1
 
 
 async def test_media_retried_while_ryzeapi_answers_404_then_delivered_once(

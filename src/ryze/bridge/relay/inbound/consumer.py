@@ -25,7 +25,7 @@ from ryze.bridge.relay.context import RelayContext
 from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.effects import Skip
 from ryze.bridge.relay.inbound.executor import EffectExecutor, Target
-from ryze.bridge.relay.inbound.groups import GroupSubjects
+from ryze.bridge.relay.inbound.groups import GroupParticipants, GroupSubjects
 from ryze.bridge.relay.inbound.lanes import LaneKeys, LaneRouter
 from ryze.bridge.relay.inbound.media import MediaSource
 from ryze.bridge.relay.inbound.resolver import ConversationResolver, jid_user, phone_of
@@ -69,6 +69,7 @@ class InboundRelay:
         self.lanes = lanes
         self.resolver = resolver
         self.media = media  # RyzeAPI's media route (None: files are shown as a text saying so)
+        self.participants = GroupParticipants(integration_id=ctx.integration_id, client=ctx.chatwoot)
         self.groups = GroupSubjects(
             integration_id=ctx.integration_id, chats=resolver.chats, client=ctx.chatwoot
         )
@@ -316,6 +317,8 @@ class MessageConsumer:
             raise
         if msg.chat.type == ChatType.GROUP:
             await relay.groups.note_subject(msg.chat, chat)  # the subject it carries names the group
+            if not outgoing:
+                await relay.participants.note(msg.sender)
 
     async def _not_for_chatwoot(self) -> bool:
         """Already relayed, or a message this integration does not mirror: acked without effect."""
