@@ -294,6 +294,9 @@ class WAMessage(_Model):
     revoke: RevokeInfo | None = None
     poll: PollInfo | None = None
     replyTo: str | None = None  # WhatsApp id of the quoted message
+    # The quoted message's text as WhatsApp carried it (``contextInfo.quotedMessage``), when known:
+    # the bridge shows it as a quote when the quoted message itself was never relayed.
+    quotedText: str | None = None
     isForwarded: bool | None = None
     isViewOnce: bool | None = None
 

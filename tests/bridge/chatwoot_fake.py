@@ -33,6 +33,9 @@ class StoredMessage:
     content_attributes: dict[str, Any]
     status: str = "sent"
     external_error: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    deleted: bool = False
+    voice: bool = False
 
 
 @dataclass
@@ -170,6 +173,7 @@ class InMemoryChatwoot:
         source_id: str | None = None,
         content_attributes: dict[str, Any] | None = None,
         attachments: list[Attachment] | None = None,
+        is_voice_message: bool = False,
     ) -> Message:
         fault = self._before("create_message")
         if conversation_id not in self.conversations:
@@ -182,6 +186,8 @@ class InMemoryChatwoot:
             private=private,
             source_id=source_id,
             content_attributes=dict(content_attributes or {}),
+            attachments=list(attachments or []),
+            voice=is_voice_message,
         )
         self.messages[stored.id] = stored
         if fault is not None:
@@ -215,6 +221,17 @@ class InMemoryChatwoot:
         stored.status = status
         stored.external_error = external_error
         return self._model(stored)
+
+    async def delete_message(self, conversation_id: int, message_id: int) -> None:
+        # MessagesController#destroy: a soft delete (content replaced, attachments purged)
+        self._before("delete_message")
+        stored = self.messages.get(message_id)
+        if stored is None or stored.conversation_id != conversation_id:
+            raise ChatwootNotFound(404, "", endpoint="DELETE /conversations/:id/messages/:id")
+        stored.deleted = True
+        stored.content = "This message was deleted"
+        stored.content_attributes = {"deleted": True}
+        stored.attachments = []
 
 
 def _conforms(port: ChatwootPort) -> ChatwootPort:

@@ -94,6 +94,30 @@ def text_message(
     return {"id": wa_id, "message": message}
 
 
+MEDIA_ROUTE = "/internal/media/"
+
+
+def wa_message(
+    wa_id: str, chat: str, kind: str, *, text: str | None = None, chat_type: str = "private", **fields: Any
+) -> dict[str, Any]:
+    """A ``message.exchange`` of any type: ``fields`` are WAMessage fields (media, location, contacts,
+    reaction, edit, revoke, poll, replyTo, isViewOnce, sender, ...), as RyzeAPI's envelope carries them."""
+    data = text_message(wa_id, chat, text or "", chat_type=chat_type)
+    message = data["message"]
+    message["type"] = kind
+    message["content"] = {"text": text} if text else {}
+    message.update(fields)
+    return data
+
+
+@dataclass
+class StoredMedia:
+    data: bytes
+    mimetype: str
+    fails: int = 0  # answer 404 this many times first (RyzeAPI still downloading from WhatsApp)
+    requests: int = 0
+
+
 @dataclass
 class InstanceLog:
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
@@ -123,7 +147,13 @@ class FakeRyzeAPI:
         self.batch = True  # False: an older RyzeAPI, without events/acks frames
         self.max_batch = 64
         self.violations: list[str] = []
+        self.media: dict[str, StoredMedia] = {}  # "instance/message_id" → the file the media route serves
         self._ids = itertools.count(1)
+
+    def add_media(self, instance: str, wa_id: str, data: bytes, mimetype: str, *, fails: int = 0) -> str:
+        """Serve ``data`` on the media route (after ``fails`` 404s); the URL ``MediaInfo.url`` carries."""
+        self.media[f"{instance}/{wa_id}"] = StoredMedia(data, mimetype, fails)
+        return f"{self.url}{MEDIA_ROUTE}{instance}/{wa_id}"
 
     def log(self, instance: str) -> InstanceLog:
         return self.logs.setdefault(instance, InstanceLog())
@@ -173,9 +203,23 @@ class FakeRyzeAPI:
             return connection.respond(self.refuse_status, "refused by the test\n")
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return connection.respond(401, "bad token\n")
+        if request.path.startswith(MEDIA_ROUTE):
+            return self._serve_media(connection, request.path[len(MEDIA_ROUTE) :])
         if not request.path.startswith("/ws/chatwoot/"):
             return connection.respond(404, "no route\n")
         return None
+
+    def _serve_media(self, connection: ServerConnection, key: str) -> Response:
+        """RyzeAPI's GET /internal/media/{instance}/{message_id}: the bytes, or 404 while not ready."""
+        stored = self.media.get(key)
+        if stored is None:
+            return connection.respond(404, "no such media\n")
+        stored.requests += 1
+        if stored.fails > 0:
+            stored.fails -= 1
+            return connection.respond(404, "media not downloaded yet\n")
+        headers = Headers({"Content-Type": stored.mimetype, "Content-Length": str(len(stored.data))})
+        return Response(200, "OK", headers, stored.data)
 
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
@@ -261,4 +305,4 @@ async def run_fake_ryzeapi() -> AsyncIterator[FakeRyzeAPI]:
         yield fake
 
 
-__all__ = ["TOKEN", "FakeRyzeAPI", "Headers", "run_fake_ryzeapi", "text_message"]
+__all__ = ["TOKEN", "FakeRyzeAPI", "Headers", "run_fake_ryzeapi", "text_message", "wa_message"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
+from ryze.bridge.relay.inbound.effects import CreateMessage, MediaRef, React
 from ryze.bridge.relay.inbound.lanes import LaneKeys
 from ryze.bridge.relay.inbound.resolver import phone_of
 from ryze.bridge.relay.outbound.filters import StatusChange, classify, conversation_status
@@ -120,21 +121,23 @@ def test_a_persons_pn_and_lid_forms_share_one_lane_whichever_comes_first() -> No
 
 def test_converters_per_type() -> None:
     text = WAMessage.model_validate(text_message("1", "5@s.whatsapp.net", "hey")["message"])
-    draft = convert(text)
-    assert draft is not None and draft.content == "hey"
+    assert convert(text) == CreateMessage(content="hey")
     image = WAMessage.model_validate(
         {
             **text.model_dump(),
             "type": "image",
-            "media": {"type": "image", "mimetype": "image/jpeg", "fileName": "a.jpg"},
+            "media": {"type": "image", "mimetype": "image/jpeg", "fileName": "a.jpg", "url": "http://r/m/1"},
         }
     )
-    draft = convert(image)
-    assert draft is not None and draft.content == "[image: a.jpg]\nhey"
+    effect = convert(image)
+    assert isinstance(effect, CreateMessage) and effect.content == "hey"
+    assert effect.media == MediaRef(
+        url="http://r/m/1", mimetype="image/jpeg", label="image", file_name="a.jpg"
+    )
     removed = WAMessage.model_validate(
         {**text.model_dump(), "type": "reaction", "reaction": {"messageId": "x", "emoji": ""}}
     )
-    assert convert(removed) is None
+    assert convert(removed) == React(target="x", emoji="")
 
 
 async def test_batcher_coalesces_and_never_strands_a_caller() -> None:

@@ -20,6 +20,7 @@ from ryze.bridge.metrics import BridgeMetrics, detached
 from ryze.bridge.relay.context import RelayContext
 from ryze.bridge.relay.inbound.consumer import InboundRelay
 from ryze.bridge.relay.inbound.lanes import LaneRouter
+from ryze.bridge.relay.inbound.media import MediaLimits, RyzeMedia
 from ryze.bridge.relay.inbound.resolver import ConversationPolicy, ConversationResolver
 from ryze.bridge.relay.outbound.inbox_secret import InboxSecret, RecheckLimits
 from ryze.bridge.relay.outbound.worker import OutboundWorker
@@ -104,7 +105,18 @@ class IntegrationRuntime:
             metrics=self.metrics,
             retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds, settings.max_attempts),
         )
-        self.inbound = InboundRelay(context, lanes=self.lanes, resolver=self.resolver, done=self.link_done)
+        self.media = RyzeMedia(
+            record.ryzeapi_url,
+            settings.token,
+            MediaLimits(
+                max_bytes=settings.media_max_bytes,
+                attempts=settings.media_attempts,
+                retry_base=settings.media_retry_base_seconds,
+            ),
+        )
+        self.inbound = InboundRelay(
+            context, lanes=self.lanes, resolver=self.resolver, done=self.link_done, media=self.media
+        )
         self.link = LinkClient(
             integration_id=record.id,
             url=link_url(record.ryzeapi_url, record.instance),
@@ -160,6 +172,7 @@ class IntegrationRuntime:
         await self.link.stop()
         await self.lanes.close()
         await self.webhook_secret.close()
+        await self.media.close()
 
     async def pause(self) -> None:
         self.record.operator_paused = True

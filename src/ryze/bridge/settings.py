@@ -37,6 +37,12 @@ class BridgeSettings(BaseSettings):
     retry_base_seconds: float = 0.5
     retry_max_seconds: float = 60.0
     max_attempts: int = 8
+    # WhatsApp media into Chatwoot: files above this size are shown as a text saying so (Chatwoot's
+    # own attachment limit, 40 MB by default); a file RyzeAPI answers 404/5xx for is tried this many
+    # times, the waits doubling from media_retry_base_seconds, before a text says it is missing.
+    media_max_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
+    media_attempts: int = Field(default=6, ge=1)
+    media_retry_base_seconds: float = Field(default=0.5, ge=0)
     # WS link
     link_backoff_base: float = 0.5
     link_backoff_max: float = 30.0

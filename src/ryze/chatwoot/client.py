@@ -441,10 +441,13 @@ class ChatwootClient:
         source_id: str | None = None,
         content_attributes: dict[str, Any] | None = None,
         attachments: list[Attachment] | None = None,
+        is_voice_message: bool = False,
     ) -> Message:
         path = self._path(f"/conversations/{conversation_id}/messages")
         if attachments:
-            form = aiohttp.FormData()
+            # quote_fields=False: aiohttp would otherwise percent-encode the file name ("a b.pdf" →
+            # "a%20b.pdf"), and Rack keeps the filename parameter as sent (Rack::Multipart::Parser).
+            form = aiohttp.FormData(quote_fields=False)
             if content:
                 form.add_field("content", content)
             form.add_field("message_type", message_type)
@@ -453,6 +456,8 @@ class ChatwootClient:
                 form.add_field("source_id", source_id)
             if content_attributes:
                 form.add_field("content_attributes", json.dumps(content_attributes))
+            if is_voice_message:  # audio attachments get meta.is_voice_message (a voice note)
+                form.add_field("is_voice_message", "true")
             for item in attachments:
                 form.add_field(
                     "attachments[]", item.data, filename=item.filename, content_type=item.content_type

@@ -74,6 +74,7 @@ class ChatwootPort(Protocol):
         source_id: str | None = None,
         content_attributes: dict[str, Any] | None = None,
         attachments: list[Attachment] | None = None,
+        is_voice_message: bool = False,
     ) -> Message: ...
 
     async def list_messages(
@@ -88,3 +89,7 @@ class ChatwootPort(Protocol):
         *,
         external_error: str | None = None,
     ) -> Message: ...
+
+    async def delete_message(self, conversation_id: int, message_id: int) -> None:
+        """MessagesController#destroy: Chatwoot keeps the row, content replaced, attachments purged."""
+        ...

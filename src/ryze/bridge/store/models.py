@@ -119,6 +119,7 @@ class MessageMap(Base):
     __table_args__ = (
         UniqueConstraint("integration_id", "wa_message_id", "part", name="uq_bridge_message_map_wa"),
         Index("ix_bridge_message_map_cw", "integration_id", "chatwoot_message_id"),
+        Index("ix_bridge_message_map_target", "integration_id", "target_wa_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -132,6 +133,13 @@ class MessageMap(Base):
     state: Mapped[str] = mapped_column(String(8), default="done")  # done | skipped | failed
     seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # What the row is: message | reaction | edit | revoke (migration 0002). A reaction, edit or
+    # revoke names the WhatsApp message it acts on; the sender tells whose reaction a change replaces.
+    kind: Mapped[str] = mapped_column(String(16), default="message", server_default="message")
+    target_wa_id: Mapped[str | None] = mapped_column(NulFreeString(255), nullable=True)
+    sender_jid: Mapped[str] = mapped_column(NulFreeString(255), default="", server_default="")
+    # The highest receipt applied to the Chatwoot message ("", delivered, read): never downgraded.
+    receipt: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
 
 class InboundFailure(Base):

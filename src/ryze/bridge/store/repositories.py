@@ -243,6 +243,10 @@ class MappedMessage:
     chat_jid: str
     direction: str
     state: str
+    kind: str = "message"  # message | reaction | edit | revoke
+    target_wa_id: str | None = None  # the WhatsApp message a reaction, edit or revoke acts on
+    sender_jid: str = ""
+    receipt: str = ""  # the highest receipt status applied in Chatwoot ("", delivered, read)
 
 
 def _mapped(row: Any) -> MappedMessage:
@@ -255,6 +259,10 @@ def _mapped(row: Any) -> MappedMessage:
         m["chat_jid"],
         m["direction"],
         m["state"],
+        m["kind"],
+        m["target_wa_id"],
+        m["sender_jid"],
+        m["receipt"],
     )
 
 
@@ -330,6 +338,42 @@ class MessageMapRepository:
             ).all()
         return [_mapped(r) for r in rows]
 
+    async def acting_on(
+        self, integration_id: str, target_wa_id: str, *, kind: str, sender_jid: str | None = None
+    ) -> list[MappedMessage]:
+        """The rows of ``kind`` acting on ``target_wa_id`` (from ``sender_jid`` when given), oldest first."""
+        query = select(MAP).where(
+            MAP.c.integration_id == integration_id,
+            MAP.c.target_wa_id == target_wa_id,
+            MAP.c.kind == kind,
+        )
+        if sender_jid is not None:
+            query = query.where(MAP.c.sender_jid == sender_jid)
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(query.order_by(MAP.c.id))).all()
+        return [_mapped(r) for r in rows]
+
+    async def set_state(self, integration_id: str, wa_message_id: str, part: int, state: str) -> None:
+        """A mapped message's Chatwoot side changed: ``removed`` (a replaced reaction), ``deleted``."""
+        await self._update(integration_id, wa_message_id, part, state=state)
+
+    async def set_receipt(self, integration_id: str, wa_message_id: str, part: int, receipt: str) -> None:
+        await self._update(integration_id, wa_message_id, part, receipt=receipt)
+
+    async def _update(self, integration_id: str, wa_message_id: str, part: int, **values: Any) -> None:
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(
+                update(MAP)
+                .where(
+                    MAP.c.integration_id == integration_id,
+                    MAP.c.wa_message_id == wa_message_id,
+                    MAP.c.part == part,
+                )
+                .values(**values)
+            )
+
+        await self.db.writer.submit(op)
+
     async def record(
         self,
         integration_id: str,
@@ -343,9 +387,16 @@ class MessageMapRepository:
         state: str = "done",
         seq: int | None = None,
         failure: str | None = None,
+        kind: str = "message",
+        target_wa_id: str | None = None,
+        sender_jid: str = "",
     ) -> None:
         """Write the mapping row (group-committed); with ``failure`` also the visible failure record."""
         values = {
+            "kind": kind,
+            "target_wa_id": target_wa_id,
+            "sender_jid": sender_jid,
+            "receipt": "",
             "integration_id": integration_id,
             "wa_message_id": wa_message_id,
             "part": part,

@@ -23,16 +23,20 @@ from ryze.bridge.errors import IntegrationBlocked
 from ryze.bridge.metrics import failure_reason
 from ryze.bridge.relay.context import RelayContext
 from ryze.bridge.relay.inbound.converters import convert
+from ryze.bridge.relay.inbound.effects import Skip
+from ryze.bridge.relay.inbound.executor import EffectExecutor, Target
+from ryze.bridge.relay.inbound.groups import GroupParticipants, GroupSubjects
 from ryze.bridge.relay.inbound.lanes import LaneKeys, LaneRouter
-from ryze.bridge.relay.inbound.lookup import find_created, message_time
+from ryze.bridge.relay.inbound.media import MediaSource
 from ryze.bridge.relay.inbound.resolver import ConversationResolver, jid_user, phone_of
-from ryze.bridge.relay.source_id import wa_source_id
 from ryze.bridge.retry import AMBIGUOUS, Failure, classify
-from ryze.chatwoot import ChatwootError, ChatwootNotFound, ChatwootPort
+from ryze.chatwoot import ChatwootError, ChatwootNotFound
+from ryze.chatwoot.port import MessageStatus
 from ryze.protocol import (
     ChatType,
     EventEnvelope,
     EventName,
+    GroupFlowData,
     MessageSource,
     MessageStatusData,
     ReceiptStatus,
@@ -59,10 +63,16 @@ class InboundRelay:
         lanes: LaneRouter,
         resolver: ConversationResolver,
         done: Callable[[int], None],
+        media: MediaSource | None = None,
     ) -> None:
         self.ctx = ctx
         self.lanes = lanes
         self.resolver = resolver
+        self.media = media  # RyzeAPI's media route (None: files are shown as a text saying so)
+        self.participants = GroupParticipants(integration_id=ctx.integration_id, client=ctx.chatwoot)
+        self.groups = GroupSubjects(
+            integration_id=ctx.integration_id, chats=resolver.chats, client=ctx.chatwoot
+        )
         self._done = done
         # A process that died had at most one message in flight per chat lane: only the first replayed
         # message of each lane can be half-done (created in Chatwoot, mapping not written), so only
@@ -103,6 +113,11 @@ class InboundRelay:
                 self.lanes.submit(
                     self._lane_keys.key(receipt.chat),
                     lambda: self._run(seq, ReceiptConsumer(self.ctx, receipt)),
+                )
+            elif envelope.event == EventName.GROUP_FLOW:
+                flow = envelope.group_flow()
+                self.lanes.submit(
+                    self._lane_keys.key(flow.chat), lambda: self._run(seq, self._group_flow(flow))
                 )
             elif envelope.event == EventName.INSTANCE_STATE:
                 state = envelope.instance_state()
@@ -241,6 +256,13 @@ class InboundRelay:
 
     # ------------------------------------------------------------------ consumers
 
+    def _group_flow(self, flow: GroupFlowData) -> Consume:
+        async def consume(_ambiguous: bool) -> None:
+            if not self.ctx.record.ignore_groups:
+                await self.groups.on_flow(flow)
+
+        return consume
+
     def _state(self, state: str, reason: str | None) -> Consume:
         async def consume(_ambiguous: bool) -> None:
             await self.ctx.health.set_whatsapp_state(state, reason)
@@ -270,38 +292,33 @@ class MessageConsumer:
         self.maybe_relayed = maybe_relayed
 
     async def __call__(self, ambiguous: bool) -> None:
-        relay, ctx, msg = self.relay, self.relay.ctx, self.message
+        relay, msg = self.relay, self.message
         if await self._not_for_chatwoot():
             return
-        draft = convert(msg)
-        if draft is None:
-            await self._record(None, None, state="skipped")
-            return
+        effect = convert(msg)
         outgoing = msg.fromMe or msg.direction == "outgoing"
-        content = draft.content
+        prefix = ""
         if msg.chat.type == ChatType.GROUP and not outgoing:
-            content = f"**{self._participant()}:**\n{content}"
+            prefix = f"**{self._participant()}:**\n"
+        executor = EffectExecutor(
+            relay.ctx, msg, self.seq, media=relay.media, prefix=prefix, on_record=relay.remember
+        )
+        if isinstance(effect, Skip):
+            await executor.record(None, None, state="skipped")
+            return
         chat = await relay.resolver.resolve(msg.chat)
         assert chat.conversation_id is not None
-        client = ctx.chatwoot()
-        source_id = wa_source_id(msg.id)
-        if (self.replay or ambiguous) and await self._adopt_existing(client, chat.conversation_id, source_id):
-            return
-        attributes = await self._reply_attributes(dict(draft.content_attributes), chat.conversation_id)
+        where = Target(chat.conversation_id, outgoing=outgoing, adopt=self.replay or ambiguous)
         try:
-            created = await client.create_message(
-                chat.conversation_id,
-                content=content,
-                message_type="outgoing" if outgoing else "incoming",
-                source_id=source_id,
-                content_attributes=attributes or None,
-            )
+            await executor.apply(effect, where)
         except ChatwootNotFound:
             # the conversation was deleted in Chatwoot (or the inbox: the retry loop checks)
             await relay.resolver.forget_conversation(msg.chat)
             raise
-        await self._record(created.id, chat.conversation_id)
-        ctx.metrics.relayed("wa_to_cw")
+        if msg.chat.type == ChatType.GROUP:
+            await relay.groups.note_subject(msg.chat, chat)  # the subject it carries names the group
+            if not outgoing:
+                await relay.participants.note(msg.sender)
 
     async def _not_for_chatwoot(self) -> bool:
         """Already relayed, or a message this integration does not mirror: acked without effect."""
@@ -320,33 +337,6 @@ class MessageConsumer:
             return True
         return msg.chat.type == ChatType.GROUP and ctx.record.ignore_groups
 
-    async def _adopt_existing(self, client: ChatwootPort, conversation_id: int, source_id: str) -> bool:
-        """A previous attempt may have created the message: map the one carrying our source id."""
-        existing = await find_created(
-            client, conversation_id, source_id, not_before=message_time(self.message.timestamp)
-        )
-        if existing is None:
-            return False
-        await self._record(existing.id, conversation_id)
-        return True
-
-    async def _reply_attributes(self, attributes: dict[str, Any], conversation_id: int) -> dict[str, Any]:
-        """The quote (or reaction/edit/revoke target): Chatwoot's id when we mirrored it in this
-        conversation, else the WhatsApp id as an external reference."""
-        quoted = self._quoted_id()
-        if quoted:
-            ctx = self.relay.ctx
-            target = await ctx.messages.find_wa_any(ctx.integration_id, quoted)
-            if (
-                target is not None
-                and target.chatwoot_message_id
-                and target.conversation_id == conversation_id
-            ):
-                attributes["in_reply_to"] = target.chatwoot_message_id
-            else:
-                attributes["in_reply_to_external_id"] = wa_source_id(quoted)
-        return attributes
-
     def _participant(self) -> str:
         sender = self.message.sender
         if sender.name:
@@ -354,47 +344,19 @@ class MessageConsumer:
         phone = phone_of(self.message.chat.model_copy(update={"jid": sender.jid, "pn": sender.pn}))
         return phone or jid_user(sender.jid)
 
-    def _quoted_id(self) -> str | None:
-        msg = self.message
-        if msg.replyTo:
-            return msg.replyTo
-        for ref in (msg.reaction, msg.edit, msg.revoke):
-            if ref is not None:
-                return ref.messageId
-        return None
 
-    async def _record(
-        self,
-        chatwoot_id: int | None,
-        conversation_id: int | None,
-        *,
-        state: str = "done",
-        direction: str = "in",
-        part: int = 0,
-    ) -> None:
-        await self.relay.ctx.messages.record(
-            self.relay.ctx.integration_id,
-            wa_message_id=self.message.id,
-            part=part,
-            chatwoot_message_id=chatwoot_id,
-            conversation_id=conversation_id,
-            chat_jid=self.message.chat.jid,
-            direction=direction,
-            state=state,
-            seq=self.seq,
-        )
-        self.relay.remember(self.message.id)
-
-
-_RECEIPT_STATUS = {
+_RECEIPT_STATUS: dict[ReceiptStatus, MessageStatus] = {
     ReceiptStatus.DELIVERED: "delivered",
     ReceiptStatus.READ: "read",
     ReceiptStatus.PLAYED: "read",
 }
+# Receipts only move a message forward: a late "delivered" after "read" changes nothing (WhatsApp
+# sends them from different devices and RyzeAPI may log them in either order).
+_RANK = {"": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
 class ReceiptConsumer:
-    """``message.status``: delivered/read receipts on agent messages → Chatwoot message status."""
+    """``message.status``: delivered/read/played receipts on agent messages → Chatwoot message status."""
 
     def __init__(self, ctx: RelayContext, receipt: MessageStatusData) -> None:
         self.ctx = ctx
@@ -404,18 +366,23 @@ class ReceiptConsumer:
         status = _RECEIPT_STATUS.get(self.receipt.status)
         if status is None:
             return
+        ctx = self.ctx
         for wa_id in self.receipt.messageIds:
-            mapped = await self.ctx.messages.find_wa_any(self.ctx.integration_id, wa_id)
+            mapped = await ctx.messages.find_wa_any(ctx.integration_id, wa_id)
             if mapped is None or mapped.direction != "out" or not mapped.chatwoot_message_id:
                 continue
-            job = await self.ctx.jobs.find_by_message(self.ctx.integration_id, mapped.chatwoot_message_id)
-            if job is None:
-                continue
+            if _RANK.get(mapped.receipt, 0) >= _RANK[status]:
+                continue  # already there or further: never downgraded
+            conversation_id = mapped.conversation_id
+            if conversation_id is None:
+                job = await ctx.jobs.find_by_message(ctx.integration_id, mapped.chatwoot_message_id)
+                if job is None:
+                    continue
+                conversation_id = job.conversation_id
             try:
-                await self.ctx.chatwoot().update_message_status(
-                    job.conversation_id,
-                    mapped.chatwoot_message_id,
-                    "read" if status == "read" else "delivered",
+                await ctx.chatwoot().update_message_status(
+                    conversation_id, mapped.chatwoot_message_id, status
                 )
             except ChatwootNotFound:
                 continue  # message or conversation deleted since: nothing to mark
+            await ctx.messages.set_receipt(ctx.integration_id, mapped.wa_message_id, mapped.part, status)

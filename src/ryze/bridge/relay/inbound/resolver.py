@@ -66,6 +66,10 @@ class ConversationResolver:
         self._status_at: OrderedDict[int, float] = OrderedDict()
         self._cache_size = cache_size
 
+    @property
+    def chats(self) -> ChatRepository:
+        return self._chats
+
     # ------------------------------------------------------------------ cache
 
     def _remember(self, chat: ChatRef, record: ChatRecord) -> None:

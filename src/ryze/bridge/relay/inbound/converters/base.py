@@ -1,18 +1,12 @@
-"""What a converter produces, and the interface every converter implements."""
+"""The interface every converter implements: a pure function of the message to an effect."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
+from ryze.bridge.relay.inbound.effects import Effect
 from ryze.protocol import WAMessage
 
 
-@dataclass
-class ChatwootDraft:
-    content: str
-    content_attributes: dict[str, Any] = field(default_factory=dict)
-
-
 class Converter(Protocol):
-    def convert(self, message: WAMessage) -> ChatwootDraft | None: ...
+    def convert(self, message: WAMessage) -> Effect: ...

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from ryze.bridge.relay.inbound.converters.base import ChatwootDraft
 from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
+from ryze.bridge.relay.inbound.effects import CreateMessage, Effect, Skip
 from ryze.protocol import WAMessage
 
 
 class TextConverter:
-    def convert(self, message: WAMessage) -> ChatwootDraft | None:
+    def convert(self, message: WAMessage) -> Effect:
         text = message.text
         if not text:
-            return None
-        return ChatwootDraft(content=whatsapp_to_chatwoot(text))
+            return Skip("empty text")
+        return CreateMessage(
+            content=whatsapp_to_chatwoot(text), reply_to=message.replyTo, quote=message.quotedText
+        )

@@ -1,0 +1,106 @@
+"""WhatsApp → Chatwoot with three real processes (RyzeAPI with the simulated engine, the bridge,
+the Chatwoot emulator): files arrive byte for byte, replies, reactions, edits and revokes act on
+their target, a group is one conversation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import pytest
+
+from ryze.devstack import LocalSystem
+
+from .helpers import wait_conversation, wait_messages
+
+pytestmark = pytest.mark.e2e
+
+PHONE = "5511988887001"
+
+
+def _file(size: int, seed: str) -> bytes:
+    block = hashlib.sha256(seed.encode()).digest()
+    return (block * (size // len(block) + 1))[:size]
+
+
+async def _download(system: LocalSystem, attachment: dict[str, Any]) -> bytes:
+    async with system.http.get(attachment["data_url"]) as resp:  # Active Storage's redirect, followed
+        assert resp.status == 200
+        return await resp.read()
+
+
+async def test_files_arrive_byte_for_byte_and_actions_hit_their_target(system: LocalSystem) -> None:
+    created = await system.create_instance("e2e-types")
+    inbox_id = created["chatwoot"]["chatwoot_inbox_id"]
+    photo, voice, pdf = _file(100 * 1024, "photo"), _file(12 * 1024, "voice"), _file(30 * 1024, "pdf")
+    b64 = base64.b64encode
+    ids = await system.inject(
+        "e2e-types",
+        [
+            {"from": PHONE, "pushName": "Ana", "text": "hello"},
+            {"from": PHONE, "type": "image", "text": "a *photo*", "mimetype": "image/jpeg",
+             "mediaBase64": b64(photo).decode()},
+            {"from": PHONE, "type": "ptt", "mimetype": "audio/ogg; codecs=opus", "seconds": 3,
+             "mediaBase64": b64(voice).decode()},
+            {"from": PHONE, "type": "document", "mimetype": "application/pdf", "fileName": "Order 12.pdf",
+             "mediaBase64": b64(pdf).decode()},
+        ],
+    )  # fmt: skip
+    [conv] = await wait_conversation(system, inbox_id)
+    msgs = await wait_messages(system, conv["id"], 4, timeout=60)
+    by_source = {m["source_id"]: m for m in msgs}
+    image = by_source[f"WAID:{ids[1]}"]
+    assert image["content"] == "a **photo**"
+    [att] = image["attachments"]
+    assert att["file_type"] == "image"
+    assert hashlib.sha256(await _download(system, att)).digest() == hashlib.sha256(photo).digest()
+    [att] = by_source[f"WAID:{ids[2]}"]["attachments"]
+    assert att["file_type"] == "audio"
+    assert await _download(system, att) == voice
+    [att] = by_source[f"WAID:{ids[3]}"]["attachments"]
+    assert await _download(system, att) == pdf
+
+    text_id = ids[0]
+    more = await system.inject(
+        "e2e-types",
+        [
+            {"from": PHONE, "text": "as I said", "replyTo": text_id},
+            {"from": PHONE, "type": "reaction", "targetId": text_id, "emoji": "👍"},
+            {"from": PHONE, "type": "edit", "targetId": text_id, "text": "hello again"},
+            {"from": PHONE, "type": "revoke", "targetId": ids[1]},
+        ],
+    )
+    target = by_source[f"WAID:{text_id}"]
+
+    async def settled() -> list[dict[str, Any]]:
+        now = await system.messages(conv["id"])
+        revoked = [m for m in now if m["id"] == image["id"]]
+        done = revoked and revoked[0]["content_attributes"].get("deleted") and len(now) >= 7
+        return now if done else []
+
+    now = {m["source_id"]: m for m in await system.wait_for(settled, timeout=60, what="actions applied")}
+    assert now[f"WAID:{more[0]}"]["content_attributes"]["in_reply_to"] == target["id"]
+    reaction = now[f"WAID:{more[1]}"]
+    assert reaction["content"] == "👍" and reaction["content_attributes"]["in_reply_to"] == target["id"]
+    edit = now[f"WAID:{more[2]}"]
+    assert edit["content"] == "✏️ Edited: hello again"
+    assert edit["content_attributes"]["in_reply_to"] == target["id"]
+    assert f"WAID:{more[3]}" not in now  # a revoke adds nothing: its target is deleted
+    assert not now[f"WAID:{ids[1]}"].get("attachments")  # the revoked photo's file is gone too
+
+
+async def test_a_group_lands_in_one_conversation_with_participant_names(system: LocalSystem) -> None:
+    created = await system.create_instance("e2e-group")
+    inbox_id = created["chatwoot"]["chatwoot_inbox_id"]
+    group = "120363000000009001@g.us"
+    await system.inject(
+        "e2e-group",
+        [
+            {"from": "5511988887101", "pushName": "Ana", "group": group, "text": "hi"},
+            {"from": "5511988887102", "pushName": "Bob", "group": group, "text": "yo"},
+        ],
+    )
+    [conv] = await wait_conversation(system, inbox_id)
+    msgs = await wait_messages(system, conv["id"], 2)
+    assert [m["content"] for m in msgs] == ["**Ana:**\nhi", "**Bob:**\nyo"]
