@@ -117,3 +117,18 @@ async def test_polls_gifs_live_locations_and_video_notes(api: Api, account_token
     assert "gif" not in video["media"]  # only set when true
     stored = await api.services.messaging.get_message("orion", poll["id"])
     assert stored.kind == "poll" and stored.payload["poll"]["name"] == "Almoço?"
+
+
+async def test_a_reply_carries_the_quoted_text_it_quotes(api: Api, account_token: str) -> None:
+    """WhatsApp copies the quoted message into a reply (``contextInfo.quotedMessage``): the event
+    carries its text, so a bridge that never relayed the quoted message can still show it."""
+    await api.connected_instance(account_token)
+    await session(api).deliver(
+        [
+            Inbound(sender=ANA, text="sim", reply_to="3EB0OURS01", quoted_text="tudo bem?"),
+            Inbound(sender=ANA, text="sem citação"),
+        ]
+    )
+    reply, plain = (e.data["message"] for e in api.of("message.exchange"))
+    assert reply["replyTo"] == "3EB0OURS01" and reply["quotedText"] == "tudo bem?"
+    assert "replyTo" not in plain and "quotedText" not in plain

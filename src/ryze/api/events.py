@@ -280,6 +280,7 @@ def wa_message(msg: WhatsAppMessage, *, origin: str | None, media_url: str | Non
         revoke=RevokeInfo(messageId=target) if msg.kind == "revoke" else None,
         poll=poll,
         replyTo=msg.reply_to,
+        quotedText=msg.quoted_text,
         isForwarded=True if msg.forwarded else None,
         isViewOnce=True if msg.view_once else None,
     )

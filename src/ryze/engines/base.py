@@ -141,6 +141,7 @@ class WhatsAppMessage:
     contacts: tuple[Contact, ...] = ()
     poll: Poll | None = None
     reply_to: str | None = None  # quoted message id
+    quoted_text: str | None = None  # the quoted message's text as the reply carries it (or None)
     target_id: str | None = None  # reaction / edit / revoke: the message acted upon
     emoji: str | None = None  # reaction ("" = removed)
     forwarded: bool = False

@@ -263,7 +263,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                 )
             ),
         ),
-        incoming("3EB0REPLY1", kind="text", text="sim", reply_to="3EB0OURS01"),
+        incoming("3EB0REPLY1", kind="text", text="sim", reply_to="3EB0OURS01", quoted_text="tudo bem?"),
     ),
     Scenario(
         "reaction",
@@ -696,6 +696,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             kind="image",
             text="essa?",
             reply_to="3EB0OURS01",
+            quoted_text="qual?",
             media=Media(kind="image", mimetype="image/jpeg", size=2048),
         ),
     ),

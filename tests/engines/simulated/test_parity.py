@@ -83,7 +83,7 @@ MESSAGES: dict[str, Inbound | None] = {
         timestamp=TS,
         text="bom dia",
     ),
-    "reply": alice("3EB0REPLY1", text="sim", reply_to="3EB0OURS01"),
+    "reply": alice("3EB0REPLY1", text="sim", reply_to="3EB0OURS01", quoted_text="tudo bem?"),
     "reaction": alice("3EB0REACT1", kind="reaction", target_id="3EB0OURS01", emoji="👍"),
     "reaction_removed": alice("3EB0REACT2", kind="reaction", target_id="3EB0OURS01", emoji=""),
     "edit": alice("3EB0EDIT01", kind="edit", target_id="3EB0TEXT01", text="Olá, tudo bem?"),
@@ -133,6 +133,7 @@ MESSAGES: dict[str, Inbound | None] = {
         kind="image",
         text="essa?",
         reply_to="3EB0OURS01",
+        quoted_text="qual?",
         media=media("image", "image/jpeg", 2048),
     ),
     "view_once_voice": alice(

@@ -95,6 +95,7 @@ class InboundBody(_Body):
     fileName: str | None = None
     seconds: int | None = None
     replyTo: str | None = None
+    quotedText: str | None = None  # replyTo: the quoted message's text, as WhatsApp copies it
     targetId: str | None = None  # reaction / edit / revoke: the message acted upon
     emoji: str | None = None  # reaction ("" removes it)
     id: str | None = None
@@ -129,7 +130,8 @@ class InboundBody(_Body):
         return Inbound(
             sender=self.sender, kind=kind, text=self.text, sender_alt=self.fromAlt, push_name=self.pushName,
             group=self.group, from_me=self.fromMe, to=self.to, to_alt=self.toAlt, media=self._media(),
-            location=self._location(), contacts=contacts, reply_to=self.replyTo, target_id=self.targetId,
+            location=self._location(), contacts=contacts, reply_to=self.replyTo, quoted_text=self.quotedText,
+            target_id=self.targetId,
             emoji=(self.emoji or "") if kind == "reaction" else None, id=self.id, timestamp=self.timestamp,
             forwarded=self.forwarded, view_once=self.viewOnce, poll=poll,
         )  # fmt: skip

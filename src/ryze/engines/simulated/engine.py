@@ -316,7 +316,7 @@ class SimulatedSession:
             id=new_message_id(), chat=Party(jid=chat, name=subject), sender=me, from_me=True,
             timestamp=wa_now(), kind=kind,
             is_group=chat.endswith("@g.us"), text=text, media=media, reply_to=quote.id if quote else None,
-            target_id=target_id, emoji=emoji,
+            quoted_text=(quote.text or None) if quote else None, target_id=target_id, emoji=emoji,
         )  # fmt: skip
         self._record("message", **_message_view(msg), origin=origin)
         wired = self._wired(MessageEvent(message=msg, origin=origin))

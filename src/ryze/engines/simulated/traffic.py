@@ -92,6 +92,7 @@ class Inbound:
     contacts: tuple[Contact, ...] = ()
     poll: Poll | None = None
     reply_to: str | None = None
+    quoted_text: str | None = None  # the quoted message's text, as WhatsApp copies it into a reply
     target_id: str | None = None
     emoji: str | None = None
     id: str | None = None
@@ -137,6 +138,7 @@ def build_message(
         contacts=item.contacts,
         poll=item.poll,
         reply_to=item.reply_to,
+        quoted_text=item.quoted_text if item.reply_to else None,
         target_id=item.target_id,
         emoji=item.emoji,
         forwarded=item.forwarded,

@@ -96,7 +96,7 @@ def _context(msg: WhatsAppMessage) -> Any | None:
     context = wa.ContextInfo()
     if msg.reply_to:
         context.stanzaID = msg.reply_to
-        context.quotedMessage.CopyFrom(wa.Message(conversation=""))
+        context.quotedMessage.CopyFrom(wa.Message(conversation=msg.quoted_text or ""))
     if msg.forwarded:
         context.isForwarded = True
     return context

@@ -59,6 +59,7 @@ def translate_message(event: Any) -> WhatsAppMessage | None:
     chat, sender = source_parties(source, info.Pushname)
     context = body.context
     quoted = context.stanzaID if context is not None and context.stanzaID else None
+    quoted_text = _quoted_text(context) if quoted else None
     return WhatsAppMessage(
         id=info.ID,
         chat=chat,
@@ -73,6 +74,7 @@ def translate_message(event: Any) -> WhatsAppMessage | None:
         contacts=body.contacts,
         poll=body.poll,
         reply_to=quoted,
+        quoted_text=quoted_text,
         target_id=body.target_id,
         emoji=body.emoji,
         forwarded=bool(context is not None and context.isForwarded),
@@ -84,6 +86,16 @@ def translate_message(event: Any) -> WhatsAppMessage | None:
             or event.IsViewOnceV2Extension
         ),
     )
+
+
+def _quoted_text(context: Any) -> str | None:
+    """The text (or caption) of the message a reply quotes, from the copy WhatsApp puts in the
+    reply's ``contextInfo.quotedMessage``; None when there is none to show."""
+    if not context.HasField("quotedMessage"):
+        return None
+    quoted, _ = _unwrap(context.quotedMessage)
+    body = translate_content(quoted)
+    return body.text if body is not None and body.text else None
 
 
 def with_group_subject(message: WhatsAppMessage, subject: str | None) -> WhatsAppMessage:
