@@ -24,6 +24,7 @@ from ryze.api.services.container import ApiServices
 from ryze.api.services.ingest import InboundPipeline
 from ryze.api.services.instances import InstanceService
 from ryze.api.services.media import build_fetcher
+from ryze.api.services.voice import VoiceTranscoder
 from ryze.api.services.messaging import MessagingService
 from ryze.api.services.sessions import SessionManager
 from ryze.api.services.store import MessageStore
@@ -69,7 +70,13 @@ def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:
         engine=engine,
         sessions=sessions,
         messaging=MessagingService(
-            instances_service, sessions, store, pipeline, fetcher=build_fetcher(settings), metrics=metrics
+            instances_service,
+            sessions,
+            store,
+            pipeline,
+            fetcher=build_fetcher(settings),
+            metrics=metrics,
+            voice=VoiceTranscoder(settings.voice_ffmpeg, timeout=settings.voice_convert_timeout),
         ),
         bus=bus,
         instances=instances_service,

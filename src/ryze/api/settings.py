@@ -44,6 +44,9 @@ class ApiSettings(BaseSettings):
     media_download_concurrency: int = Field(4, gt=0)  # downloads at once; more wait their turn
     media_download_timeout: float = Field(60.0, gt=0)  # the whole download, redirects included
     media_read_timeout: float = Field(20.0, gt=0)  # the longest silence while reading a body
+    # Voice notes that are not OGG/Opus are converted with this ffmpeg (services/voice.py).
+    voice_ffmpeg: str = "ffmpeg"
+    voice_convert_timeout: float = Field(60.0, gt=0)
 
     @field_validator("fetch_allow")
     @classmethod

@@ -22,7 +22,8 @@ import orjson
 
 from ryze.bridge.link.client import LinkUnavailable
 from ryze.bridge.relay.context import CommandLink, RelayContext
-from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
+from ryze.bridge.relay.markdown import chatwoot_to_whatsapp
+from ryze.bridge.relay.outbound.format import agent_name, sign
 from ryze.bridge.relay.outbound.shapes import as_dict, as_int
 from ryze.bridge.relay.source_id import wa_id_of
 from ryze.bridge.retry import STATUS_UPDATE

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ryze.bridge.relay.inbound.converters.base import ChatwootDraft, Converter
-from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
+from ryze.bridge.relay.markdown import whatsapp_to_chatwoot
 from ryze.protocol import MessageType, WAMessage
 
 
