@@ -20,9 +20,9 @@ pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg i
 async def _tone(fmt: str) -> bytes:
     """A 0.3 s tone encoded by ffmpeg as ``fmt`` (mp3, wav, ogg with Vorbis, ...)."""
     codec = ["-c:a", "libvorbis"] if fmt == "ogg" else []
+    tone = ["-f", "lavfi", "-i", "sine=frequency=440:duration=0.3"]
     process = await asyncio.create_subprocess_exec(
-        *("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3"),
-        *codec, "-f", fmt, "pipe:1",
+        "ffmpeg", "-hide_banner", "-loglevel", "error", *tone, *codec, "-f", fmt, "pipe:1",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, _ = await process.communicate()
@@ -67,9 +67,13 @@ async def test_an_mp3_voice_note_is_sent_as_ogg_opus(api: Api, account_token: st
     assert resp.status_code == 200, resp.text
     voice, audio = await outbox(api, token)
     assert voice["media"]["kind"] == "ptt" and voice["media"]["mimetype"] == "audio/ogg; codecs=opus"
-    sent = await api.client.get(f"/_simulator/orion/media/{voice['media']['handle']}", headers={"token": token})
+    sent = await api.client.get(
+        f"/_simulator/orion/media/{voice['media']['handle']}", headers={"token": token}
+    )
     assert sent.content.startswith(b"OggS") and b"OpusHead" in sent.content[:512]
     # an audio file (not a voice note) goes as it is
     assert audio["media"]["kind"] == "audio"
-    kept = await api.client.get(f"/_simulator/orion/media/{audio['media']['handle']}", headers={"token": token})
+    kept = await api.client.get(
+        f"/_simulator/orion/media/{audio['media']['handle']}", headers={"token": token}
+    )
     assert kept.content == mp3

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ryze.bridge.relay.inbound.converters import convert
-from ryze.bridge.relay.markdown import chatwoot_to_whatsapp, whatsapp_to_chatwoot
 from ryze.bridge.relay.inbound.lanes import LaneKeys
 from ryze.bridge.relay.inbound.resolver import phone_of
+from ryze.bridge.relay.markdown import chatwoot_to_whatsapp, whatsapp_to_chatwoot
+from ryze.bridge.relay.outbound.converters import command_id
 from ryze.bridge.relay.outbound.filters import StatusChange, classify, conversation_status
 from ryze.bridge.relay.outbound.format import agent_name, sign
-from ryze.bridge.relay.outbound.worker import command_id, target_chat
+from ryze.bridge.relay.outbound.webhook import target_chat
 from ryze.protocol import ChatRef, WAMessage
 
 from .fake_ryzeapi import envelope, text_message

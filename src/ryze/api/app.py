@@ -24,10 +24,10 @@ from ryze.api.services.container import ApiServices
 from ryze.api.services.ingest import InboundPipeline
 from ryze.api.services.instances import InstanceService
 from ryze.api.services.media import build_fetcher
-from ryze.api.services.voice import VoiceTranscoder
 from ryze.api.services.messaging import MessagingService
 from ryze.api.services.sessions import SessionManager
 from ryze.api.services.store import MessageStore
+from ryze.api.services.voice import VoiceTranscoder
 from ryze.api.settings import ApiSettings
 from ryze.common.crypto import SecretBox
 from ryze.common.database import is_sqlite

@@ -69,7 +69,9 @@ class VoiceTranscoder:
                 stderr=asyncio.subprocess.PIPE,
             )
         except OSError as exc:  # not installed: the operator's to fix, not the sender's
-            raise ApiError(500, f"voice note conversion unavailable: cannot run {self.binary}: {exc}") from exc
+            raise ApiError(
+                500, f"voice note conversion unavailable: cannot run {self.binary}: {exc}"
+            ) from exc
         try:
             out, err = await asyncio.wait_for(process.communicate(), self.timeout)
         except TimeoutError as exc:
@@ -84,5 +86,7 @@ class VoiceTranscoder:
             raise
         if process.returncode != 0 or not out:
             detail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise ApiError(400, f"the audio could not be converted to a voice note (OGG/Opus): {detail[0][:200]}")
+            raise ApiError(
+                400, f"the audio could not be converted to a voice note (OGG/Opus): {detail[0][:200]}"
+            )
         return out

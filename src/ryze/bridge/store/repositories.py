@@ -330,6 +330,31 @@ class MessageMapRepository:
             ).all()
         return [_mapped(r) for r in rows]
 
+    async def inbound_between(
+        self, integration_id: str, conversation_id: int, *, after: int, before: int, limit: int
+    ) -> list[str]:
+        """WhatsApp ids of the customer's messages relayed into a conversation as Chatwoot messages
+        ``after`` < id < ``before`` (the newest ``limit``, oldest first): what an agent's reply
+        answers. Bounded by the (integration, Chatwoot id) index; Chatwoot ids only grow."""
+        async with self.db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(MAP.c.wa_message_id)
+                    .where(
+                        MAP.c.integration_id == integration_id,
+                        MAP.c.chatwoot_message_id > after,
+                        MAP.c.chatwoot_message_id < before,
+                        MAP.c.conversation_id == conversation_id,
+                        MAP.c.direction == "in",
+                        MAP.c.part == 0,
+                        MAP.c.state == "done",
+                    )
+                    .order_by(MAP.c.chatwoot_message_id.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [str(r[0]) for r in reversed(rows)]
+
     async def record(
         self,
         integration_id: str,
