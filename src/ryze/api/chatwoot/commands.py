@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ryze.api.chatwoot.models import ChatwootCommandRow
 from ryze.api.errors import ApiError, SentNotStored
 from ryze.api.records import StoredMessage
+from ryze.api.services import media as media_io
 from ryze.api.services.messaging import MessagingService
 from ryze.common.database import GroupCommitter, Transaction, write_lock
 from ryze.engines.base import EngineError
@@ -63,7 +64,8 @@ log = logging.getLogger(__name__)
 _CMD = cast(Table, ChatwootCommandRow.__table__)
 SOURCE = "chatwoot"
 INTERRUPTED = "command was interrupted by a RyzeAPI restart; whether it was sent is unknown"
-# Chatwoot hands out attachment URLs before its storage serves them: keep trying for a while.
+# Chatwoot hands out attachment URLs before its storage serves them: keep trying for a while
+# (the default of BRIDGE_MEDIA_RETRY_SECONDS).
 BRIDGE_MEDIA_RETRY_SECONDS = 30.0
 
 # Pending writes of the command committer, keyed (instance, command id).
@@ -122,8 +124,15 @@ class _ChatLocks:
 
 
 class CommandRunner:
-    def __init__(self, engine: AsyncEngine, messaging: MessagingService) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        messaging: MessagingService,
+        *,
+        media_retry_seconds: float = BRIDGE_MEDIA_RETRY_SECONDS,
+    ) -> None:
         self._engine = engine
+        self._media_retry_seconds = media_retry_seconds
         self._messaging = messaging
         self._inflight: dict[tuple[str, str], asyncio.Future[ResultFrame]] = {}
         self._chats = _ChatLocks()
@@ -310,7 +319,8 @@ class CommandRunner:
         except ApiError as exc:
             # 503 not connected / 429 throttled / 5xx: trying later can work; other 4xx cannot.
             retryable = exc.status >= 500 or exc.status == 429
-            return ResultFrame(id=frame.id, ok=False, error=exc.message, retryable=retryable), False
+            error = _for_agents(params, exc.message)
+            return ResultFrame(id=frame.id, ok=False, error=error, retryable=retryable), False
         except EngineError as exc:
             return ResultFrame(id=frame.id, ok=False, error=exc.message, retryable=exc.retryable), False
         except Exception as exc:
@@ -345,7 +355,7 @@ class CommandRunner:
                     caption=params.caption,
                     is_voice=params.isVoice,
                     reply_to=params.replyTo,
-                    url_retry_seconds=BRIDGE_MEDIA_RETRY_SECONDS,
+                    url_retry_seconds=self._media_retry_seconds,
                     **tag,
                 )
             case ReactParams():
@@ -362,6 +372,21 @@ class CommandRunner:
             case PresenceParams():
                 await m.presence(instance, params.chat, params.state)
                 return None
+
+
+def _for_agents(params: CommandParams, message: str) -> str:
+    """The failure as the agent reads it on the Chatwoot message (``external_error``).
+
+    The messaging service words its errors for the public API (``mediaUrl``); a bridge command's
+    attachment is the agent's upload, so say which one and what to do."""
+    if isinstance(params, SendMediaParams) and message.startswith(media_io.DOWNLOAD_FAILED):
+        name = params.fileName or params.url.rsplit("/", 1)[-1] or "the attachment"
+        detail = message[len(media_io.DOWNLOAD_FAILED) :].strip(": ")
+        return (
+            f"The attachment {name} could not be downloaded from Chatwoot ({detail}): check that "
+            "Chatwoot's storage serves it, then send it again"
+        )
+    return message
 
 
 def _typed(frame: CommandFrame) -> CommandParams | ResultFrame:
