@@ -88,21 +88,14 @@ def send_commands(
             raise PermanentFailure("the message has no text and no attachment")
         parts.append((CommandAction.SEND_TEXT, SendTextParams(to=chat, text=text, replyTo=reply_to)))
     else:
-        pending_text: str | None = text if text.strip() else None
-        if pending_text is not None and attachments[0].file_type in _NO_CAPTION:
-            parts.append(
-                (CommandAction.SEND_TEXT, SendTextParams(to=chat, text=pending_text, replyTo=reply_to))
-            )
-            pending_text = None
-        for attachment in attachments:
+        caption: str | None = text if text.strip() else None
+        if caption is not None and attachments[0].file_type in _NO_CAPTION:
+            parts.append((CommandAction.SEND_TEXT, SendTextParams(to=chat, text=caption, replyTo=reply_to)))
             caption = None
-            if pending_text is not None and attachment.file_type not in _NO_CAPTION:
-                caption, pending_text = pending_text, None
-            parts.append(
-                (CommandAction.SEND_MEDIA, _media(chat, attachment, caption, reply_to if not parts else None))
-            )
-        if pending_text is not None:  # every attachment was audio: unreachable (text went first)
-            parts.append((CommandAction.SEND_TEXT, SendTextParams(to=chat, text=pending_text)))
+        for attachment in attachments:  # the caption (if still unsent) on the first, then none
+            quote = reply_to if not parts else None
+            parts.append((CommandAction.SEND_MEDIA, _media(chat, attachment, caption, quote)))
+            caption = None
     return [
         CommandFrame(
             id=command_id(integration_id, message.id, index),

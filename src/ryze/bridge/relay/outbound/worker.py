@@ -45,6 +45,9 @@ from ryze.protocol import CommandFrame
 
 log = logging.getLogger(__name__)
 
+# Conversations whose last read mark is remembered (then forgotten all at once: see _mark_read).
+_READ_UPTO_MAX = 50_000
+
 
 def _order(job: OutboundJobRecord) -> tuple[int, int]:
     """Chatwoot's creation order: message id, and a message's revoke after its send."""
@@ -264,7 +267,7 @@ class OutboundWorker:
             },
         )
         if isinstance(intent, SendIntent) and self._mark_read_on_reply:
-            await self._mark_read(intent.message)
+            self._mark_read(intent.message)
         return True
 
     async def _commands(self, intent: JobIntent) -> list[CommandFrame]:
@@ -292,14 +295,15 @@ class OutboundWorker:
                 return mapped[0].wa_message_id
         return None
 
-    async def _mark_read(self, message: AgentMessage) -> None:
+    def _mark_read(self, message: AgentMessage) -> None:
         """An agent answered: the customer's messages before the reply are read on WhatsApp.
 
-        Best effort, after the reply is out: the customer's WhatsApp shows blue ticks once an agent
-        has answered (what a person replying on the phone would show). Only the messages the bridge
-        relayed since the last reply in this conversation are looked up (``_read_upto``); in a group
-        a read receipt needs each message's author, which the mapping does not keep, so groups are
-        not marked.
+        Best effort, after the reply is out and off the conversation's runner (the look-up must not
+        delay the next agent message): the customer's WhatsApp shows blue ticks once an agent has
+        answered, as when a person replies on the phone. Only the messages relayed since the
+        previous reply in this conversation are looked up (``_read_upto``, kept in memory: after a
+        restart the last ones are marked again, which WhatsApp takes as a no-op). In a group a
+        read receipt needs each message's author, which the mapping does not keep: not marked.
         """
         chat = message.chat
         if chat is None or chat.endswith("@g.us"):
@@ -307,14 +311,29 @@ class OutboundWorker:
         after = self._read_upto.get(message.conversation_id, 0)
         if message.id <= after:
             return
-        unread = await self.ctx.messages.inbound_between(
-            self.ctx.integration_id, message.conversation_id, after=after, before=message.id, limit=100
-        )
+        if len(self._read_upto) >= _READ_UPTO_MAX:
+            self._read_upto.clear()  # bounded memory; forgetting only re-marks read messages
         self._read_upto[message.conversation_id] = message.id
+        task = asyncio.create_task(self._send_read(chat, message, after), name="outbound-mark-read")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_read(self, chat: str, message: AgentMessage, after: int) -> None:
+        try:
+            unread = await self.ctx.messages.inbound_between(
+                self.ctx.integration_id, message.conversation_id, after=after, before=message.id, limit=100
+            )
+        except Exception:
+            log.warning(
+                "could not look up the messages to mark read",
+                exc_info=True,
+                extra={"integration_id": self.ctx.integration_id},
+            )
+            return
         if not unread or not self.link.connected:
             return
         intent = MarkReadIntent(chat, message.conversation_id, message.id, tuple(unread))
-        self._best_effort(
+        await self._send_once(
             mark_read_command(intent, integration_id=self.ctx.integration_id), "mark read failed"
         )
 
