@@ -1,4 +1,7 @@
-"""Which Chatwoot webhook events become WhatsApp commands (chatwoot-api.md §8, "What the bridge must filter").
+"""Outbound intents: what a Chatwoot webhook asks of WhatsApp (chatwoot-api.md §8).
+
+Classification reads the typed message (``webhook.py``) and returns a typed intent (send, revoke,
+typing; mark read follows a sent reply), each with one converter (``converters.py``).
 
 Forwarded: ``message_created`` with ``message_type`` outgoing/template, not private, whose
 ``source_id`` is not one the bridge wrote (``WAID:…``: the bridge's own mirrors of WhatsApp
@@ -72,8 +75,6 @@ class MarkReadIntent:
 
 # The intents a stored outbound job carries (the worker's converters build commands from them).
 JobIntent = SendIntent | RevokeIntent
-# Kept for callers that name the old type: any job intent.
-OutboundIntent = JobIntent
 
 
 def intent_of(message: AgentMessage) -> JobIntent | None:
@@ -130,9 +131,3 @@ def typing_intent(payload: dict[str, Any]) -> TypingIntent | None:
     if typing is None or typing.private or typing.chat is None:
         return None
     return TypingIntent(typing.chat, "composing" if typing.on else "paused")
-
-
-def typing_state(payload: dict[str, Any]) -> str | None:
-    """The presence state of a typing webhook by an agent, or None."""
-    intent = typing_intent(payload)
-    return intent.state if intent is not None else None
