@@ -15,7 +15,7 @@ import pytest
 
 from ryze.devstack import EMULATOR_ACCOUNT_ID, LocalSystem, start_system
 
-from .helpers import OUTGOING, add_fault, clear_faults, faults_fired, wait_messages
+from .helpers import OUTGOING, add_fault, clear_faults, faults_fired, sent_messages, wait_messages
 
 pytestmark = pytest.mark.e2e
 
@@ -96,16 +96,15 @@ async def sent_bytes(system: LocalSystem, item: dict[str, Any]) -> bytes:
         return await resp.read()
 
 
-async def sent_messages(system: LocalSystem) -> list[dict[str, Any]]:
-    """The messages the instance sent (the outbox also holds read receipts and presences)."""
-    return [i for i in await system.outbox(INSTANCE) if i["action"] == "message"]
+async def sent_here(system: LocalSystem) -> list[dict[str, Any]]:
+    return await sent_messages(system, INSTANCE)
 
 
 async def _new_outbox(
     system: LocalSystem, before: int, count: int, timeout: float = 30
 ) -> list[dict[str, Any]]:
     async def ready() -> list[dict[str, Any]]:
-        items = await sent_messages(system)
+        items = await sent_here(system)
         return items[before:] if len(items) >= before + count else []
 
     return await system.wait_for(ready, timeout=timeout, what=f"{count} more messages sent")
@@ -115,7 +114,7 @@ async def test_each_attachment_type_arrives_with_equal_bytes_in_order_text_once(
     system: LocalSystem, inbox_id: int
 ) -> None:
     conv_id, _ = await _conversation(system, inbox_id, "5511977770001")
-    before = len(await sent_messages(system))
+    before = len(await sent_here(system))
     files = [
         ("photo.jpg", JPEG, "image/jpeg"),
         ("clip.mp4", MP4, "video/mp4"),
@@ -130,12 +129,12 @@ async def test_each_attachment_type_arrives_with_equal_bytes_in_order_text_once(
         assert sha(await sent_bytes(system, item)) == sha(data)
     outgoing = await wait_messages(system, conv_id, 1, message_type=OUTGOING)
     assert outgoing[-1]["status"] != "failed"
-    assert len(await sent_messages(system)) == before + 3  # nothing sent twice
+    assert len(await sent_here(system)) == before + 3  # nothing sent twice
 
 
 async def test_a_voice_note_goes_as_ptt_after_its_text(system: LocalSystem, inbox_id: int) -> None:
     conv_id, _ = await _conversation(system, inbox_id, "5511977770002")
-    before = len(await sent_messages(system))
+    before = len(await sent_here(system))
     await agent_send(system, conv_id, "listen to this", [("note.ogg", OGG, "audio/ogg")])
     text, voice = await _new_outbox(system, before, 2)
     assert text["kind"] == "text" and text["text"] == "listen to this"
@@ -146,7 +145,7 @@ async def test_a_voice_note_goes_as_ptt_after_its_text(system: LocalSystem, inbo
 async def test_a_quoted_reply_points_at_the_customers_message(system: LocalSystem, inbox_id: int) -> None:
     conv_id, wa_id = await _conversation(system, inbox_id, "5511977770003")
     [customer] = await wait_messages(system, conv_id, 1)
-    before = len(await sent_messages(system))
+    before = len(await sent_here(system))
     await agent_send(
         system, conv_id, "answering this", [], content_attributes={"in_reply_to": customer["id"]}
     )
@@ -165,7 +164,7 @@ async def test_a_quoted_reply_points_at_the_customers_message(system: LocalSyste
 
 async def test_a_deleted_agent_message_is_revoked(system: LocalSystem, inbox_id: int) -> None:
     conv_id, _ = await _conversation(system, inbox_id, "5511977770004")
-    before = len(await sent_messages(system))
+    before = len(await sent_here(system))
     reply = await agent_send(system, conv_id, "sent by mistake", [("oops.jpg", JPEG, "image/jpeg")])
     [sent] = await _new_outbox(system, before, 1)
     await system.call("DELETE", f"{_thread(system, conv_id)}/messages/{reply['id']}", expect=200)
@@ -175,7 +174,7 @@ async def test_a_deleted_agent_message_is_revoked(system: LocalSystem, inbox_id:
 
 async def test_a_data_url_that_404s_for_a_while_is_delivered_once(system: LocalSystem, inbox_id: int) -> None:
     conv_id, _ = await _conversation(system, inbox_id, "5511977770005")
-    before = len(await sent_messages(system))
+    before = len(await sent_here(system))
     await add_fault(system, method="GET", path=r"/rails/active_storage/.*/late\.jpg", status=404, count=3)
     try:
         await agent_send(system, conv_id, None, [("late.jpg", JPEG, "image/jpeg")])
@@ -186,14 +185,14 @@ async def test_a_data_url_that_404s_for_a_while_is_delivered_once(system: LocalS
     assert sha(await sent_bytes(system, item)) == sha(JPEG)
     outgoing = await wait_messages(system, conv_id, 1, message_type=OUTGOING)
     assert outgoing[-1]["status"] != "failed"
-    assert len(await sent_messages(system)) == before + 1
+    assert len(await sent_here(system)) == before + 1
 
 
 async def test_a_data_url_that_never_works_marks_the_message_failed_with_a_reason(
     system: LocalSystem, inbox_id: int
 ) -> None:
     conv_id, _ = await _conversation(system, inbox_id, "5511977770006")
-    before = len(await sent_messages(system))
+    before = len(await sent_here(system))
     await add_fault(system, method="GET", path=r"/rails/active_storage/.*/gone\.pdf", status=404)
     try:
         reply = await agent_send(system, conv_id, "the file", [("gone.pdf", PDF, "application/pdf")])
@@ -209,4 +208,4 @@ async def test_a_data_url_that_never_works_marks_the_message_failed_with_a_reaso
         await clear_faults(system)
     reason = message["content_attributes"]["external_error"]
     assert "gone.pdf" in reason and "404" in reason
-    assert len(await sent_messages(system)) == before  # nothing reached WhatsApp
+    assert len(await sent_here(system)) == before  # nothing reached WhatsApp
