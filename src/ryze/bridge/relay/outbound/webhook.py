@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from ryze.bridge.relay.outbound.format import agent_name
 from ryze.bridge.relay.outbound.shapes import as_dict, as_int, as_str
 
 # The JID servers a WhatsApp chat can live on: a phone-number user, a LID user, a group.
 _JID_SERVERS = ("@s.whatsapp.net", "@lid", "@g.us")
-# Senders whose name may sign a message (sign_messages): people and bots, never a contact.
-_AGENT_SENDER_TYPES = ("user", "agent_bot", "captain_assistant")
 
 
 def is_whatsapp_jid(value: object) -> bool:
@@ -136,16 +135,6 @@ def attachment_of(item: dict[str, Any]) -> AgentAttachment | None:
     )
 
 
-def _agent_name(sender: dict[str, Any]) -> str | None:
-    if sender.get("type") not in _AGENT_SENDER_TYPES:
-        return None
-    for key in ("available_name", "name"):
-        name = sender.get(key)
-        if isinstance(name, str) and name:  # a name of another JSON type is no name
-            return name
-    return None
-
-
 def parse_message(payload: dict[str, Any]) -> AgentMessage | None:
     """The typed message of a message webhook; None for another event or one without ids."""
     event = payload.get("event")
@@ -172,7 +161,7 @@ def parse_message(payload: dict[str, Any]) -> AgentMessage | None:
         deleted=attributes.get("deleted") is True,
         in_reply_to=as_int(attributes.get("in_reply_to")),  # `true` is not message 1
         in_reply_to_external_id=as_str(attributes.get("in_reply_to_external_id")),
-        agent_name=_agent_name(as_dict(payload.get("sender"))),
+        agent_name=agent_name(payload),
         attachments=attachments,
     )
 
