@@ -263,6 +263,9 @@ class MessageMapRepository:
         self.db = db
         self._seen = Batcher(self._seen_many)
         self._writes = Batcher(self._record_many)
+        # (integration, conversation) → the newest Chatwoot id of a customer message relayed there
+        # by this process: lets an agent's reply skip the read-mark look-up when nothing came in.
+        self._latest_inbound: dict[tuple[str, int], int] = {}
 
     # -------------------------------------------------------------- hot path (batched)
 
@@ -330,6 +333,18 @@ class MessageMapRepository:
             ).all()
         return [_mapped(r) for r in rows]
 
+    def _note_inbound(self, integration_id: str, conversation_id: int, chatwoot_message_id: int) -> None:
+        if len(self._latest_inbound) >= 100_000:
+            self._latest_inbound.clear()  # bounded; forgetting only costs a look-up (latest_inbound)
+        key = (integration_id, conversation_id)
+        if chatwoot_message_id > self._latest_inbound.get(key, 0):
+            self._latest_inbound[key] = chatwoot_message_id
+
+    def latest_inbound(self, integration_id: str, conversation_id: int) -> int | None:
+        """The newest customer message this process relayed into the conversation (None: none
+        since start, or forgotten)."""
+        return self._latest_inbound.get((integration_id, conversation_id))
+
     async def inbound_between(
         self, integration_id: str, conversation_id: int, *, after: int, before: int, limit: int
     ) -> list[str]:
@@ -370,6 +385,8 @@ class MessageMapRepository:
         failure: str | None = None,
     ) -> None:
         """Write the mapping row (group-committed); with ``failure`` also the visible failure record."""
+        if direction == "in" and state == "done" and chatwoot_message_id and conversation_id:
+            self._note_inbound(integration_id, conversation_id, chatwoot_message_id)
         values = {
             "integration_id": integration_id,
             "wa_message_id": wa_message_id,

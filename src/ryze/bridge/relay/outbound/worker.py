@@ -308,12 +308,20 @@ class OutboundWorker:
         chat = message.chat
         if chat is None or chat.endswith("@g.us"):
             return
-        after = self._read_upto.get(message.conversation_id, 0)
+        conversation_id = message.conversation_id
+        first = conversation_id not in self._read_upto
+        after = self._read_upto.get(conversation_id, 0)
         if message.id <= after:
+            return
+        latest = self.ctx.messages.latest_inbound(self.ctx.integration_id, conversation_id)
+        if not first and (latest is None or latest <= after):
+            # nothing came in since the previous reply (as far as this process relayed): no
+            # look-up, which would cost a query for every agent message of a busy conversation
+            self._read_upto[conversation_id] = message.id
             return
         if len(self._read_upto) >= _READ_UPTO_MAX:
             self._read_upto.clear()  # bounded memory; forgetting only re-marks read messages
-        self._read_upto[message.conversation_id] = message.id
+        self._read_upto[conversation_id] = message.id
         task = asyncio.create_task(self._send_read(chat, message, after), name="outbound-mark-read")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
