@@ -515,7 +515,18 @@ class PresenceParams(_Model):
     state: Literal["composing", "recording", "paused"]
 
 
-COMMAND_PARAMS: dict[CommandAction, type[_Model]] = {
+# The params of a command, one model per action (COMMAND_PARAMS says which).
+CommandParams = (
+    SendTextParams
+    | SendMediaParams
+    | ReactParams
+    | EditParams
+    | RevokeParams
+    | MarkReadParams
+    | PresenceParams
+)
+
+COMMAND_PARAMS: dict[CommandAction, type[CommandParams]] = {
     CommandAction.SEND_TEXT: SendTextParams,
     CommandAction.SEND_MEDIA: SendMediaParams,
     CommandAction.REACT: ReactParams,
@@ -532,7 +543,8 @@ class CommandFrame(_Model):
     action: CommandAction
     params: dict[str, Any]
 
-    def typed_params(self) -> _Model:
+    def typed_params(self) -> CommandParams:
+        """The params as their action's model (pydantic ``ValidationError`` when they do not fit)."""
         return COMMAND_PARAMS[self.action].model_validate(self.params)
 
 

@@ -137,6 +137,8 @@ class FakeRyzeAPI:
     def __init__(self) -> None:
         self.logs: dict[str, InstanceLog] = {}
         self.phone: list[tuple[str, str, dict[str, Any]]] = []  # (instance, action, params)
+        # mark_read commands (read receipts sent for the customer's messages), kept out of `phone`
+        self.read_marks: list[tuple[str, dict[str, Any]]] = []
         self.commands_seen: list[str] = []
         self.url = ""
         self.refuse = False
@@ -273,6 +275,9 @@ class FakeRyzeAPI:
             custom = self.result_hook(frame) if self.result_hook else None
             if custom is not None:
                 result = custom
+            elif frame.action.value == "mark_read":
+                self.read_marks.append((instance, frame.params))
+                result = ResultFrame(id=frame.id, ok=True)
             else:
                 wa_id = f"WA-OUT-{next(self._ids)}"
                 self.phone.append((instance, frame.action.value, frame.params))

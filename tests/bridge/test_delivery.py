@@ -280,7 +280,7 @@ async def test_retryable_failures_and_timeouts_resend_with_the_same_id(
         fake.hold_results = False
         await eventually(lambda: fake.phone)
         await eventually(lambda: not fake.unacked("shop"))
-        ids = set(fake.commands_seen)
+        ids = {i for i in fake.commands_seen if not i.startswith("cwread-")}  # the read receipt of T1
         assert ids == {f"cw-{view['id']}-{reply['id']}-0"}
         assert len(fake.phone) == 1
         msg = emulator.emulator.state.messages[reply["id"]]

@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 
 from ryze.bridge.relay.inbound.lookup import find_created
-from ryze.bridge.relay.outbound.worker import is_voice_note, whatsapp_target
+from ryze.bridge.relay.outbound.webhook import attachment_of, whatsapp_target
 from ryze.chatwoot import ChatwootSessions
 from ryze.common.outbound import FetchPolicy
 from ryze.common.outbound.policy import LOOPBACK_ALLOW
@@ -20,6 +20,12 @@ from ryze.emulator.state import Conversation
 from .conftest import ACCOUNT, ADMIN_TOKEN, RunningBridge, eventually
 from .fake_ryzeapi import FakeRyzeAPI, text_message
 from .helpers import contents_per_chat, conversations
+
+
+def is_voice_note(item: dict[str, Any]) -> bool:
+    attachment = attachment_of(item)
+    return attachment is not None and attachment.is_voice_note
+
 
 A = "5511999990031@s.whatsapp.net"
 B = "5511999990032@s.whatsapp.net"

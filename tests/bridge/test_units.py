@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ryze.bridge.relay.inbound.converters import convert
-from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
 from ryze.bridge.relay.inbound.effects import CreateMessage, MediaRef, React
 from ryze.bridge.relay.inbound.lanes import LaneKeys
 from ryze.bridge.relay.inbound.resolver import phone_of
+from ryze.bridge.relay.markdown import chatwoot_to_whatsapp, whatsapp_to_chatwoot
+from ryze.bridge.relay.outbound.converters import command_id
 from ryze.bridge.relay.outbound.filters import StatusChange, classify, conversation_status
-from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
-from ryze.bridge.relay.outbound.worker import command_id, target_chat
+from ryze.bridge.relay.outbound.format import agent_name, sign
+from ryze.bridge.relay.outbound.webhook import target_chat
 from ryze.protocol import ChatRef, WAMessage
 
 from .fake_ryzeapi import envelope, text_message
@@ -22,6 +23,12 @@ def test_markdown_both_ways() -> None:
     assert whatsapp_to_chatwoot("2*3*4 snake_case_name") == "2*3*4 snake_case_name"
     assert chatwoot_to_whatsapp("**bold** *it* ~~gone~~ plain") == "*bold* _it_ ~gone~ plain"
     assert chatwoot_to_whatsapp("a * b * c") == "a * b * c"
+
+
+def test_markdown_marker_is_no_character_a_contact_typed() -> None:
+    """Inbound used U+0000 as its italic marker: a contact's NUL came out as `*`."""
+    assert whatsapp_to_chatwoot("a\u0000b _c_") == "a\u0000b *c*"
+    assert whatsapp_to_chatwoot("\ue000 _c_ *d*") == "\ue000 *c* **d**"
 
 
 def test_signature() -> None:

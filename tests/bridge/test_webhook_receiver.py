@@ -58,7 +58,8 @@ class Services:
             record=SimpleNamespace(path_secret_hash=hash_path_secret(PATH_SECRET), inbox_id=INBOX),
             inbox_secret=secret,
             outbound=SimpleNamespace(
-                submit=lambda job: None, presence=lambda chat, state: calls.presence.append((chat, state))
+                submit=lambda job: None,
+                presence=lambda typing: calls.presence.append((typing.chat, typing.state)),
             ),
             resolver=SimpleNamespace(note_status=note_status),
             webhook_secret=SimpleNamespace(

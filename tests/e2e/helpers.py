@@ -48,11 +48,17 @@ async def wait_messages(
     )
 
 
+async def sent_messages(system: LocalSystem, instance: str) -> list[dict[str, Any]]:
+    """The messages ``instance`` sent (its outbox also holds read receipts and presences: an
+    agent's reply marks the customer's messages read)."""
+    return [item for item in await system.outbox(instance) if item["action"] == "message"]
+
+
 async def wait_outbox(
     system: LocalSystem, instance: str, count: int, *, timeout: float = 30
 ) -> list[dict[str, Any]]:
     async def ready() -> list[dict[str, Any]]:
-        out = await system.outbox(instance)
+        out = await sent_messages(system, instance)
         return out if len(out) >= count else []
 
     return await system.wait_for(ready, timeout=timeout, what=f"{count} messages sent by {instance}")

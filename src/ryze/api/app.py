@@ -28,6 +28,7 @@ from ryze.api.services.media import build_fetcher
 from ryze.api.services.messaging import MessagingService
 from ryze.api.services.sessions import SessionManager
 from ryze.api.services.store import MessageStore
+from ryze.api.services.voice import VoiceTranscoder
 from ryze.api.settings import ApiSettings
 from ryze.common.bodytimeout import BodyTimeoutMiddleware
 from ryze.common.crypto import SecretBox
@@ -75,7 +76,13 @@ def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:
         engine=engine,
         sessions=sessions,
         messaging=MessagingService(
-            instances_service, sessions, store, pipeline, fetcher=build_fetcher(settings), metrics=metrics
+            instances_service,
+            sessions,
+            store,
+            pipeline,
+            fetcher=build_fetcher(settings),
+            metrics=metrics,
+            voice=VoiceTranscoder(settings.voice_ffmpeg, timeout=settings.voice_convert_timeout),
         ),
         bus=bus,
         instances=instances_service,

@@ -49,6 +49,12 @@ class ApiSettings(BaseSettings):
     media_download_concurrency: int = Field(4, gt=0)  # downloads at once; more wait their turn
     media_download_timeout: float = Field(60.0, gt=0)  # the whole download, redirects included
     media_read_timeout: float = Field(20.0, gt=0)  # the longest silence while reading a body
+    # Voice notes that are not OGG/Opus are converted with this ffmpeg (services/voice.py).
+    voice_ffmpeg: str = "ffmpeg"
+    voice_convert_timeout: float = Field(60.0, gt=0)
+    # How long a bridge send_media keeps trying a data_url that answers 404/5xx: Chatwoot hands
+    # out attachment URLs before its storage serves them (direct uploads, S3 eventual consistency).
+    bridge_media_retry_seconds: float = Field(30.0, ge=0)
 
     @field_validator("fetch_allow")
     @classmethod

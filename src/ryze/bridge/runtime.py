@@ -136,6 +136,7 @@ class IntegrationRuntime:
             max_lanes=settings.max_chat_lanes,
             command_timeout=settings.command_timeout,
             reorder_window=settings.outbound_reorder_window,
+            mark_read_on_reply=settings.mark_read_on_reply,
         )
 
     @property

@@ -57,6 +57,8 @@ class BridgeSettings(BaseSettings):
     # Agent messages of one conversation are sent in Chatwoot's creation order (message id) when
     # their webhooks arrive within this many seconds of each other (Sidekiq delivers concurrently).
     outbound_reorder_window: float = 0.5
+    # An agent's reply marks the customer's earlier messages read on WhatsApp (blue ticks).
+    mark_read_on_reply: bool = True
     # Webhooks: a signed one is accepted only with an X-Chatwoot-Timestamp within this many seconds
     # of the bridge's clock, either way (0 = no check); a signature that fails makes the bridge
     # re-read the inbox's secret (reset in Chatwoot?) at most once per interval, waiting at most

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .domain import Chatwoot
 from .params import Upload
-from .state import Conversation, Message, Store, User
+from .state import JSON, Conversation, Message, Store, User
 
 
 class AgentError(LookupError):
@@ -48,6 +48,7 @@ class Agent:
         private: bool = False,
         attachments: Sequence[tuple[str, bytes, str]] = (),
         user_email: str | None = None,
+        content_attributes: JSON | None = None,
     ) -> Message:
         conv = self.conversation(account_id, display_id)
         user = self.user(account_id, user_email)
@@ -56,6 +57,7 @@ class Agent:
             "message_type": "outgoing",
             "private": private,
             "attachments": [Upload(name, ctype, data) for name, data, ctype in attachments],
+            "content_attributes": dict(content_attributes or {}),  # e.g. in_reply_to: a quoted reply
         }
         return self.domain.create_message(conv, params, user)
 

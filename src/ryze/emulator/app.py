@@ -140,6 +140,7 @@ class ChatwootEmulator:
         private: bool = False,
         attachments: Sequence[tuple[str, bytes, str]] = (),
         user_email: str | None = None,
+        content_attributes: JSON | None = None,
     ) -> JSON:
         msg = self.agent.reply(
             account_id,
@@ -148,6 +149,7 @@ class ChatwootEmulator:
             private=private,
             attachments=attachments,
             user_email=user_email,
+            content_attributes=content_attributes,
         )
         return message_json(self.state, self._webhook_base(), msg)
 

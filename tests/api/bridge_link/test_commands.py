@@ -284,3 +284,34 @@ async def test_a_bridge_media_command_asks_messaging_to_retry_the_url(db: Databa
     [sent] = fake.outbox
     assert sent.kwargs["url_retry_seconds"] == BRIDGE_MEDIA_RETRY_SECONDS == 30.0
     assert sent.kwargs["source"] == "chatwoot" and sent.kwargs["command_id"] == "m1"
+
+
+async def test_an_attachment_chatwoot_never_serves_fails_with_a_reason_for_the_agent(db: Database) -> None:
+    """The messaging service words download failures for the public API (``mediaUrl``); the agent
+    reads this one on the Chatwoot message, so it names the upload and what to do."""
+    fake = FakeMessaging(fail_with=ApiError(400, "Failed to download media from mediaUrl: HTTP 404"))
+    frame = CommandFrame(
+        id="m404",
+        action="send_media",
+        params={
+            "to": "5511999999999",
+            "mediaType": "document",
+            "url": "http://127.0.0.1:9/rails/blob/report.pdf",
+            "fileName": "report.pdf",
+        },
+    )
+    result = await runner(db, fake).run("inst", frame)
+    assert not result.ok and not result.retryable
+    assert result.error is not None
+    assert result.error.startswith(
+        "The attachment report.pdf could not be downloaded from Chatwoot (HTTP 404)"
+    )
+
+
+async def test_params_of_another_action_fail_for_good_without_sending(db: Database) -> None:
+    fake = FakeMessaging()
+    frame = CommandFrame(id="bad", action="revoke", params={"to": "5511999999999", "text": "x"})
+    result = await runner(db, fake).run("inst", frame)
+    assert not result.ok and not result.retryable
+    assert result.error is not None and result.error.startswith("invalid params: chat")
+    assert fake.outbox == []

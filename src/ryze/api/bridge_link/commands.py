@@ -40,12 +40,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ryze.api.bridge_link.models import ChatwootCommandRow
 from ryze.api.errors import ApiError, SentNotStored
 from ryze.api.records import StoredMessage
+from ryze.api.services import media as media_io
 from ryze.api.services.messaging import MessagingService
 from ryze.common.database import GroupCommitter, Transaction, write_lock
 from ryze.engines.base import EngineError
 from ryze.protocol import (
-    CommandAction,
     CommandFrame,
+    CommandParams,
     EditParams,
     EventEnvelope,
     EventName,
@@ -63,7 +64,8 @@ log = logging.getLogger(__name__)
 _CMD = cast(Table, ChatwootCommandRow.__table__)
 SOURCE = "chatwoot"
 INTERRUPTED = "command was interrupted by a RyzeAPI restart; whether it was sent is unknown"
-# Chatwoot hands out attachment URLs before its storage serves them: keep trying for a while.
+# Chatwoot hands out attachment URLs before its storage serves them: keep trying for a while
+# (the default of BRIDGE_MEDIA_RETRY_SECONDS).
 BRIDGE_MEDIA_RETRY_SECONDS = 30.0
 
 # Pending writes of the command committer, keyed (instance, command id).
@@ -95,10 +97,9 @@ def _wa_id(result: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _chat_of(frame: CommandFrame) -> str:
-    params = frame.params
-    value = params.get("to") or params.get("chat") or ""
-    return str(value)
+def _chat_of(params: CommandParams) -> str:
+    """The chat a command acts in: commands of one chat run one at a time, in arrival order."""
+    return params.to if isinstance(params, SendTextParams | SendMediaParams) else params.chat
 
 
 class _ChatLocks:
@@ -123,8 +124,15 @@ class _ChatLocks:
 
 
 class CommandRunner:
-    def __init__(self, engine: AsyncEngine, messaging: MessagingService) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        messaging: MessagingService,
+        *,
+        media_retry_seconds: float = BRIDGE_MEDIA_RETRY_SECONDS,
+    ) -> None:
         self._engine = engine
+        self._media_retry_seconds = media_retry_seconds
         self._messaging = messaging
         self._inflight: dict[tuple[str, str], asyncio.Future[ResultFrame]] = {}
         self._chats = _ChatLocks()
@@ -181,8 +189,12 @@ class CommandRunner:
             return stored
         self._running.add(key)
         try:
-            async with self._chats.hold((instance, _chat_of(frame))):
-                result, recorded = await self._execute(instance, frame)
+            params = _typed(frame)
+            if isinstance(params, ResultFrame):  # invalid params: final, stored like any result
+                result, recorded = params, False
+            else:
+                async with self._chats.hold((instance, _chat_of(params))):
+                    result, recorded = await self._execute(instance, frame, params)
         finally:
             self._running.discard(key)
         if recorded:
@@ -295,14 +307,10 @@ class CommandRunner:
             result = await conn.execute(delete(_CMD).where(_CMD.c.created_at < cutoff))
         return int(result.rowcount or 0)
 
-    async def _execute(self, instance: str, frame: CommandFrame) -> tuple[ResultFrame, bool]:
+    async def _execute(
+        self, instance: str, frame: CommandFrame, params: CommandParams
+    ) -> tuple[ResultFrame, bool]:
         """The command's result, and whether the send receipt says it is already stored."""
-        try:
-            params = frame.typed_params()
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            return ResultFrame(id=frame.id, ok=False, error=f"invalid params: {where}: {first['msg']}"), False
         try:
             sent = await self._dispatch(instance, frame, params)
         except SentNotStored as exc:
@@ -311,7 +319,8 @@ class CommandRunner:
         except ApiError as exc:
             # 503 not connected / 429 throttled / 5xx: trying later can work; other 4xx cannot.
             retryable = exc.status >= 500 or exc.status == 429
-            return ResultFrame(id=frame.id, ok=False, error=exc.message, retryable=retryable), False
+            error = _for_agents(params, exc.message)
+            return ResultFrame(id=frame.id, ok=False, error=error, retryable=retryable), False
         except EngineError as exc:
             return ResultFrame(id=frame.id, ok=False, error=exc.message, retryable=exc.retryable), False
         except Exception as exc:
@@ -326,46 +335,68 @@ class CommandRunner:
                     return item.result, True
         return ResultFrame(id=frame.id, ok=True, wa_message_id=_wa_id(sent)), False
 
-    async def _dispatch(self, instance: str, frame: CommandFrame, params: Any) -> StoredMessage | None:
+    async def _dispatch(
+        self, instance: str, frame: CommandFrame, params: CommandParams
+    ) -> StoredMessage | None:
+        """Run the typed command (the params' type is the action: ``COMMAND_PARAMS``)."""
         m = self._messaging
         tag: dict[str, Any] = {"source": SOURCE, "command_id": frame.id}
-        action = frame.action
-        if action is CommandAction.SEND_TEXT:
-            assert isinstance(params, SendTextParams)
-            return await m.send_text(instance, params.to, params.text, reply_to=params.replyTo, **tag)
-        if action is CommandAction.SEND_MEDIA:
-            assert isinstance(params, SendMediaParams)
-            return await m.send_media(
-                instance,
-                params.to,
-                params.mediaType,
-                url=params.url,
-                mimetype=params.mimetype,
-                file_name=params.fileName,
-                caption=params.caption,
-                is_voice=params.isVoice,
-                reply_to=params.replyTo,
-                url_retry_seconds=BRIDGE_MEDIA_RETRY_SECONDS,
-                **tag,
-            )
-        if action is CommandAction.REACT:
-            assert isinstance(params, ReactParams)
-            return await m.react(
-                instance, params.chat, params.messageId, params.emoji, from_me=params.fromMe, **tag
-            )
-        if action is CommandAction.EDIT:
-            assert isinstance(params, EditParams)
-            return await m.edit(instance, params.chat, params.messageId, params.text, **tag)
-        if action is CommandAction.REVOKE:
-            assert isinstance(params, RevokeParams)
-            return await m.revoke(instance, params.chat, params.messageId, **tag)
-        if action is CommandAction.MARK_READ:
-            assert isinstance(params, MarkReadParams)
-            await m.mark_read(instance, params.chat, params.messageIds, sender=params.sender)
-            return None
-        assert isinstance(params, PresenceParams)
-        await m.presence(instance, params.chat, params.state)
-        return None
+        match params:
+            case SendTextParams():
+                return await m.send_text(instance, params.to, params.text, reply_to=params.replyTo, **tag)
+            case SendMediaParams():
+                return await m.send_media(
+                    instance,
+                    params.to,
+                    params.mediaType,
+                    url=params.url,
+                    mimetype=params.mimetype,
+                    file_name=params.fileName,
+                    caption=params.caption,
+                    is_voice=params.isVoice,
+                    reply_to=params.replyTo,
+                    url_retry_seconds=self._media_retry_seconds,
+                    **tag,
+                )
+            case ReactParams():
+                return await m.react(
+                    instance, params.chat, params.messageId, params.emoji, from_me=params.fromMe, **tag
+                )
+            case EditParams():
+                return await m.edit(instance, params.chat, params.messageId, params.text, **tag)
+            case RevokeParams():
+                return await m.revoke(instance, params.chat, params.messageId, **tag)
+            case MarkReadParams():
+                await m.mark_read(instance, params.chat, params.messageIds, sender=params.sender)
+                return None
+            case PresenceParams():
+                await m.presence(instance, params.chat, params.state)
+                return None
+
+
+def _for_agents(params: CommandParams, message: str) -> str:
+    """The failure as the agent reads it on the Chatwoot message (``external_error``).
+
+    The messaging service words its errors for the public API (``mediaUrl``); a bridge command's
+    attachment is the agent's upload, so say which one and what to do."""
+    if isinstance(params, SendMediaParams) and message.startswith(media_io.DOWNLOAD_FAILED):
+        name = params.fileName or params.url.rsplit("/", 1)[-1] or "the attachment"
+        detail = message[len(media_io.DOWNLOAD_FAILED) :].strip(": ")
+        return (
+            f"The attachment {name} could not be downloaded from Chatwoot ({detail}): check that "
+            "Chatwoot's storage serves it, then send it again"
+        )
+    return message
+
+
+def _typed(frame: CommandFrame) -> CommandParams | ResultFrame:
+    """The frame's params as the action's model, or the final failure that says what is wrong."""
+    try:
+        return frame.typed_params()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return ResultFrame(id=frame.id, ok=False, error=f"invalid params: {where}: {first['msg']}")
 
 
 async def _mark_done(conn: AsyncConnection, rows: list[dict[str, str]]) -> None:

@@ -78,7 +78,9 @@ def build(services: ApiServices) -> ChatwootModule:
     register_secret(config.bridge_token)
     engine = services.db.engine
     event_log = EventLog(engine)
-    commands = CommandRunner(engine, services.messaging)
+    commands = CommandRunner(
+        engine, services.messaging, media_retry_seconds=services.settings.bridge_media_retry_seconds
+    )
     hub = LinkHub(
         event_log,
         commands,

@@ -80,6 +80,9 @@ def build_fetcher(settings: ApiSettings) -> Fetcher:
     return Fetcher(FetchPolicy.from_setting(settings.fetch_allow, setting="FETCH_ALLOW"), limits)
 
 
+DOWNLOAD_FAILED = "Failed to download media from mediaUrl"
+
+
 def _failure(exc: OutboundError) -> ApiError:
     # A URL or target the policy refuses is a bad request body; the text is the same whether or not
     # anything listens there, since no connection was made. What an allowed target answered is a
@@ -90,7 +93,7 @@ def _failure(exc: OutboundError) -> ApiError:
         return ApiError(413, "Media too large")
     if isinstance(exc, FetchBusy):
         return ApiError(503, "Too many media downloads in progress, try again later")
-    return ApiError(400, f"Failed to download media from mediaUrl: {exc}")
+    return ApiError(400, f"{DOWNLOAD_FAILED}: {exc}")
 
 
 async def download(

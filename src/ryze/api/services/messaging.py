@@ -20,6 +20,7 @@ from ryze.api.services.ingest import InboundPipeline
 from ryze.api.services.instances import InstanceService
 from ryze.api.services.sessions import SessionManager
 from ryze.api.services.store import MessageStore
+from ryze.api.services.voice import OGG_OPUS, VoiceTranscoder, is_ogg_opus
 from ryze.common.outbound import Fetcher
 from ryze.engines.base import (
     ConnectionState,
@@ -90,8 +91,10 @@ class MessagingService:
         *,
         fetcher: Fetcher,
         metrics: ApiMetrics | None = None,
+        voice: VoiceTranscoder | None = None,
     ) -> None:
         self.metrics = metrics  # read by @counts_send_failures
+        self.voice = voice or VoiceTranscoder()
         self.fetcher = fetcher  # mediaUrl and Chatwoot attachment downloads, under FETCH_ALLOW
         self._instances = instances
         self._sessions = sessions
@@ -226,9 +229,13 @@ class MessagingService:
         )
         if media_type == "document" and not file_name:
             file_name = url_name or "document"
+        voice = is_voice and media_type == "audio"
+        if voice and not is_ogg_opus(data):
+            # WhatsApp plays a voice note only as OGG/Opus (services/voice.py)
+            data, mime = await self.voice.to_ogg_opus(data), OGG_OPUS
         outgoing = OutgoingMedia(
             kind=media_type, data=data, mimetype=mime, file_name=file_name, caption=caption,
-            voice=is_voice and media_type == "audio",
+            voice=voice,
         )  # fmt: skip
         origin = make_origin(source, command_id)
         sent = await session.send_media(to, outgoing, quote=quote, origin=origin)

@@ -27,9 +27,8 @@ from ryze.bridge.relay.outbound.filters import (
     SENDABLE_MESSAGE_TYPES,
     classify,
     conversation_status,
-    typing_state,
+    typing_intent,
 )
-from ryze.bridge.relay.outbound.worker import target_chat
 from ryze.bridge.services import BridgeServices
 from ryze.protocol import BridgeErrorBody, BridgeFailure, FailureKind
 
@@ -151,11 +150,9 @@ async def handle(
     if status is not None:
         await runtime.resolver.note_status(status.conversation_id, status.status, status.updated_at)
         return 200, _OK
-    typing = typing_state(payload)
+    typing = typing_intent(payload)
     if typing is not None:
-        chat = target_chat(payload)
-        if chat is not None:
-            runtime.outbound.presence(chat, typing)
+        runtime.outbound.presence(typing)
     return 200, _OK
 
 

@@ -271,6 +271,9 @@ class MessageMapRepository:
         self.db = db
         self._seen = Batcher(self._seen_many)
         self._writes = Batcher(self._record_many)
+        # (integration, conversation) → the newest Chatwoot id of a customer message relayed there
+        # by this process: lets an agent's reply skip the read-mark look-up when nothing came in.
+        self._latest_inbound: dict[tuple[str, int], int] = {}
 
     # -------------------------------------------------------------- hot path (batched)
 
@@ -374,6 +377,44 @@ class MessageMapRepository:
 
         await self.db.writer.submit(op)
 
+    def _note_inbound(self, integration_id: str, conversation_id: int, chatwoot_message_id: int) -> None:
+        if len(self._latest_inbound) >= 100_000:
+            self._latest_inbound.clear()  # bounded; forgetting only costs a look-up (latest_inbound)
+        key = (integration_id, conversation_id)
+        if chatwoot_message_id > self._latest_inbound.get(key, 0):
+            self._latest_inbound[key] = chatwoot_message_id
+
+    def latest_inbound(self, integration_id: str, conversation_id: int) -> int | None:
+        """The newest customer message this process relayed into the conversation (None: none
+        since start, or forgotten)."""
+        return self._latest_inbound.get((integration_id, conversation_id))
+
+    async def inbound_between(
+        self, integration_id: str, conversation_id: int, *, after: int, before: int, limit: int
+    ) -> list[str]:
+        """WhatsApp ids of the customer's messages relayed into a conversation as Chatwoot messages
+        ``after`` < id < ``before`` (the newest ``limit``, oldest first): what an agent's reply
+        answers. Bounded by the (integration, Chatwoot id) index; Chatwoot ids only grow."""
+        async with self.db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(MAP.c.wa_message_id)
+                    .where(
+                        MAP.c.integration_id == integration_id,
+                        MAP.c.chatwoot_message_id > after,
+                        MAP.c.chatwoot_message_id < before,
+                        MAP.c.conversation_id == conversation_id,
+                        MAP.c.direction == "in",
+                        MAP.c.kind == "message",  # not the customer's reactions or edits
+                        MAP.c.part == 0,
+                        MAP.c.state == "done",
+                    )
+                    .order_by(MAP.c.chatwoot_message_id.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [str(r[0]) for r in reversed(rows)]
+
     async def record(
         self,
         integration_id: str,
@@ -392,6 +433,14 @@ class MessageMapRepository:
         sender_jid: str = "",
     ) -> None:
         """Write the mapping row (group-committed); with ``failure`` also the visible failure record."""
+        if (
+            direction == "in"
+            and kind == "message"
+            and state == "done"
+            and chatwoot_message_id
+            and conversation_id
+        ):
+            self._note_inbound(integration_id, conversation_id, chatwoot_message_id)
         values = {
             "kind": kind,
             "target_wa_id": target_wa_id,

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from ..agent import AgentError
 from ..errors import ApiError, RecordInvalid, UnhandledError, json_response
-from ..params import Upload, cast_bool, cast_int, parse, summarize
+from ..params import Upload, as_dict, cast_bool, cast_int, parse, summarize
 from ..views import conversation_json, message_json
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ async def reply(request: Request, emu: ChatwootEmulator) -> Response:
         private=bool(cast_bool(params.get("private"))),
         attachments=files,
         user_email=params.get("user_email") or None,
+        content_attributes=as_dict(params.get("content_attributes")),  # in_reply_to: a quoted reply
     )
     return json_response(message_json(emu.state, emu.base_url(request), msg))
 

@@ -1,4 +1,7 @@
-"""Which Chatwoot webhook events become WhatsApp commands (chatwoot-api.md §8, "What the bridge must filter").
+"""Outbound intents: what a Chatwoot webhook asks of WhatsApp (chatwoot-api.md §8).
+
+Classification reads the typed message (``webhook.py``) and returns a typed intent (send, revoke,
+typing; mark read follows a sent reply), each with one converter (``converters.py``).
 
 Forwarded: ``message_created`` with ``message_type`` outgoing/template, not private, whose
 ``source_id`` is not one the bridge wrote (``WAID:…``: the bridge's own mirrors of WhatsApp
@@ -10,43 +13,95 @@ status updates (including the bridge's own PATCHes) — is ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from ryze.bridge.relay.outbound.shapes import CONVERSATION_EVENTS, as_dict, as_int
+from ryze.bridge.relay.outbound.shapes import CONVERSATION_EVENTS, as_int
+from ryze.bridge.relay.outbound.webhook import AgentMessage, TypingEvent, parse_message, parse_typing
 from ryze.bridge.relay.source_id import WAID_PREFIX as OWN_SOURCE_PREFIX
 
 # message_types whose messages can become WhatsApp sends (a tuple: `in` must not hash a list or dict)
 SENDABLE_MESSAGE_TYPES = ("outgoing", "template")
 
 
-@dataclass(frozen=True)
-class OutboundIntent:
-    kind: str  # send | revoke
-    chatwoot_message_id: int
+@dataclass(frozen=True, slots=True)
+class SendIntent:
+    """An agent's message to send: its text and attachments, in order, each part once."""
+
+    message: AgentMessage
+    kind = "send"  # the outbound job's kind (a class constant, not a field)
+
+    @property
+    def chatwoot_message_id(self) -> int:
+        return self.message.id
+
+    @property
+    def conversation_id(self) -> int:
+        return self.message.conversation_id
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeIntent:
+    """An agent deleted a message the bridge sent: revoke each of its WhatsApp parts."""
+
+    message: AgentMessage
+    kind = "revoke"
+
+    @property
+    def chatwoot_message_id(self) -> int:
+        return self.message.id
+
+    @property
+    def conversation_id(self) -> int:
+        return self.message.conversation_id
+
+
+@dataclass(frozen=True, slots=True)
+class TypingIntent:
+    """An agent typing (or stopping) in a conversation: a WhatsApp presence, best effort."""
+
+    chat: str
+    state: Literal["composing", "paused"]
+
+
+@dataclass(frozen=True, slots=True)
+class MarkReadIntent:
+    """An agent replied: the customer's earlier WhatsApp messages in the chat are read."""
+
+    chat: str
     conversation_id: int
+    reply_id: int  # the agent's Chatwoot message; the customer's messages before it are marked
+    message_ids: tuple[str, ...]
 
 
-def classify(payload: dict[str, Any]) -> OutboundIntent | None:
-    event = payload.get("event")
-    if event not in ("message_created", "message_updated"):
-        return None
-    message_id = as_int(payload.get("id"))
-    conversation_id = as_int(as_dict(payload.get("conversation")).get("id"))
-    if message_id is None or conversation_id is None:
-        return None
-    if payload.get("private") is not False and payload.get("private") is not None:
+# The intents a stored outbound job carries (the worker's converters build commands from them).
+JobIntent = SendIntent | RevokeIntent
+
+
+def intent_of(message: AgentMessage) -> JobIntent | None:
+    """What the bridge does about an agent's message webhook, or None when nothing."""
+    if message.private:
         return None  # a private note (or a "private" of another type: not relayed on a guess)
-    if payload.get("message_type") not in SENDABLE_MESSAGE_TYPES:
+    if message.message_type not in SENDABLE_MESSAGE_TYPES:
         return None
-    source_id = payload.get("source_id")
-    attributes = as_dict(payload.get("content_attributes"))
-    if event == "message_updated":
-        if attributes.get("deleted") is True:
-            return OutboundIntent("revoke", message_id, conversation_id)
+    if message.event == "message_updated":
+        return RevokeIntent(message) if message.deleted else None
+    if message.source_id is not None and message.source_id.startswith(OWN_SOURCE_PREFIX):
         return None
-    if isinstance(source_id, str) and source_id.startswith(OWN_SOURCE_PREFIX):
+    return SendIntent(message)
+
+
+def classify(payload: dict[str, Any]) -> JobIntent | None:
+    """A raw webhook's intent (parsed once: the intent carries the typed message)."""
+    message = parse_message(payload)
+    return intent_of(message) if message is not None else None
+
+
+def job_intent(kind: str, payload: dict[str, Any]) -> JobIntent | None:
+    """A stored job's intent, from its kind and Chatwoot's raw body (None: unreadable)."""
+    message = parse_message(payload)
+    if message is None:
         return None
-    return OutboundIntent("send", message_id, conversation_id)
+    return RevokeIntent(message) if kind == "revoke" else SendIntent(message)
 
 
 @dataclass(frozen=True)
@@ -70,9 +125,9 @@ def conversation_status(payload: dict[str, Any]) -> StatusChange | None:
     return StatusChange(conversation_id, status, updated_at)
 
 
-def typing_state(payload: dict[str, Any]) -> str | None:
-    """``conversation_typing_on/off`` by an agent (not on a private note) → WhatsApp presence state."""
-    event = payload.get("event")
-    if event not in ("conversation_typing_on", "conversation_typing_off") or payload.get("is_private"):
+def typing_intent(payload: dict[str, Any]) -> TypingIntent | None:
+    """``conversation_typing_on/off`` by an agent (not on a private note) → a presence intent."""
+    typing: TypingEvent | None = parse_typing(payload)
+    if typing is None or typing.private or typing.chat is None:
         return None
-    return "composing" if event == "conversation_typing_on" else "paused"
+    return TypingIntent(typing.chat, "composing" if typing.on else "paused")

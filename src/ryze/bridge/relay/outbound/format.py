@@ -1,26 +1,6 @@
-"""Agent text → WhatsApp text: Chatwoot markdown translated, optional ``*Agent Name*:`` signature."""
+"""Agent text → WhatsApp text: the optional ``*Agent Name*:`` signature (markdown: ``relay.markdown``)."""
 
 from __future__ import annotations
-
-import re
-
-_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
-_ITALIC_STAR = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
-_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
-
-
-def chatwoot_to_whatsapp(text: str) -> str:
-    if not any(marker in text for marker in "*~"):
-        return text
-    # Bold is parked behind a marker while italics are converted (its `*x*` would read as italic).
-    # The marker must not occur in the text: an agent's U+0000 (or any fixed marker) would come out
-    # as `*`. Private-use code points, the first one absent from this text.
-    marker = next((chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text), None)
-    if marker is not None:  # (a text holding all 6,400 of them keeps its stars as they are)
-        text = _BOLD.sub(marker + r"\1" + marker, text)
-        text = _ITALIC_STAR.sub(r"_\1_", text)
-        text = text.replace(marker, "*")
-    return _STRIKE.sub(r"~\1~", text)
 
 
 def sign(text: str, agent_name: str | None) -> str:

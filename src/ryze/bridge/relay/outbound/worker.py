@@ -13,124 +13,45 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import deque
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import orjson
 
 from ryze.bridge.link.client import LinkUnavailable
 from ryze.bridge.relay.context import CommandLink, RelayContext
-from ryze.bridge.relay.outbound.format import agent_name, chatwoot_to_whatsapp, sign
-from ryze.bridge.relay.outbound.shapes import as_dict, as_int
+from ryze.bridge.relay.outbound.converters import (
+    PermanentFailure,
+    mark_read_command,
+    presence_command,
+    revoke_commands,
+    send_commands,
+)
+from ryze.bridge.relay.outbound.filters import (
+    JobIntent,
+    MarkReadIntent,
+    RevokeIntent,
+    SendIntent,
+    TypingIntent,
+    job_intent,
+)
+from ryze.bridge.relay.outbound.webhook import AgentMessage
 from ryze.bridge.relay.source_id import wa_id_of
 from ryze.bridge.retry import STATUS_UPDATE
 from ryze.bridge.store.repositories import OutboundJobRecord
 from ryze.chatwoot import ChatwootError
 from ryze.common.tasks import cancel_and_wait
-from ryze.protocol import (
-    CommandAction,
-    CommandFrame,
-    PresenceParams,
-    RevokeParams,
-    SendMediaParams,
-    SendTextParams,
-)
+from ryze.protocol import CommandFrame
 
 log = logging.getLogger(__name__)
 
-_MEDIA_TYPES = {"image": "image", "video": "video", "audio": "audio"}
-
-
-class PermanentFailure(Exception):
-    """The job cannot succeed (no target chat, nothing to send, refused by WhatsApp)."""
-
-
-def command_id(integration_id: str, chatwoot_message_id: int, part: int, *, kind: str = "send") -> str:
-    prefix = "cw" if kind == "send" else f"cw{kind}"
-    return f"{prefix}-{integration_id}-{chatwoot_message_id}-{part}"
-
-
-# The JID servers a WhatsApp chat can live on: a phone-number user, a LID user, a group.
-_JID_SERVERS = ("@s.whatsapp.net", "@lid", "@g.us")
-
-
-def is_whatsapp_jid(value: object) -> bool:
-    if not isinstance(value, str) or "@" not in value:
-        return False
-    user, _, server = value.partition("@")
-    return bool(user) and ("@" + server) in _JID_SERVERS
-
-
-def whatsapp_target(contact_inbox: dict[str, Any], contact: dict[str, Any]) -> str | None:
-    """The WhatsApp chat of a Chatwoot conversation, from its contact inbox and contact.
-
-    ``source_id`` is the chat's JID when the bridge created the contact inbox, but when an agent
-    starts a conversation with a contact that has no contact inbox in our inbox, Chatwoot makes one
-    with ``source_id = SecureRandom.uuid`` (app/services/contacts/contactable_inboxes_service.rb):
-    such a source is no WhatsApp address. Then the contact's identifier (a JID, as the bridge sets
-    it), else its phone number (E.164, validated by Chatwoot's Contact model).
-    """
-    source_id = contact_inbox.get("source_id")
-    if is_whatsapp_jid(source_id):
-        return str(source_id)
-    identifier = contact.get("identifier")
-    if is_whatsapp_jid(identifier):
-        return str(identifier)
-    phone = contact.get("phone_number")
-    if isinstance(phone, str) and phone.startswith("+") and phone[1:].isdigit() and len(phone) > 2:
-        return phone[1:] + "@s.whatsapp.net"
-    return None
-
-
-def target_chat(payload: dict[str, Any]) -> str | None:
-    # as_dict: a field of another type reads as absent (never an AttributeError, never a misread)
-    conversation = as_dict(payload.get("conversation"))
-    contact_inbox = as_dict(conversation.get("contact_inbox"))
-    sender = as_dict(as_dict(conversation.get("meta")).get("sender"))
-    return whatsapp_target(contact_inbox, sender)
-
-
-# Voice notes WhatsApp plays as such are OGG/Opus (what neonize/whatsmeow send as PTT).
-_VOICE_CONTENT_TYPES = ("audio/ogg", "audio/opus")
-_VOICE_EXTENSIONS = ("ogg", "oga", "opus")
-
-
-def is_voice_note(attachment: dict[str, Any]) -> bool:
-    """Send an audio attachment as a WhatsApp voice note (PTT)?
-
-    Chatwoot's webhook attachment (``Attachment#push_event_data``, app/models/attachment.rb) has no
-    ``meta`` key, so the ``is_recorded_audio`` / ``is_voice_message`` flag an upload may carry is never
-    seen; what is there is ``file_type``, ``content_type``, ``extension`` and the ``data_url``. An
-    OGG/Opus audio is what a voice note is on WhatsApp, so it goes as one; other audio (the MP3 the
-    dashboard records for API inboxes, say) goes as an audio file, which WhatsApp plays everywhere.
-    A ``meta`` flag, where a fork or an older version sends one, is still honoured.
-    """
-    if attachment.get("file_type") != "audio":
-        return False
-    meta = attachment.get("meta")
-    if isinstance(meta, dict) and (meta.get("is_voice_message") or meta.get("is_recorded_audio")):
-        return True
-    content_type = str(attachment.get("content_type") or "").split(";", 1)[0].strip().lower()
-    if content_type in _VOICE_CONTENT_TYPES:
-        return True
-    extension = str(attachment.get("extension") or "").lower()
-    if not extension:
-        name = _file_name(str(attachment.get("data_url") or "")) or ""
-        extension = name.rsplit(".", 1)[1].lower() if "." in name else ""
-    return extension in _VOICE_EXTENSIONS
+# Conversations whose last read mark is remembered (then forgotten all at once: see _mark_read).
+_READ_UPTO_MAX = 50_000
 
 
 def _order(job: OutboundJobRecord) -> tuple[int, int]:
     """Chatwoot's creation order: message id, and a message's revoke after its send."""
     return job.chatwoot_message_id, 0 if job.kind == "send" else 1
-
-
-def _file_name(url: str) -> str | None:
-    path = urlparse(url).path
-    name = unquote(path.rsplit("/", 1)[-1]) if path else ""
-    return name or None
 
 
 class OutboundWorker:
@@ -144,8 +65,12 @@ class OutboundWorker:
         max_lanes: int,
         command_timeout: float,
         reorder_window: float = 0.0,
+        mark_read_on_reply: bool = True,
     ) -> None:
         self.ctx = ctx
+        self._mark_read_on_reply = mark_read_on_reply
+        # per conversation: the agent reply up to which the customer's messages were marked read
+        self._read_upto: dict[int, int] = {}
         self.link = link
         self._command_timeout = command_timeout
         self._reorder_window = reorder_window
@@ -222,24 +147,28 @@ class OutboundWorker:
     def queued(self) -> int:
         return sum(len(q) for q in self._queues.values())
 
-    def presence(self, chat: str, state: str) -> None:
+    def presence(self, intent: TypingIntent) -> None:
         """Relay an agent's typing indicator: best effort, not queued (a stale one is worthless)."""
         if not self.link.connected:
             return
-        frame = CommandFrame(
-            id=f"cwpresence-{self.ctx.integration_id}-{uuid.uuid4().hex}",
-            action=CommandAction.PRESENCE,
-            params=PresenceParams(chat=chat, state=state).model_dump(),
-        )
-        task = asyncio.create_task(self._presence(frame), name=f"presence-{self.ctx.integration_id}")
+        frame = presence_command(intent, integration_id=self.ctx.integration_id)
+        self._best_effort(frame, "typing indicator not relayed")
+
+    def _best_effort(self, frame: CommandFrame, failed: str) -> None:
+        task = asyncio.create_task(self._send_once(frame, failed), name=f"outbound-{frame.action}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _presence(self, frame: CommandFrame) -> None:
+    async def _send_once(self, frame: CommandFrame, failed: str) -> None:
         try:
-            await self.link.command(frame, budget=5.0)
+            result = await self.link.command(frame, budget=5.0)
         except LinkUnavailable:
-            log.debug("typing indicator not relayed", extra={"integration_id": self.ctx.integration_id})
+            log.debug(failed, extra={"integration_id": self.ctx.integration_id})
+            return
+        if not result.ok:
+            log.debug(
+                failed, extra={"integration_id": self.ctx.integration_id, "error": (result.error or "")[:300]}
+            )
 
     # ------------------------------------------------------------------ scheduling
 
@@ -289,8 +218,11 @@ class OutboundWorker:
     async def _process(self, job: OutboundJobRecord) -> bool:
         """Run the job's remaining parts; True when it is finished (done or failed)."""
         payload: dict[str, Any] = orjson.loads(job.payload)
+        intent = job_intent(job.kind, payload)
         try:
-            commands = await self._commands(job, payload)
+            if intent is None:
+                raise PermanentFailure("the stored webhook is not a message webhook")
+            commands = await self._commands(intent)
         except PermanentFailure as exc:
             await self._fail(job, str(exc))
             return True
@@ -309,14 +241,14 @@ class OutboundWorker:
                     return await self._retry(job, reason, counted=True)
                 await self._fail(job, reason)
                 return True
-            if job.kind == "send" and result.wa_message_id:
+            if isinstance(intent, SendIntent) and result.wa_message_id:
                 await ctx.messages.record(
                     ctx.integration_id,
                     wa_message_id=result.wa_message_id,
                     part=part,
                     chatwoot_message_id=job.chatwoot_message_id,
                     conversation_id=job.conversation_id,
-                    chat_jid=str(frame.params.get("to") or frame.params.get("chat") or ""),
+                    chat_jid=intent.message.chat or "",
                     direction="out",
                 )
             job.parts_done = part + 1
@@ -334,84 +266,84 @@ class OutboundWorker:
                 "parts": len(commands),
             },
         )
+        if isinstance(intent, SendIntent) and self._mark_read_on_reply:
+            self._mark_read(intent.message)
         return True
 
-    async def _commands(self, job: OutboundJobRecord, payload: dict[str, Any]) -> list[CommandFrame]:
-        chat = target_chat(payload)
-        if chat is None:
-            raise PermanentFailure(
-                "the conversation has no WhatsApp chat: its contact_inbox source_id is not a WhatsApp "
-                "JID (an agent-started conversation) and the contact has no WhatsApp identifier or "
-                "phone number"
-            )
-        if job.kind == "revoke":
-            mapped = await self.ctx.messages.find_chatwoot(self.ctx.integration_id, job.chatwoot_message_id)
-            return [
-                CommandFrame(
-                    id=command_id(self.ctx.integration_id, job.chatwoot_message_id, m.part, kind="revoke"),
-                    action=CommandAction.REVOKE,
-                    params=RevokeParams(chat=chat, messageId=m.wa_message_id).model_dump(exclude_none=True),
-                )
-                for m in mapped
-                if m.direction == "out"
-            ]
-        content = payload.get("content")
-        text = chatwoot_to_whatsapp(content if isinstance(content, str) else "")
-        if self.ctx.record.sign_messages:
-            text = sign(text, agent_name(payload))
-        reply_to = await self._reply_to(payload)
-        listed = payload.get("attachments")
-        attachments = [
-            a
-            for a in (listed if isinstance(listed, list) else [])
-            if isinstance(a, dict) and isinstance(a.get("data_url"), str) and a["data_url"]
-        ]
-        frames: list[CommandFrame] = []
-        if not attachments:
-            if not text.strip():
-                raise PermanentFailure("the message has no text and no attachment")
-            frames.append(
-                CommandFrame(
-                    id=command_id(self.ctx.integration_id, job.chatwoot_message_id, 0),
-                    action=CommandAction.SEND_TEXT,
-                    params=SendTextParams(to=chat, text=text, replyTo=reply_to).model_dump(exclude_none=True),
-                )
-            )
-            return frames
-        for index, attachment in enumerate(attachments):
-            url = str(attachment["data_url"])
-            media_type = _MEDIA_TYPES.get(str(attachment.get("file_type")), "document")
-            params = SendMediaParams(
-                to=chat,
-                mediaType=media_type,
-                url=url,
-                mimetype=attachment.get("content_type") or None,
-                fileName=_file_name(url),
-                caption=(text or None) if index == 0 else None,
-                isVoice=is_voice_note(attachment),
-                replyTo=reply_to if index == 0 else None,
-            )
-            frames.append(
-                CommandFrame(
-                    id=command_id(self.ctx.integration_id, job.chatwoot_message_id, index),
-                    action=CommandAction.SEND_MEDIA,
-                    params=params.model_dump(exclude_none=True),
-                )
-            )
-        return frames
+    async def _commands(self, intent: JobIntent) -> list[CommandFrame]:
+        """The intent's converter, with what it needs looked up in the bridge's store."""
+        integration_id = self.ctx.integration_id
+        if isinstance(intent, RevokeIntent):
+            mapped = await self.ctx.messages.find_chatwoot(integration_id, intent.message.id)
+            sent = [(m.part, m.wa_message_id) for m in mapped if m.direction == "out"]
+            return revoke_commands(intent, integration_id=integration_id, sent=sent)
+        return send_commands(
+            intent,
+            integration_id=integration_id,
+            sign_messages=self.ctx.record.sign_messages,
+            reply_to=await self._reply_to(intent.message),
+        )
 
-    async def _reply_to(self, payload: dict[str, Any]) -> str | None:
-        attributes = as_dict(payload.get("content_attributes"))
-        external = attributes.get("in_reply_to_external_id")
-        quoted = wa_id_of(external)
+    async def _reply_to(self, message: AgentMessage) -> str | None:
+        """The WhatsApp id of the message an agent quoted (``content_attributes.in_reply_to``)."""
+        quoted = wa_id_of(message.in_reply_to_external_id)
         if quoted is not None:
             return quoted
-        internal = as_int(attributes.get("in_reply_to"))  # `true` is not message 1
-        if internal is not None:
-            mapped = await self.ctx.messages.find_chatwoot(self.ctx.integration_id, internal)
+        if message.in_reply_to is not None:
+            mapped = await self.ctx.messages.find_chatwoot(self.ctx.integration_id, message.in_reply_to)
             if mapped:
                 return mapped[0].wa_message_id
         return None
+
+    def _mark_read(self, message: AgentMessage) -> None:
+        """An agent answered: the customer's messages before the reply are read on WhatsApp.
+
+        Best effort, after the reply is out and off the conversation's runner (the look-up must not
+        delay the next agent message): the customer's WhatsApp shows blue ticks once an agent has
+        answered, as when a person replies on the phone. Only the messages relayed since the
+        previous reply in this conversation are looked up (``_read_upto``, kept in memory: after a
+        restart the last ones are marked again, which WhatsApp takes as a no-op). In a group a
+        read receipt needs each message's author, which the mapping does not keep: not marked.
+        """
+        chat = message.chat
+        if chat is None or chat.endswith("@g.us"):
+            return
+        conversation_id = message.conversation_id
+        first = conversation_id not in self._read_upto
+        after = self._read_upto.get(conversation_id, 0)
+        if message.id <= after:
+            return
+        latest = self.ctx.messages.latest_inbound(self.ctx.integration_id, conversation_id)
+        if not first and (latest is None or latest <= after):
+            # nothing came in since the previous reply (as far as this process relayed): no
+            # look-up, which would cost a query for every agent message of a busy conversation
+            self._read_upto[conversation_id] = message.id
+            return
+        if len(self._read_upto) >= _READ_UPTO_MAX:
+            self._read_upto.clear()  # bounded memory; forgetting only re-marks read messages
+        self._read_upto[conversation_id] = message.id
+        task = asyncio.create_task(self._send_read(chat, message, after), name="outbound-mark-read")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_read(self, chat: str, message: AgentMessage, after: int) -> None:
+        try:
+            unread = await self.ctx.messages.inbound_between(
+                self.ctx.integration_id, message.conversation_id, after=after, before=message.id, limit=100
+            )
+        except Exception:
+            log.warning(
+                "could not look up the messages to mark read",
+                exc_info=True,
+                extra={"integration_id": self.ctx.integration_id},
+            )
+            return
+        if not unread or not self.link.connected:
+            return
+        intent = MarkReadIntent(chat, message.conversation_id, message.id, tuple(unread))
+        await self._send_once(
+            mark_read_command(intent, integration_id=self.ctx.integration_id), "mark read failed"
+        )
 
     # ------------------------------------------------------------------ outcomes
 

@@ -8,8 +8,8 @@ and the reply keeps the original visible, as WhatsApp's "edited" history does.
 
 from __future__ import annotations
 
-from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
 from ryze.bridge.relay.inbound.effects import CreateMessage, DeleteTarget, Effect, React, Skip
+from ryze.bridge.relay.markdown import whatsapp_to_chatwoot
 from ryze.protocol import WAMessage
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import mimetypes
 
-from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
 from ryze.bridge.relay.inbound.effects import CreateMessage, Effect, MediaRef
+from ryze.bridge.relay.markdown import whatsapp_to_chatwoot
 from ryze.protocol import MediaInfo, MessageType, WAMessage
 
 _LABELS = {

@@ -3,9 +3,9 @@ and whatever we cannot render — never a silent drop."""
 
 from __future__ import annotations
 
-from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
 from ryze.bridge.relay.inbound.effects import CreateMessage, Effect
 from ryze.bridge.relay.inbound.vcard import phones_of
+from ryze.bridge.relay.markdown import whatsapp_to_chatwoot
 from ryze.protocol import WAMessage
 
 

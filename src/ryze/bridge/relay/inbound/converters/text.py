@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ryze.bridge.relay.inbound.converters.markdown import whatsapp_to_chatwoot
 from ryze.bridge.relay.inbound.effects import CreateMessage, Effect, Skip
+from ryze.bridge.relay.markdown import whatsapp_to_chatwoot
 from ryze.protocol import WAMessage
 
 
