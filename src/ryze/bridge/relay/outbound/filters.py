@@ -24,11 +24,10 @@ SENDABLE_MESSAGE_TYPES = ("outgoing", "template")
 
 
 @dataclass(frozen=True, slots=True)
-class SendIntent:
-    """An agent's message to send: its text and attachments, in order, each part once."""
+class _MessageIntent:
+    """An intent about one agent message: its outbound job is keyed by the message's id."""
 
     message: AgentMessage
-    kind = "send"  # the outbound job's kind (a class constant, not a field)
 
     @property
     def chatwoot_message_id(self) -> int:
@@ -40,19 +39,17 @@ class SendIntent:
 
 
 @dataclass(frozen=True, slots=True)
-class RevokeIntent:
+class SendIntent(_MessageIntent):
+    """An agent's message to send: its text and attachments, in order, each part once."""
+
+    kind = "send"  # the outbound job's kind (a class constant, not a field)
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeIntent(_MessageIntent):
     """An agent deleted a message the bridge sent: revoke each of its WhatsApp parts."""
 
-    message: AgentMessage
     kind = "revoke"
-
-    @property
-    def chatwoot_message_id(self) -> int:
-        return self.message.id
-
-    @property
-    def conversation_id(self) -> int:
-        return self.message.conversation_id
 
 
 @dataclass(frozen=True, slots=True)
