@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from neonize.proto import Neonize_pb2 as pb
+from neonize.proto.waCommon.WACommon_pb2 import MessageKey
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 from parity import (
     ALICE,
@@ -174,6 +175,14 @@ def test_sender_key_distribution_alone_is_not_a_message() -> None:
         wa.Message(senderKeyDistributionMessage=wa.SenderKeyDistributionMessage(groupID=GROUP)),
     )
     assert translate_message(event) is None
+
+
+def test_a_poll_vote_is_not_a_message() -> None:
+    vote = wa.PollUpdateMessage(
+        pollCreationMessageKey=MessageKey(remoteJID=ALICE, fromMe=True, ID="POLL1"),
+        vote=wa.PollEncValue(encPayload=b"x" * 16, encIV=b"i" * 12),
+    )
+    assert translate_message(from_alice("VOTE1", wa.Message(pollUpdateMessage=vote))) is None
 
 
 def test_empty_chat_is_ignored() -> None:

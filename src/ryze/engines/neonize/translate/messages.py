@@ -259,8 +259,16 @@ def _protocol(msg: Any) -> _Body | None:
     return None  # history sync, app-state keys, ephemeral settings …: not chat messages
 
 
+def _poll_vote(_vote: Any) -> None:
+    """A vote on a poll (also a vote changed or withdrawn) is no chat message of its own: it is
+    encrypted per voter (whatsmeow's ``DecryptPollVote``) and updates the poll on the phone. Taken
+    for an unknown message, every vote would show in Chatwoot as "a message that cannot be shown"."""
+    return None
+
+
 _HANDLERS: tuple[tuple[str, Callable[[Any], _Body | None]], ...] = (
     ("protocolMessage", _protocol),
+    ("pollUpdateMessage", _poll_vote),
     ("reactionMessage", _reaction),
     ("conversation", _conversation),
     ("extendedTextMessage", _extended_text),
