@@ -13,11 +13,26 @@ can send a request off it whatever the code under test does with it.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+
+def run_settings(default_examples: int) -> settings:
+    """A run's hypothesis settings: ``RYZE_FUZZ_EXAMPLES`` examples per operation (else
+    ``default_examples``), derandomized so `make test` is repeatable unless ``RYZE_FUZZ_RANDOM=1``."""
+    return settings(
+        max_examples=int(os.environ.get("RYZE_FUZZ_EXAMPLES", str(default_examples))),
+        deadline=None,
+        database=None,
+        derandomize=os.environ.get("RYZE_FUZZ_RANDOM") != "1",
+        suppress_health_check=list(HealthCheck),
+    )
+
 
 FETCHED_FIELDS = frozenset({"mediaUrl", "chatwootBaseUrl", "chatwoot_base_url", "ryzeapi_url", "webhookURL"})
 

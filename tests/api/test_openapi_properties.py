@@ -23,18 +23,17 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from openapi_fuzz import Fuzz, Operation, Request
+from openapi_fuzz import Fuzz, Operation, Request, run_settings
 from ryze.api.app import create_app
 from ryze.launcher import free_port
 
 from .bridge_link.fake_bridge import BRIDGE_TOKEN, FakeBridge
 from .harness import Api, make_settings, start_api
 
-EXAMPLES = int(os.environ.get("RYZE_FUZZ_EXAMPLES", "60"))  # per database: 120 per operation
-RANDOM = os.environ.get("RYZE_FUZZ_RANDOM") == "1"
+RUN = run_settings(60)  # per database: 120 per operation
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 # 5xx answers the API documents (the engine's state, not a fault of RyzeAPI): anything else is a bug.
 DOCUMENTED_5XX = {(503, "Instance is not connected to WhatsApp")}
@@ -234,13 +233,7 @@ def check(req: Request, status: int, content_type: str, body: bytes) -> None:
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=[op.id for op in OPERATIONS])
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    derandomize=not RANDOM,
-    suppress_health_check=list(HealthCheck),
-)
+@RUN
 @given(data=st.data())
 async def test_no_documented_operation_answers_5xx_or_an_undocumented_body(
     world: World, operation: Operation, data: st.DataObject

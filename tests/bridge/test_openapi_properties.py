@@ -19,11 +19,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from openapi_fuzz import Fuzz, Operation, Request
+from openapi_fuzz import Fuzz, Operation, Request, run_settings
 from ryze.bridge.app import create_app
 from ryze.bridge.settings import BridgeSettings
 from ryze.emulator import RunningEmulator
@@ -33,8 +33,7 @@ from ryze.protocol import BridgeErrorBody, FailureKind
 from .conftest import ACCOUNT, ADMIN_TOKEN, RunningBridge, run_bridge
 from .fake_ryzeapi import TOKEN, FakeRyzeAPI
 
-EXAMPLES = int(os.environ.get("RYZE_FUZZ_EXAMPLES", "100"))
-RANDOM = os.environ.get("RYZE_FUZZ_RANDOM") == "1"
+RUN = run_settings(100)
 # Chatwoot itself failing or absent is a documented gateway answer (docs/bridge.md, failure table).
 CHATWOOT_5XX = {FailureKind.CHATWOOT_UNREACHABLE, FailureKind.CHATWOOT_TIMEOUT, FailureKind.CHATWOOT_HTTP}
 
@@ -139,13 +138,7 @@ def check(req: Request, status: int, content_type: str, body: bytes) -> None:
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=[op.id for op in OPERATIONS])
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    derandomize=not RANDOM,
-    suppress_health_check=list(HealthCheck),
-)
+@RUN
 @given(data=st.data())
 async def test_no_documented_operation_answers_5xx_or_an_undocumented_body(
     world: World, operation: Operation, data: st.DataObject
