@@ -165,12 +165,7 @@ class RateLimitMiddleware:
             if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 started = True
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
-                if message["status"] == 401:
-                    self.limiter.auth_failed(address)
-                elif token_key is not None:
-                    self.limiter.authenticated(token_key)
-            elif message["type"] == "websocket.accept" and token_key is not None:
-                self.limiter.authenticated(token_key)
+            self._count_auth(message, address, token_key)
             await send(message)
 
         try:
@@ -183,6 +178,17 @@ class RateLimitMiddleware:
                 await _send_json(send, 500, INTERNAL_ERROR, extra)
             raise
 
+    def _count_auth(self, message: Message, address: str, token_key: str | None) -> None:
+        """What the answer proves: a 401 counts against the address, anything else (or an accepted
+        WebSocket) proves the token."""
+        if message["type"] in ("http.response.start", "websocket.http.response.start"):
+            if message["status"] == 401:
+                self.limiter.auth_failed(address)
+            elif token_key is not None:
+                self.limiter.authenticated(token_key)
+        elif message["type"] == "websocket.accept" and token_key is not None:
+            self.limiter.authenticated(token_key)
+
     async def _auth_only(self, scope: Scope, receive: Receive, send: Send) -> None:
         address, token_key = _address(scope), _token_key(scope)
         if self.limiter.locked_out(address, token_key):
@@ -190,13 +196,7 @@ class RateLimitMiddleware:
             return
 
         async def counting_send(message: Message) -> None:
-            if message["type"] in ("http.response.start", "websocket.http.response.start"):
-                if message["status"] == 401:
-                    self.limiter.auth_failed(address)
-                elif token_key is not None:
-                    self.limiter.authenticated(token_key)
-            elif message["type"] == "websocket.accept" and token_key is not None:
-                self.limiter.authenticated(token_key)
+            self._count_auth(message, address, token_key)
             await send(message)
 
         await self.app(scope, receive, counting_send)

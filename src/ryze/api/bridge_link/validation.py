@@ -59,18 +59,24 @@ def _flag(body: dict[str, Any], name: str) -> bool:
     return value
 
 
-def _base_url(body: dict[str, Any], name: str) -> str:
+def _required_str(body: dict[str, Any], name: str) -> str:
+    """The field as a non-blank string, stripped."""
     value = body.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise invalid_body(f"{name} is required")
     if not isinstance(value, str):
         raise invalid_body(f"{name} must be a string")
+    return value.strip()
+
+
+def _base_url(body: dict[str, Any], name: str) -> str:
+    value = _required_str(body, name)
     # The syntax check is the one the bridge's outbound-fetch policy parses with, so what passes
     # here is what the bridge will judge (and connect to): "[::1", a port above 65535, CR/LF or a
     # backslash are a 400 here instead of an exception further on. Whether the address may be
     # reached is the bridge's BRIDGE_FETCH_ALLOW decision; it is the one that connects.
     try:
-        parsed = parse_url(value.strip(), allow_query=False)
+        parsed = parse_url(value, allow_query=False)
     except InvalidURL as exc:
         raise invalid_body(f"{name} {exc}") from exc
     return parsed.url.rstrip("/")
@@ -88,14 +94,10 @@ def _account_id(body: dict[str, Any], name: str) -> int:
 
 
 def _token(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise invalid_body(f"{name} is required")
-    if not isinstance(value, str):
-        raise invalid_body(f"{name} must be a string")
-    if not is_header_token(value.strip()):
+    value = _required_str(body, name)
+    if not is_header_token(value):
         raise invalid_body(f"{name} must be printable ASCII without spaces (at most 512 characters)")
-    return value.strip()
+    return value
 
 
 def _inbox_name(body: dict[str, Any], name: str, default: str) -> str:
