@@ -391,14 +391,15 @@ class MessageMapRepository:
 
     async def inbound_between(
         self, integration_id: str, conversation_id: int, *, after: int, before: int, limit: int
-    ) -> list[str]:
-        """WhatsApp ids of the customer's messages relayed into a conversation as Chatwoot messages
-        ``after`` < id < ``before`` (the newest ``limit``, oldest first): what an agent's reply
-        answers. Bounded by the (integration, Chatwoot id) index; Chatwoot ids only grow."""
+    ) -> list[tuple[str, str]]:
+        """(WhatsApp id, sender JID) of the customer's messages relayed into a conversation as
+        Chatwoot messages ``after`` < id < ``before`` (the newest ``limit``, oldest first): what an
+        agent's reply answers. The sender is what a group's read receipt names (one per author).
+        Bounded by the (integration, Chatwoot id) index; Chatwoot ids only grow."""
         async with self.db.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(MAP.c.wa_message_id)
+                    select(MAP.c.wa_message_id, MAP.c.sender_jid)
                     .where(
                         MAP.c.integration_id == integration_id,
                         MAP.c.chatwoot_message_id > after,
@@ -413,7 +414,7 @@ class MessageMapRepository:
                     .limit(limit)
                 )
             ).all()
-        return [str(r[0]) for r in reversed(rows)]
+        return [(str(r[0]), str(r[1])) for r in reversed(rows)]
 
     async def record(
         self,
