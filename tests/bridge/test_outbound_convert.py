@@ -104,7 +104,8 @@ async def test_a_reply_in_a_group_marks_each_senders_messages_read(
     emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
 ) -> None:
     view, _inbox, display_id = await _ready(emulator, fake, bridge)
-    group, bob, carol = "120363000000000009@g.us", "5511900000002@s.whatsapp.net", "5511900000003@s.whatsapp.net"
+    group = "120363000000000009@g.us"
+    bob, carol = "5511900000002@s.whatsapp.net", "5511900000003@s.whatsapp.net"
     for wa_id, sender in (("G1", bob), ("G2", carol), ("G3", bob)):
         data = text_message(wa_id, group, "hello", name="Team", chat_type="group", sender=sender)
         await fake.emit("shop", "message.exchange", data)
