@@ -96,7 +96,10 @@ class MessageOps(Core):
         uploads = params.get("attachments")
         files = [u for u in uploads if isinstance(u, Upload)] if isinstance(uploads, list) else []
         voice = bool(cast_bool(params.get("is_voice_message")))
-        if message_type == 0:
+        # MessageBuilder#sender: ``message_type == 'outgoing' ? (message_sender || @user) :
+        # @conversation.contact`` (app/builders/messages/message_builder.rb): an incoming, activity
+        # or template message created through the API is the contact's
+        if message_type != 1:
             sender: tuple[str, int] | None = ("Contact", conv.contact_id)
         elif user is not None:
             sender = ("User", user.id)
