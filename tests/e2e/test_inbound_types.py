@@ -104,3 +104,38 @@ async def test_a_group_lands_in_one_conversation_with_participant_names(system: 
     [conv] = await wait_conversation(system, inbox_id)
     msgs = await wait_messages(system, conv["id"], 2)
     assert [m["content"] for m in msgs] == ["**Ana:**\nhi", "**Bob:**\nyo"]
+
+
+async def test_group_changes_are_activity_lines_in_the_groups_conversation(system: LocalSystem) -> None:
+    created = await system.create_instance("e2e-group-changes")
+    inbox_id = created["chatwoot"]["chatwoot_inbox_id"]
+    group = "120363000000009002@g.us"
+    ana, bob = "5511988887201", "5511988887202"
+    base = "/_simulator/e2e-group-changes/groups"
+    # the group's full info (a create) names its members; later changes list bare JIDs
+    members = [ana, {"jid": bob, "name": "Bob"}]
+    await system.api(
+        "POST", base, json={"jid": group, "subject": "Shop", "participants": members}, expect=200
+    )
+    await system.inject("e2e-group-changes", [{"from": ana, "pushName": "Ana", "group": group, "text": "hi"}])
+    [conv] = await wait_conversation(system, inbox_id)
+    await wait_messages(system, conv["id"], 1)
+    remove = {"action": "remove", "actor": ana, "participants": [bob]}
+    await system.api("POST", f"{base}/{group}/changes", json=remove, expect=200)
+    add = {"action": "add", "actor": ana, "participants": [bob]}
+    await system.api("POST", f"{base}/{group}/changes", json=add, expect=200)
+    promote = {"action": "promote", "actor": ana, "participants": [bob]}
+    await system.api("POST", f"{base}/{group}/changes", json=promote, expect=200)
+    await system.api("PATCH", f"{base}/{group}", json={"subject": "Shop VIP", "actor": bob}, expect=200)
+    # an activity (message_type 2): the dashboard's system line, never a webhook back to WhatsApp
+    lines = await wait_messages(system, conv["id"], 4, message_type=2)
+    assert [m["content"] for m in lines if m["content"].startswith("👥")] == [
+        "👥 Ana removed Bob",
+        "👥 Ana added Bob",
+        "👥 Ana made Bob an admin",
+        "👥 Bob changed the group name to “Shop VIP”",
+    ]
+    [current] = await wait_conversation(system, inbox_id)
+    assert current["meta"]["sender"]["name"] == "Shop VIP"  # the conversation's name kept current
+    outbox = await system.outbox("e2e-group-changes")
+    assert [i for i in outbox if i["action"] == "message"] == []  # nothing sent to WhatsApp

@@ -124,6 +124,7 @@ class GroupNotices:
         self._push_names: OrderedDict[str, str] = OrderedDict()
 
     async def on_flow(self, flow: GroupFlowData, *, ambiguous: bool) -> None:
+        self._remember_names(flow)
         if flow.action in (GroupFlowAction.CREATE, GroupFlowAction.SETTINGS):
             return
         integration_id = self.ctx.integration_id
@@ -170,17 +171,21 @@ class GroupNotices:
             },
         )
 
-    async def _names(self, flow: GroupFlowData) -> dict[str, str]:
-        """Each person's name as the agent knows them: their Chatwoot contact's name (an agent may
-        have corrected it), else the push name WhatsApp gave (now or in an earlier change). A
-        failed look-up falls back, never holds the line back."""
-        people = [*flow.participants, *([flow.actor] if flow.actor else [])]
-        for person in people:
+    def _remember_names(self, flow: GroupFlowData) -> None:
+        """whatsmeow names members only in a group's full info (a create); a later join, leave or
+        promotion lists bare JIDs: the names seen are kept for those lines."""
+        for person in [*flow.participants, *([flow.actor] if flow.actor else [])]:
             if person.name:
                 self._push_names[person.jid] = person.name
                 self._push_names.move_to_end(person.jid)
         while len(self._push_names) > _NAME_MEMORY:
             self._push_names.popitem(last=False)
+
+    async def _names(self, flow: GroupFlowData) -> dict[str, str]:
+        """Each person's name as the agent knows them: their Chatwoot contact's name (an agent may
+        have corrected it), else the push name WhatsApp gave (now or in an earlier change). A
+        failed look-up falls back, never holds the line back."""
+        people = [*flow.participants, *([flow.actor] if flow.actor else [])]
         names: dict[str, str] = {}
         client = self._client()
         for person in people[: _MAX_NAMES + 1]:
