@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from typing import Any
 
 import pytest
@@ -139,3 +140,28 @@ async def test_group_changes_are_activity_lines_in_the_groups_conversation(syste
     assert current["meta"]["sender"]["name"] == "Shop VIP"  # the conversation's name kept current
     outbox = await system.outbox("e2e-group-changes")
     assert [i for i in outbox if i["action"] == "message"] == []  # nothing sent to WhatsApp
+
+
+async def test_a_live_locations_updates_do_not_flood_the_conversation(system: LocalSystem) -> None:
+    created = await system.create_instance("e2e-live")
+    inbox_id = created["chatwoot"]["chatwoot_inbox_id"]
+    phone = "5511988887301"
+
+    def live(lat: float, sequence: int, **extra: Any) -> dict[str, Any]:
+        return {"from": phone, "pushName": "Lia", "type": "location", "latitude": lat, "longitude": -46.6,
+                "live": True, "sequence": sequence, **extra}  # fmt: skip
+
+    await system.inject("e2e-live", [live(-23.50, 1), live(-23.51, 2), live(-23.52, 3), live(-23.53, 4)])
+    await system.inject("e2e-live", [{"from": phone, "pushName": "Lia", "text": "on my way"}])
+    [conv] = await wait_conversation(system, inbox_id)
+    msgs = await wait_messages(system, conv["id"], 2)
+    # the bridge's default interval (5 minutes): the share's start, then nothing until it passes
+    assert [m["content"].splitlines()[0] for m in msgs] == ["📍 Live location (started sharing)", "on my way"]
+    if os.environ.get("SIMULATOR_WIRE") == "neonize":
+        return  # whatsmeow reports no end of a share: the simulated one is not on neonize's wire
+    await system.inject("e2e-live", [live(-23.54, 5, liveEnded=True)])
+    msgs = await wait_messages(system, conv["id"], 3)
+    end = msgs[-1]
+    assert end["content"].startswith("📍 Live location ended · last position")
+    assert "-23.540000, -46.600000" in end["content"]
+    assert end["content_attributes"]["in_reply_to"] == msgs[0]["id"]

@@ -65,8 +65,10 @@ class InboundRelay:
         resolver: ConversationResolver,
         done: Callable[[int], None],
         media: MediaSource | None = None,
+        live_location_interval: float = 300.0,
     ) -> None:
         self.ctx = ctx
+        self.live_location_interval = live_location_interval
         self.lanes = lanes
         self.resolver = resolver
         self.media = media  # RyzeAPI's media route (None: files are shown as a text saying so)
@@ -304,7 +306,13 @@ class MessageConsumer:
         if msg.chat.type == ChatType.GROUP and not outgoing:
             prefix = f"**{self._participant()}:**\n"
         executor = EffectExecutor(
-            relay.ctx, msg, self.seq, media=relay.media, prefix=prefix, on_record=relay.remember
+            relay.ctx,
+            msg,
+            self.seq,
+            media=relay.media,
+            prefix=prefix,
+            on_record=relay.remember,
+            live_interval=relay.live_location_interval,
         )
         if isinstance(effect, Skip):
             await executor.record(None, None, state="skipped")
