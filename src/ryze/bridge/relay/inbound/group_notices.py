@@ -185,7 +185,7 @@ class GroupNotices:
         """Each person's name as the agent knows them: their Chatwoot contact's name (an agent may
         have corrected it), else the push name WhatsApp gave (now or in an earlier change). A
         failed look-up falls back, never holds the line back."""
-        people = [*flow.participants, *([flow.actor] if flow.actor else [])]
+        people = [*([flow.actor] if flow.actor else []), *flow.participants]  # the actor always looked up
         names: dict[str, str] = {}
         client = self._client()
         for person in people[: _MAX_NAMES + 1]:
