@@ -25,9 +25,17 @@ requires_chromium = pytest.mark.skipif(
 )
 
 
+# A microphone without a prompt: Chromium's fake capture device (a beep) granted to every page.
+FAKE_MICROPHONE = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+
+
 @contextmanager
-def headless_chromium(prefix: str) -> Iterator[tuple[WebDriver, WebDriverWait[WebDriver]]]:
-    """A fresh browser profile, a driver and a 30 s wait that ignores stale elements."""
+def headless_chromium(
+    prefix: str, *, extra_args: tuple[str, ...] = ()
+) -> Iterator[tuple[WebDriver, WebDriverWait[WebDriver]]]:
+    """A fresh browser profile, a driver and a 30 s wait that ignores stale elements.
+
+    ``extra_args``: more Chromium flags, e.g. ``FAKE_MICROPHONE`` for a page that records."""
     from selenium import webdriver
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
@@ -47,6 +55,7 @@ def headless_chromium(prefix: str) -> Iterator[tuple[WebDriver, WebDriverWait[We
         "--disable-sync",
         "--no-first-run",
         f"--user-data-dir={profile}",
+        *extra_args,
     ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)

@@ -236,7 +236,9 @@ class LocationInfo(_Model):
     longitude: float
     name: str | None = None
     address: str | None = None
-    live: bool | None = None  # a live-location share (its first position; updates are not relayed)
+    live: bool | None = None  # a live-location share: its first position or a later one
+    sequence: int | None = None  # a live position's sequenceNumber (grows with each update)
+    ended: bool | None = None  # the live share stopped: this is its last position
 
 
 class ContactCard(_Model):

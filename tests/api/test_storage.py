@@ -99,3 +99,30 @@ async def test_a_u0000_in_a_lookup_is_not_found_on_both_databases(database_url: 
         assert (message.status_code, message.json()["error"]["message"]) == (404, "Message not found")
         chatwoot = await api.client.get("/api/chatwoot/list/or%00ion", headers=headers)
         assert chatwoot.status_code in (404, 503)  # the module is off here: its gate answers first
+
+
+async def test_a_send_answers_from_the_record_the_store_kept_once(database_url: str, tmp_path: Path) -> None:
+    """The simulated engine reports its send through the sink before returning: the store keeps the
+    record of the row it inserted, the send answers from it (equal to the row read back), once."""
+    async for api in start_api(make_settings(tmp_path, database_url=database_url)):
+        account_token = await api.account()
+        await api.connected_instance(account_token)
+        store = api.services.messaging.store
+        sent = await api.services.messaging.send_text("orion", "5511988887777", "kept", source="api")
+        record = await api.services.instances.get("orion")
+        assert record is not None
+        assert store.take_kept(record.id, sent.id) is None  # taken by the send itself
+        read_back = await store.get(record.id, sent.id)
+        assert read_back is not None
+        assert (sent.id, sent.chat, sent.text, sent.from_me) == (
+            read_back.id, read_back.chat, read_back.text, read_back.from_me,
+        )  # fmt: skip
+        # a row from the network (no origin) is not kept for anyone
+        ids = (
+            await api.client.post(
+                "/_simulator/orion/messages",
+                json={"messages": [{"from": "5511988887777", "text": "in"}]},
+                headers={"token": record.token},
+            )
+        ).json()["ids"]
+        assert store.take_kept(record.id, ids[0]) is None

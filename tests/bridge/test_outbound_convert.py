@@ -6,13 +6,14 @@ the commands the fake receives are what WhatsApp would be asked to do.
 
 from __future__ import annotations
 
-from ryze.bridge.relay.outbound.converters import send_commands
-from ryze.bridge.relay.outbound.filters import SendIntent, classify
+from ryze.bridge.relay.outbound.converters import mark_read_commands, send_commands
+from ryze.bridge.relay.outbound.filters import MarkReadIntent, SendIntent, classify
 from ryze.bridge.relay.outbound.webhook import parse_message
 from ryze.emulator import RunningEmulator
 
 from .conftest import ACCOUNT, RunningBridge, eventually
 from .fake_ryzeapi import FakeRyzeAPI, text_message
+from .helpers import conversations
 from .test_webhook import CHAT, _ready
 
 JPEG = b"\xff\xd8\xff" + b"1" * 64
@@ -97,6 +98,37 @@ async def test_a_reply_marks_the_customers_earlier_messages_read_once(
     await emulator.emulator.agent_reply(ACCOUNT, display_id, "bye")
     await eventually(lambda: len(fake.read_marks) == 2)
     assert fake.read_marks[1] == ("shop", {"chat": CHAT, "messageIds": ["H3"]})
+
+
+async def test_a_reply_in_a_group_marks_each_senders_messages_read(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+) -> None:
+    view, _inbox, display_id = await _ready(emulator, fake, bridge)
+    group = "120363000000000009@g.us"
+    bob, carol = "5511900000002@s.whatsapp.net", "5511900000003@s.whatsapp.net"
+    for wa_id, sender in (("G1", bob), ("G2", carol), ("G3", bob)):
+        data = text_message(wa_id, group, "hello", name="Team", chat_type="group", sender=sender)
+        await fake.emit("shop", "message.exchange", data)
+    await eventually(lambda: not fake.unacked("shop"))
+    [conv] = [c for c in conversations(emulator, view["inbox_id"]) if c.display_id != display_id]
+    reply = await emulator.emulator.agent_reply(ACCOUNT, conv.display_id, "hi all")
+    await eventually(lambda: len(fake.read_marks) == 2)
+    # whatsmeow marks one author's messages per receipt: one command per sender, each naming it
+    assert fake.read_marks == [
+        ("shop", {"chat": group, "messageIds": ["G1", "G3"], "sender": bob}),
+        ("shop", {"chat": group, "messageIds": ["G2"], "sender": carol}),
+    ]
+    reads = [i for i in fake.commands_seen if i.startswith("cwread-")]
+    assert reads == [f"cwread-{view['id']}-{reply['id']}-{part}" for part in range(2)]  # replayable
+
+
+def test_a_private_read_mark_is_one_command_without_sender() -> None:
+    intent = MarkReadIntent(CHAT, 3, 9, ("A", "B"), (CHAT, CHAT))
+    [frame] = mark_read_commands(intent, integration_id="i")
+    assert frame.params == {"chat": CHAT, "messageIds": ["A", "B"]}
+    group = MarkReadIntent("1@g.us", 3, 9, ("A", "B"), ("", "x@s.whatsapp.net"))
+    [only] = mark_read_commands(group, integration_id="i")  # a row without its author is skipped
+    assert only.params == {"chat": "1@g.us", "messageIds": ["B"], "sender": "x@s.whatsapp.net"}
 
 
 def test_converter_of_a_send_intent_is_pure_and_typed() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from typing import Any
 
 import pytest
@@ -104,3 +105,63 @@ async def test_a_group_lands_in_one_conversation_with_participant_names(system: 
     [conv] = await wait_conversation(system, inbox_id)
     msgs = await wait_messages(system, conv["id"], 2)
     assert [m["content"] for m in msgs] == ["**Ana:**\nhi", "**Bob:**\nyo"]
+
+
+async def test_group_changes_are_activity_lines_in_the_groups_conversation(system: LocalSystem) -> None:
+    created = await system.create_instance("e2e-group-changes")
+    inbox_id = created["chatwoot"]["chatwoot_inbox_id"]
+    group = "120363000000009002@g.us"
+    ana, bob = "5511988887201", "5511988887202"
+    base = "/_simulator/e2e-group-changes/groups"
+    # the group's full info (a create) names its members; later changes list bare JIDs
+    members = [ana, {"jid": bob, "name": "Bob"}]
+    await system.api(
+        "POST", base, json={"jid": group, "subject": "Shop", "participants": members}, expect=200
+    )
+    await system.inject("e2e-group-changes", [{"from": ana, "pushName": "Ana", "group": group, "text": "hi"}])
+    [conv] = await wait_conversation(system, inbox_id)
+    await wait_messages(system, conv["id"], 1)
+    remove = {"action": "remove", "actor": ana, "participants": [bob]}
+    await system.api("POST", f"{base}/{group}/changes", json=remove, expect=200)
+    add = {"action": "add", "actor": ana, "participants": [bob]}
+    await system.api("POST", f"{base}/{group}/changes", json=add, expect=200)
+    promote = {"action": "promote", "actor": ana, "participants": [bob]}
+    await system.api("POST", f"{base}/{group}/changes", json=promote, expect=200)
+    await system.api("PATCH", f"{base}/{group}", json={"subject": "Shop VIP", "actor": bob}, expect=200)
+    # an activity (message_type 2): the dashboard's system line, never a webhook back to WhatsApp
+    lines = await wait_messages(system, conv["id"], 4, message_type=2)
+    assert [m["content"] for m in lines if m["content"].startswith("👥")] == [
+        "👥 Ana removed Bob",
+        "👥 Ana added Bob",
+        "👥 Ana made Bob an admin",
+        "👥 Bob changed the group name to “Shop VIP”",
+    ]
+    [current] = await wait_conversation(system, inbox_id)
+    assert current["meta"]["sender"]["name"] == "Shop VIP"  # the conversation's name kept current
+    outbox = await system.outbox("e2e-group-changes")
+    assert [i for i in outbox if i["action"] == "message"] == []  # nothing sent to WhatsApp
+
+
+async def test_a_live_locations_updates_do_not_flood_the_conversation(system: LocalSystem) -> None:
+    created = await system.create_instance("e2e-live")
+    inbox_id = created["chatwoot"]["chatwoot_inbox_id"]
+    phone = "5511988887301"
+
+    def live(lat: float, sequence: int, **extra: Any) -> dict[str, Any]:
+        return {"from": phone, "pushName": "Lia", "type": "location", "latitude": lat, "longitude": -46.6,
+                "live": True, "sequence": sequence, **extra}  # fmt: skip
+
+    await system.inject("e2e-live", [live(-23.50, 1), live(-23.51, 2), live(-23.52, 3), live(-23.53, 4)])
+    await system.inject("e2e-live", [{"from": phone, "pushName": "Lia", "text": "on my way"}])
+    [conv] = await wait_conversation(system, inbox_id)
+    msgs = await wait_messages(system, conv["id"], 2)
+    # the bridge's default interval (5 minutes): the share's start, then nothing until it passes
+    assert [m["content"].splitlines()[0] for m in msgs] == ["📍 Live location (started sharing)", "on my way"]
+    if os.environ.get("SIMULATOR_WIRE") == "neonize":
+        return  # whatsmeow reports no end of a share: the simulated one is not on neonize's wire
+    await system.inject("e2e-live", [live(-23.54, 5, liveEnded=True)])
+    msgs = await wait_messages(system, conv["id"], 3)
+    end = msgs[-1]
+    assert end["content"].startswith("📍 Live location ended · last position")
+    assert "-23.540000, -46.600000" in end["content"]
+    assert end["content_attributes"]["in_reply_to"] == msgs[0]["id"]

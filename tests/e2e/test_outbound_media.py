@@ -162,6 +162,42 @@ async def test_a_quoted_reply_points_at_the_customers_message(system: LocalSyste
     assert receipt["chat"] == item["to"]
 
 
+async def test_a_reply_in_a_group_marks_each_participants_messages_read(
+    system: LocalSystem, inbox_id: int
+) -> None:
+    group = "120363000000009077@g.us"
+    ana, bob = "5511977771001", "5511977771002"
+    ids = await system.inject(
+        INSTANCE,
+        [
+            {"from": ana, "pushName": "Ana", "group": group, "text": "hi"},
+            {"from": bob, "pushName": "Bob", "group": group, "text": "yo"},
+            {"from": ana, "pushName": "Ana", "group": group, "text": "anyone?"},
+        ],
+    )
+
+    async def found() -> int | None:
+        for conv in await system.conversations():
+            if conv["inbox_id"] == inbox_id and conv["meta"]["sender"]["identifier"] == group:
+                return int(conv["id"])
+        return None
+
+    conv_id = await system.wait_for(found, what="the group's conversation")
+    await wait_messages(system, conv_id, 3)
+    await agent_send(system, conv_id, "hello team", [])
+
+    async def reads() -> list[dict[str, Any]]:
+        items = [i for i in await system.outbox(INSTANCE) if i["action"] == "read" and i["chat"] == group]
+        return items if len(items) >= 2 else []
+
+    marks = await system.wait_for(reads, what="a read mark per participant")
+    # whatsmeow's MarkRead names one author per receipt: each participant's messages on their own
+    assert sorted((m["sender"], m["messageIds"]) for m in marks) == [
+        (f"{ana}@s.whatsapp.net", [ids[0], ids[2]]),
+        (f"{bob}@s.whatsapp.net", [ids[1]]),
+    ]
+
+
 async def test_a_deleted_agent_message_is_revoked(system: LocalSystem, inbox_id: int) -> None:
     conv_id, _ = await _conversation(system, inbox_id, "5511977770004")
     before = len(await sent_here(system))

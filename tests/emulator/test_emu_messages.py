@@ -161,6 +161,27 @@ async def test_voice_message_flag_tags_audio(
     assert r.json()["content"] is None  # attachment-only messages have null content
 
 
+async def test_recorded_audio_names_tag_those_uploads_only(
+    emu: ChatwootEmulator, client: httpx.AsyncClient, api: Api
+) -> None:
+    """The dashboard's reply box sends a recording as one more upload, named in is_recorded_audio
+    (a JSON list of file names): that attachment keeps meta.is_recorded_audio, and its webhook /
+    API data still shows no meta (Attachment#push_event_data)."""
+    _, _, conv = await api.chat()
+    r = await client.post(
+        f"{A1}/conversations/{conv}/messages",
+        data={"is_recorded_audio": '["voice-1.ogg"]'},
+        files=[
+            ("attachments[]", ("voice-1.ogg", b"OggS", "audio/ogg")),
+            ("attachments[]", ("song.ogg", b"OggS", "audio/ogg")),
+        ],
+        headers=ADMIN,
+    )
+    msg = emu.state.messages[r.json()["id"]]
+    assert [a.meta for a in msg.attachments] == [{"is_recorded_audio": True}, {}]
+    assert all("meta" not in a for a in r.json()["attachments"])
+
+
 async def test_storage_not_ready_delay(emu: ChatwootEmulator, client: httpx.AsyncClient, api: Api) -> None:
     _, _, conv = await api.chat()
     emu.configure(storage_delay_ms=3_600_000)

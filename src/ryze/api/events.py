@@ -246,6 +246,8 @@ def wa_message(msg: WhatsAppMessage, *, origin: str | None, media_url: str | Non
             name=loc.name,
             address=loc.address,
             live=True if loc.live else None,
+            sequence=loc.sequence if loc.live and loc.sequence else None,
+            ended=True if loc.live and loc.ended else None,
         )
     contacts = None
     if msg.contacts:

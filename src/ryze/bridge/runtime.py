@@ -115,7 +115,12 @@ class IntegrationRuntime:
             ),
         )
         self.inbound = InboundRelay(
-            context, lanes=self.lanes, resolver=self.resolver, done=self.link_done, media=self.media
+            context,
+            lanes=self.lanes,
+            resolver=self.resolver,
+            done=self.link_done,
+            media=self.media,
+            live_location_interval=settings.live_location_interval,
         )
         self.link = LinkClient(
             integration_id=record.id,

@@ -43,6 +43,9 @@ class BridgeSettings(BaseSettings):
     media_max_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
     media_attempts: int = Field(default=6, ge=1)
     media_retry_base_seconds: float = Field(default=0.5, ge=0)
+    # A live location's later positions: at most one line per share per this many seconds (its
+    # last position, when the share stops, always); the ones in between are not shown.
+    live_location_interval: float = Field(default=300.0, ge=0)
     # WS link
     link_backoff_base: float = 0.5
     link_backoff_max: float = 30.0

@@ -69,7 +69,7 @@ class ChatwootPort(Protocol):
         conversation_id: int,
         *,
         content: str | None,
-        message_type: Literal["incoming", "outgoing"],
+        message_type: Literal["incoming", "outgoing", "activity"],
         private: bool = False,
         source_id: str | None = None,
         content_attributes: dict[str, Any] | None = None,

@@ -49,16 +49,19 @@ class Agent:
         attachments: Sequence[tuple[str, bytes, str]] = (),
         user_email: str | None = None,
         content_attributes: JSON | None = None,
+        recorded_audio: str | None = None,
     ) -> Message:
         conv = self.conversation(account_id, display_id)
         user = self.user(account_id, user_email)
-        params = {
+        params: JSON = {
             "content": content,
             "message_type": "outgoing",
             "private": private,
             "attachments": [Upload(name, ctype, data) for name, data, ctype in attachments],
             "content_attributes": dict(content_attributes or {}),  # e.g. in_reply_to: a quoted reply
         }
+        if recorded_audio is not None:
+            params["is_recorded_audio"] = recorded_audio
         return self.domain.create_message(conv, params, user)
 
     def start_conversation(

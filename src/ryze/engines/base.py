@@ -99,7 +99,12 @@ class Location:
     longitude: float
     name: str | None = None
     address: str | None = None
-    live: bool = False  # a live-location share: its first position (updates are not relayed)
+    # A live-location share: WhatsApp sends its positions as LiveLocationMessages of the sender in
+    # the chat, ``sequence`` (sequenceNumber) growing with each; ``ended``: the share stopped and
+    # this is its last position (the simulated network says so; whatsmeow reports no stop).
+    live: bool = False
+    sequence: int = 0
+    ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -670,7 +670,25 @@ SCENARIOS: tuple[Scenario, ...] = (
             "3EB0LIVE01",
             kind="location",
             text="indo",
-            location=Location(latitude=-22.9, longitude=-43.2, live=True),
+            location=Location(latitude=-22.9, longitude=-43.2, live=True, sequence=1),
+        ),
+    ),
+    Scenario(
+        "live_location_update",
+        "Alice's live location moves on: a LiveLocationMessage of its own, sequenceNumber 7",
+        "message",
+        lambda: from_alice(
+            "3EB0LIVE02",
+            wa.Message(
+                liveLocationMessage=wa.LiveLocationMessage(
+                    degreesLatitude=-22.95, degreesLongitude=-43.18, sequenceNumber=7, timeOffset=420
+                )
+            ),
+        ),
+        incoming(
+            "3EB0LIVE02",
+            kind="location",
+            location=Location(latitude=-22.95, longitude=-43.18, live=True, sequence=7),
         ),
     ),
     Scenario(

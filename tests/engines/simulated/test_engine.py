@@ -146,6 +146,19 @@ async def test_read_and_presence_go_to_the_outbox_only() -> None:
     }
 
 
+async def test_a_group_read_mark_names_its_sender_like_whatsmeow() -> None:
+    engine, sink = SimulatedEngine(auto_connect_seconds=None), Sink()
+    session = await open_connected(engine, sink)
+    group, bob = "120363000000000001@g.us", "5511988888888@s.whatsapp.net"
+    await session.mark_read(group, ("G1", "G2"), sender=bob)
+    # the neonize engine refuses a group mark without its author (MarkRead's participant): so here
+    with pytest.raises(EngineError, match="sender"):
+        await session.mark_read(group, ("G3",))
+    await session.mark_read(group, ())  # nothing to mark: no receipt at all
+    [read] = session.outbox_after(0)
+    assert (read["chat"], read["messageIds"], read["sender"]) == (group, ["G1", "G2"], bob)
+
+
 async def test_incoming_shapes() -> None:
     engine, sink = SimulatedEngine(auto_connect_seconds=None), Sink()
     session = await open_connected(engine, sink)

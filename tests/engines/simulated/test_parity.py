@@ -126,7 +126,10 @@ MESSAGES: dict[str, Inbound | None] = {
     ),
     "video_note": alice("3EB0PTV01", kind="video", media=media("ptv", "video/mp4", 6000, seconds=5)),
     "live_location": alice(
-        "3EB0LIVE01", kind="location", text="indo", location=Location(-22.9, -43.2, live=True)
+        "3EB0LIVE01", kind="location", text="indo", location=Location(-22.9, -43.2, live=True, sequence=1)
+    ),
+    "live_location_update": alice(
+        "3EB0LIVE02", kind="location", location=Location(-22.95, -43.18, live=True, sequence=7)
     ),
     "image_reply": alice(
         "3EB0IMGRE1",

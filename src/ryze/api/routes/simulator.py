@@ -106,7 +106,9 @@ class InboundBody(_Body):
     longitude: float | None = None
     locationName: str | None = None
     address: str | None = None
-    live: bool = False  # location: the first position of a live-location share
+    live: bool = False  # location: a position of a live-location share (the first, or a later one)
+    sequence: int = Field(default=0, ge=0)  # a live position's sequenceNumber (grows with each)
+    liveEnded: bool = False  # a live position that is the share's last (the sender stopped sharing)
     gif: bool = False  # video: played as a looping GIF
     contacts: list[ContactBody] = Field(default_factory=list)
     poll: PollBody | None = None
@@ -165,7 +167,10 @@ class InboundBody(_Body):
             return None
         if self.latitude is None or self.longitude is None:
             raise ApiError(400, "Invalid request body: fields 'latitude' and 'longitude' are required")
-        return Location(self.latitude, self.longitude, self.locationName, self.address, live=self.live)
+        return Location(
+            self.latitude, self.longitude, self.locationName, self.address,
+            live=self.live, sequence=self.sequence if self.live else 0, ended=self.live and self.liveEnded,
+        )  # fmt: skip
 
 
 _inbound_list: TypeAdapter[list[InboundBody]] = TypeAdapter(list[InboundBody])

@@ -23,10 +23,10 @@ from ryze.api.events import (
     wa_message,
 )
 from ryze.api.metrics import ApiMetrics
-from ryze.api.records import InstanceRecord, StoredMessage
+from ryze.api.records import InstanceRecord
 from ryze.api.services.instances import InstanceService
 from ryze.api.services.storable import storable
-from ryze.api.services.store import MessageStore, stored_from_values
+from ryze.api.services.store import MessageStore
 from ryze.api.settings import ApiSettings
 from ryze.engines.base import (
     ConnectionEvent,
@@ -38,8 +38,6 @@ from ryze.engines.base import (
 )
 
 log = logging.getLogger(__name__)
-
-_SENT_LIMIT = 10_000
 
 
 class InboundPipeline:
@@ -61,10 +59,6 @@ class InboundPipeline:
         # Messages stored but whose publication failed: a redelivery of one of them publishes it
         # again instead of being dropped as a duplicate. Bounded: it only bridges transient failures.
         self._unpublished: dict[tuple[str, str], None] = {}
-        # Own sends (origin-tagged) this process just stored, for MessagingService to answer from
-        # instead of reading the row back. Taken right after the send; bounded for sends whose
-        # caller failed before taking theirs.
-        self._sent: dict[tuple[str, str], StoredMessage] = {}
 
     async def handle(self, instance_name: str, event: DomainEvent) -> None:
         instance = await self._instances.get(instance_name)
@@ -104,13 +98,10 @@ class InboundPipeline:
             # Transactional subscribers (the Chatwoot event log) commit with the message itself.
             events = self._bus.prepare(instance.name, envelope)
         values = MessageStore.row_values(instance.id, msg, source.value, payload)
-        receipt = await self._store.add(values, events)
+        # an own send (origin-tagged): the store keeps its record for MessagingService to answer from
+        receipt = await self._store.add(values, events, keep=origin is not None and msg.from_me)
         is_new = receipt.new
         key = (instance.id, msg.id)
-        if is_new and origin is not None and msg.from_me:
-            self._sent[key] = stored_from_values(values, receipt.logged)
-            while len(self._sent) > _SENT_LIMIT:
-                del self._sent[next(iter(self._sent))]
         if not is_new:
             if msg.from_me and msg.media is not None and msg.media.handle:
                 # An engine that reports its own sends after returning (neonize) loses the race
@@ -134,10 +125,6 @@ class InboundPipeline:
                 raise
         self._unpublished.pop(key, None)
         return is_new
-
-    def take_sent(self, instance_id: str, wa_id: str) -> StoredMessage | None:
-        """The record of an own send this process stored (once), or None: then read the store."""
-        return self._sent.pop((instance_id, wa_id), None)
 
     async def _connection(self, instance: InstanceRecord, event: ConnectionEvent) -> None:
         me = event.me

@@ -141,7 +141,7 @@ class MessagingService:
     ) -> StoredMessage:
         # An engine that reports its own sends (the simulated one, before the send returns) had
         # the pipeline store it already: answer from that record, no read back.
-        stored = self._pipeline.take_sent(instance.id, sent.id)
+        stored = self.store.take_kept(instance.id, sent.id)
         if stored is not None:
             return stored
         try:
@@ -154,7 +154,7 @@ class MessagingService:
                     target_id=target_id, emoji=emoji,
                 )  # fmt: skip
                 await self._pipeline.store_message(instance, msg, origin)
-                stored = self._pipeline.take_sent(instance.id, sent.id) or await self.store.get(
+                stored = self.store.take_kept(instance.id, sent.id) or await self.store.get(
                     instance.id, sent.id
                 )
         except Exception as exc:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _Pending = tuple[dict[str, Any], Sequence[tuple[LogWriter, Any]]]
 _NEW, _NOT_NEW = StoreReceipt(True), StoreReceipt(False)
+_KEPT_LIMIT = 10_000
 
 
 class MessageStore:
@@ -48,6 +49,11 @@ class MessageStore:
         self._committer: GroupCommitter[_Pending, StoreReceipt] = GroupCommitter(
             db.engine, self._commit, name="message store"
         )
+        # The records of own sends this store just inserted (``add(..., keep=True)``), for the
+        # sender to answer from instead of reading the row back (``take_kept``). The engine
+        # reports a send through its sink, not to its caller, so the record waits here, with the
+        # rows it describes. Bounded: a caller that failed before taking its record leaves it.
+        self._kept: dict[tuple[str, str], StoredMessage] = {}
 
     @staticmethod
     def row_values(
@@ -75,13 +81,25 @@ class MessageStore:
         }
         return {k: storable_text(v) if isinstance(v, str) else v for k, v in values.items()}
 
-    async def add(self, values: dict[str, Any], events: Sequence[tuple[LogWriter, Any]] = ()) -> StoreReceipt:
+    async def add(
+        self, values: dict[str, Any], events: Sequence[tuple[LogWriter, Any]] = (), *, keep: bool = False
+    ) -> StoreReceipt:
         """Insert one message; its receipt says whether it was new (not already stored under
         (instance, WhatsApp id)) and which ``events`` items were committed with it.
 
         ``events``: (writer, item) pairs written in the same transaction when the message is new.
+        ``keep``: a new row's record is kept for one ``take_kept`` (an own send's caller).
         """
-        return await self._committer.submit((values, events))
+        receipt = await self._committer.submit((values, events))
+        if keep and receipt.new:
+            self._kept[(values["instance_id"], values["wa_id"])] = stored_from_values(values, receipt.logged)
+            while len(self._kept) > _KEPT_LIMIT:
+                del self._kept[next(iter(self._kept))]
+        return receipt
+
+    def take_kept(self, instance_id: str, wa_id: str) -> StoredMessage | None:
+        """The record ``add(..., keep=True)`` kept of a row it inserted (once), or None: ``get``."""
+        return self._kept.pop((instance_id, wa_id), None)
 
     async def _commit(self, transaction: Transaction, batch: list[_Pending]) -> list[StoreReceipt]:
         """One multi-row insert for the batch (and its writers' rows); each message's receipt."""

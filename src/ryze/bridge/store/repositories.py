@@ -28,6 +28,10 @@ MAP: Table = MessageMap.__table__  # type: ignore[assignment]
 FAILURES: Table = InboundFailure.__table__  # type: ignore[assignment]
 JOBS: Table = OutboundJob.__table__  # type: ignore[assignment]
 
+# Rows that are a customer's message of their own (a live location's start is one; its updates,
+# like reactions and edits, act on it): what a read mark marks and an agent's reply answers.
+INBOUND_MESSAGE_KINDS = ("message", "live")
+
 
 def insert_ignore(conn: AsyncConnection, table: Table) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` for the connection's dialect."""
@@ -247,6 +251,7 @@ class MappedMessage:
     target_wa_id: str | None = None  # the WhatsApp message a reaction, edit or revoke acts on
     sender_jid: str = ""
     receipt: str = ""  # the highest receipt status applied in Chatwoot ("", delivered, read)
+    created_at: float = 0.0  # when the bridge wrote the row (its clock)
 
 
 def _mapped(row: Any) -> MappedMessage:
@@ -263,6 +268,7 @@ def _mapped(row: Any) -> MappedMessage:
         m["target_wa_id"],
         m["sender_jid"],
         m["receipt"],
+        m["created_at"],
     )
 
 
@@ -356,6 +362,25 @@ class MessageMapRepository:
             rows = (await conn.execute(query.order_by(MAP.c.id))).all()
         return [_mapped(r) for r in rows]
 
+    async def latest_acting_on(
+        self, integration_id: str, target_wa_id: str, *, kind: str
+    ) -> MappedMessage | None:
+        """The newest ``done`` row of ``kind`` acting on ``target_wa_id`` (the target index)."""
+        query = (
+            select(MAP)
+            .where(
+                MAP.c.integration_id == integration_id,
+                MAP.c.target_wa_id == target_wa_id,
+                MAP.c.kind == kind,
+                MAP.c.state == "done",
+            )
+            .order_by(MAP.c.id.desc())
+            .limit(1)
+        )
+        async with self.db.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _mapped(row) if row is not None else None
+
     async def set_state(self, integration_id: str, wa_message_id: str, part: int, state: str) -> None:
         """A mapped message's Chatwoot side changed: ``removed`` (a replaced reaction), ``deleted``."""
         await self._update(integration_id, wa_message_id, part, state=state)
@@ -391,21 +416,22 @@ class MessageMapRepository:
 
     async def inbound_between(
         self, integration_id: str, conversation_id: int, *, after: int, before: int, limit: int
-    ) -> list[str]:
-        """WhatsApp ids of the customer's messages relayed into a conversation as Chatwoot messages
-        ``after`` < id < ``before`` (the newest ``limit``, oldest first): what an agent's reply
-        answers. Bounded by the (integration, Chatwoot id) index; Chatwoot ids only grow."""
+    ) -> list[tuple[str, str]]:
+        """(WhatsApp id, sender JID) of the customer's messages relayed into a conversation as
+        Chatwoot messages ``after`` < id < ``before`` (the newest ``limit``, oldest first): what an
+        agent's reply answers. The sender is what a group's read receipt names (one per author).
+        Bounded by the (integration, Chatwoot id) index; Chatwoot ids only grow."""
         async with self.db.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(MAP.c.wa_message_id)
+                    select(MAP.c.wa_message_id, MAP.c.sender_jid)
                     .where(
                         MAP.c.integration_id == integration_id,
                         MAP.c.chatwoot_message_id > after,
                         MAP.c.chatwoot_message_id < before,
                         MAP.c.conversation_id == conversation_id,
                         MAP.c.direction == "in",
-                        MAP.c.kind == "message",  # not the customer's reactions or edits
+                        MAP.c.kind.in_(INBOUND_MESSAGE_KINDS),  # not the customer's reactions or edits
                         MAP.c.part == 0,
                         MAP.c.state == "done",
                     )
@@ -413,7 +439,7 @@ class MessageMapRepository:
                     .limit(limit)
                 )
             ).all()
-        return [str(r[0]) for r in reversed(rows)]
+        return [(str(r[0]), str(r[1])) for r in reversed(rows)]
 
     async def record(
         self,
@@ -435,7 +461,7 @@ class MessageMapRepository:
         """Write the mapping row (group-committed); with ``failure`` also the visible failure record."""
         if (
             direction == "in"
-            and kind == "message"
+            and kind in INBOUND_MESSAGE_KINDS
             and state == "done"
             and chatwoot_message_id
             and conversation_id

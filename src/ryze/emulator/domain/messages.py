@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from typing import Any
@@ -96,7 +97,11 @@ class MessageOps(Core):
         uploads = params.get("attachments")
         files = [u for u in uploads if isinstance(u, Upload)] if isinstance(uploads, list) else []
         voice = bool(cast_bool(params.get("is_voice_message")))
-        if message_type == 0:
+        recorded = _recorded_names(params.get("is_recorded_audio"))
+        # MessageBuilder#sender: ``message_type == 'outgoing' ? (message_sender || @user) :
+        # @conversation.contact`` (app/builders/messages/message_builder.rb): an incoming, activity
+        # or template message created through the API is the contact's
+        if message_type != 1:
             sender: tuple[str, int] | None = ("Contact", conv.contact_id)
         elif user is not None:
             sender = ("User", user.id)
@@ -116,6 +121,7 @@ class MessageOps(Core):
                 source_id=str_or_none(params.get("source_id")),
                 files=files,
                 voice=voice,
+                recorded=recorded,
             )
         return msg
 
@@ -139,6 +145,7 @@ class MessageOps(Core):
         source_id: str | None = None,
         files: list[Upload] | None = None,
         voice: bool = False,
+        recorded: frozenset[str] = frozenset(),
     ) -> Message:
         ts = now()
         msg = Message(
@@ -160,7 +167,7 @@ class MessageOps(Core):
         )
         self._resolve_reply(conv, msg)
         for upload in files or []:
-            msg.attachments.append(self._attachment(msg, upload, voice))
+            msg.attachments.append(self._attachment(msg, upload, voice, upload.filename in recorded))
         self.store.messages[msg.id] = msg
         conv.message_ids.append(msg.id)
         conv.recent.append(time.monotonic())
@@ -242,7 +249,7 @@ class MessageOps(Core):
         attrs["in_reply_to"] = target.id if target else None
         attrs["in_reply_to_external_id"] = target.source_id if target else None
 
-    def _attachment(self, msg: Message, upload: Upload, voice: bool) -> Attachment:
+    def _attachment(self, msg: Message, upload: Upload, voice: bool, recorded: bool = False) -> Attachment:
         file_type = file_type_for(upload.content_type)
         att = Attachment(
             id=self.store.next_id("attachments"),
@@ -258,6 +265,10 @@ class MessageOps(Core):
         )
         if voice and file_type == "audio":
             att.meta["is_voice_message"] = True
+        if recorded and file_type == "audio":
+            # the dashboard's reply box names its recordings in is_recorded_audio; the attachment
+            # keeps meta.is_recorded_audio (its webhook data, push_event_data, shows no meta)
+            att.meta["is_recorded_audio"] = True
         self.store.attachments_by_signed_id[att.signed_id] = att
         self.store.attachments_by_key[att.key] = att
         return att
@@ -305,3 +316,15 @@ class MessageOps(Core):
         msg.content_attributes = attrs
         msg.updated_at = now()
         self._emit_message("message_updated", msg)
+
+
+def _recorded_names(raw: object) -> frozenset[str]:
+    """``is_recorded_audio``: the recorded uploads' file names, a JSON list (as a multipart field)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return frozenset()
+    if isinstance(raw, list):
+        return frozenset(str(name) for name in raw)
+    return frozenset()

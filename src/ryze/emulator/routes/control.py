@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..agent import AgentError
+from ..domain.base import str_or_none
 from ..errors import ApiError, RecordInvalid, UnhandledError, json_response
 from ..params import Upload, as_dict, cast_bool, cast_int, parse, summarize
 from ..views import conversation_json, message_json
@@ -128,6 +129,7 @@ async def reply(request: Request, emu: ChatwootEmulator) -> Response:
         attachments=files,
         user_email=params.get("user_email") or None,
         content_attributes=as_dict(params.get("content_attributes")),  # in_reply_to: a quoted reply
+        recorded_audio=str_or_none(params.get("is_recorded_audio")),  # the recordings' file names
     )
     return json_response(message_json(emu.state, emu.base_url(request), msg))
 

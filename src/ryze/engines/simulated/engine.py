@@ -359,6 +359,12 @@ class SimulatedSession:
 
     async def mark_read(self, chat: str, message_ids: tuple[str, ...], *, sender: str | None = None) -> None:
         self._require_connected()
+        if not message_ids:
+            return  # as the neonize engine: nothing to mark, no receipt
+        if not sender and chat.endswith("@g.us"):
+            # whatsmeow's MarkRead names the author of a group's messages, one per receipt: the
+            # neonize engine refuses a group mark without it, and so does the simulation
+            raise EngineError("Marking group messages as read needs the sender of the messages")
         self._record("read", chat=chat, messageIds=list(message_ids), sender=sender)
 
     async def send_presence(self, chat: str, state: Literal["composing", "recording", "paused"]) -> None:

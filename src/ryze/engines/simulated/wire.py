@@ -166,7 +166,11 @@ def _location(msg: WhatsAppMessage, context: Any | None) -> Any:
     if loc is not None and loc.live:
         return wa.Message(
             liveLocationMessage=wa.LiveLocationMessage(
-                degreesLatitude=lat, degreesLongitude=lon, caption=msg.text or None, **extra
+                degreesLatitude=lat,
+                degreesLongitude=lon,
+                caption=msg.text or None,
+                sequenceNumber=loc.sequence or None,
+                **extra,
             )
         )
     return wa.Message(

@@ -25,6 +25,7 @@ from ryze.bridge.relay.context import RelayContext
 from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.effects import Skip
 from ryze.bridge.relay.inbound.executor import EffectExecutor, Target
+from ryze.bridge.relay.inbound.group_notices import GroupNotices
 from ryze.bridge.relay.inbound.groups import GroupParticipants, GroupSubjects
 from ryze.bridge.relay.inbound.lanes import LaneKeys, LaneRouter
 from ryze.bridge.relay.inbound.media import MediaSource
@@ -64,8 +65,10 @@ class InboundRelay:
         resolver: ConversationResolver,
         done: Callable[[int], None],
         media: MediaSource | None = None,
+        live_location_interval: float = 300.0,
     ) -> None:
         self.ctx = ctx
+        self.live_location_interval = live_location_interval
         self.lanes = lanes
         self.resolver = resolver
         self.media = media  # RyzeAPI's media route (None: files are shown as a text saying so)
@@ -73,6 +76,7 @@ class InboundRelay:
         self.groups = GroupSubjects(
             integration_id=ctx.integration_id, chats=resolver.chats, client=ctx.chatwoot
         )
+        self.group_notices = GroupNotices(ctx, chats=resolver.chats, client=ctx.chatwoot)
         self._done = done
         # A process that died had at most one message in flight per chat lane: only the first replayed
         # message of each lane can be half-done (created in Chatwoot, mapping not written), so only
@@ -257,9 +261,10 @@ class InboundRelay:
     # ------------------------------------------------------------------ consumers
 
     def _group_flow(self, flow: GroupFlowData) -> Consume:
-        async def consume(_ambiguous: bool) -> None:
+        async def consume(ambiguous: bool) -> None:
             if not self.ctx.record.ignore_groups:
-                await self.groups.on_flow(flow)
+                await self.groups.on_flow(flow)  # the conversation's name first: the line may name it
+                await self.group_notices.on_flow(flow, ambiguous=ambiguous)
 
         return consume
 
@@ -301,7 +306,13 @@ class MessageConsumer:
         if msg.chat.type == ChatType.GROUP and not outgoing:
             prefix = f"**{self._participant()}:**\n"
         executor = EffectExecutor(
-            relay.ctx, msg, self.seq, media=relay.media, prefix=prefix, on_record=relay.remember
+            relay.ctx,
+            msg,
+            self.seq,
+            media=relay.media,
+            prefix=prefix,
+            on_record=relay.remember,
+            live_interval=relay.live_location_interval,
         )
         if isinstance(effect, Skip):
             await executor.record(None, None, state="skipped")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-MapKind = Literal["message", "reaction", "edit", "revoke"]
+# live: a live location's start; live_update / live_end: a later position of it, or its last
+MapKind = Literal["message", "reaction", "edit", "revoke", "live", "live_update", "live_end"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,4 +64,20 @@ class Skip:
     reason: str
 
 
-Effect = CreateMessage | React | DeleteTarget | Skip
+@dataclass(frozen=True, slots=True)
+class LivePosition:
+    """A position of a live-location share, tied to the share by chat and sender.
+
+    With no share of the sender running in the conversation it starts one (``started``, a
+    message of its own); a later one is a reply to the start (``update``) at most once per the
+    bridge's interval, the ones in between only mapped; the last one (``ended``) always is.
+    """
+
+    started: str  # the content when this position starts a share
+    update: str  # the content of a reply to the share (a later position, or its last)
+    ended: bool = False
+    reply_to: str | None = None
+    quote: str | None = None
+
+
+Effect = CreateMessage | React | DeleteTarget | LivePosition | Skip

@@ -11,12 +11,18 @@ or the mapping table happens here:
   reply to the target (an empty emoji only removes) — never an empty message;
 - **delete**: the revoked message's Chatwoot message deleted (``MessagesController#destroy``, a
   soft delete Chatwoot shows as "This message was deleted"); when Chatwoot refuses, a reply to
-  it marks it deleted.
+  it marks it deleted;
+- **live position**: tied to the sender's running share in the conversation (the mapping's
+  ``live`` row, found by chat and sender through the target index); a later position is a reply
+  to the share at most once per ``live_interval`` seconds (the others mapped as skipped), its last
+  always. Chatwoot's API cannot change a message's content (an API inbox's ``PATCH`` only sets
+  the status), so the start stays as it was and the replies carry the newer positions.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,6 +32,7 @@ from ryze.bridge.relay.inbound.effects import (
     CreateMessage,
     DeleteTarget,
     Effect,
+    LivePosition,
     MapKind,
     MediaRef,
     React,
@@ -40,6 +47,15 @@ from ryze.chatwoot.models import Attachment
 from ryze.protocol import WAMessage
 
 log = logging.getLogger(__name__)
+
+# WhatsApp's longest live-location share lasts 8 hours: a position later than that after its
+# share's start belongs to a new share (a share's end may never have reached us).
+LIVE_SHARE_SECONDS = 8 * 3600
+
+
+def live_share_key(chat_jid: str, sender_jid: str) -> str:
+    """The ``target`` of a live share's start row: what its sender's next position looks up."""
+    return f"live:{chat_jid}|{sender_jid}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +77,10 @@ class EffectExecutor:
         media: MediaSource | None,
         prefix: str = "",
         on_record: Callable[[str], None] = lambda _wa_id: None,
+        live_interval: float = 300.0,
     ) -> None:
         self.ctx = ctx
+        self.live_interval = live_interval  # seconds between two lines of one live share
         self.media = media
         self.message = message
         self.seq = seq
@@ -80,6 +98,8 @@ class EffectExecutor:
             await self._create(self._decorated(effect), where)
         elif isinstance(effect, React):
             await self._react(effect, where)
+        elif isinstance(effect, LivePosition):
+            await self._live(effect, where)
         else:
             await self._delete(effect, where)
 
@@ -168,6 +188,48 @@ class EffectExecutor:
 
     def _decorated(self, effect: CreateMessage) -> CreateMessage:
         return replace(effect, content=self.prefix + effect.content) if self.prefix else effect
+
+    # ------------------------------------------------------------------ live location
+
+    async def _live(self, effect: LivePosition, where: Target) -> None:
+        ctx, msg = self.ctx, self.message
+        key = live_share_key(msg.chat.jid, msg.sender.jid)
+        share = await ctx.messages.latest_acting_on(ctx.integration_id, key, kind="live")
+        now = time.time()
+        running = (
+            share is not None
+            and share.conversation_id == where.conversation_id
+            and share.created_at > now - LIVE_SHARE_SECONDS
+            and await ctx.messages.latest_acting_on(ctx.integration_id, share.wa_message_id, kind="live_end")
+            is None
+        )
+        if share is None or not running:
+            start = CreateMessage(
+                content=effect.started, reply_to=effect.reply_to, quote=effect.quote, kind="live", target=key
+            )
+            await self._create(self._decorated(start), where)
+            return
+        if not effect.ended:
+            last = await ctx.messages.latest_acting_on(
+                ctx.integration_id, share.wa_message_id, kind="live_update"
+            )
+            if now - (last or share).created_at < self.live_interval:
+                # the agent saw a position of this share a moment ago: mapped, not shown
+                await self.record(
+                    None,
+                    where.conversation_id,
+                    state="skipped",
+                    kind="live_update",
+                    target=share.wa_message_id,
+                )
+                return
+        line = CreateMessage(
+            content=effect.update,
+            reply_to=share.wa_message_id,
+            kind="live_end" if effect.ended else "live_update",
+            target=share.wa_message_id,
+        )
+        await self._create(self._decorated(line), where)
 
     # ------------------------------------------------------------------ delete
 

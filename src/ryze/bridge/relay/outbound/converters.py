@@ -132,12 +132,32 @@ def presence_command(intent: TypingIntent, *, integration_id: str) -> CommandFra
     )
 
 
-def mark_read_command(intent: MarkReadIntent, *, integration_id: str) -> CommandFrame:
-    """The customer's messages before the agent's reply, marked read (one id per reply: replayable)."""
+def mark_read_commands(intent: MarkReadIntent, *, integration_id: str) -> list[CommandFrame]:
+    """The customer's messages before the agent's reply, marked read (ids per reply: replayable).
+
+    A private chat takes one receipt for all of them. A group's receipt names the author of its
+    messages and can only carry one (tulir/whatsmeow receipt.go ``MarkRead``: "once for each
+    user"), so a group gets one command per sender, in the order each first wrote.
+    """
+    if not intent.chat.endswith("@g.us"):
+        return [_mark_read(intent, integration_id, 0, intent.message_ids, None)]
+    by_sender: dict[str, list[str]] = {}
+    for wa_id, sender in zip(intent.message_ids, intent.senders, strict=True):
+        if sender:  # a row recorded without its author cannot be marked in a group
+            by_sender.setdefault(sender, []).append(wa_id)
+    return [
+        _mark_read(intent, integration_id, part, tuple(ids), sender)
+        for part, (sender, ids) in enumerate(by_sender.items())
+    ]
+
+
+def _mark_read(
+    intent: MarkReadIntent, integration_id: str, part: int, ids: tuple[str, ...], sender: str | None
+) -> CommandFrame:
     return CommandFrame(
-        id=command_id(integration_id, intent.reply_id, 0, kind="read"),
+        id=command_id(integration_id, intent.reply_id, part, kind="read"),
         action=CommandAction.MARK_READ,
-        params=MarkReadParams(chat=intent.chat, messageIds=list(intent.message_ids)).model_dump(
+        params=MarkReadParams(chat=intent.chat, messageIds=list(ids), sender=sender).model_dump(
             exclude_none=True
         ),
     )

@@ -68,6 +68,8 @@ class MarkReadIntent:
     conversation_id: int
     reply_id: int  # the agent's Chatwoot message; the customer's messages before it are marked
     message_ids: tuple[str, ...]
+    # each message's author (same order): a group's read receipt names one (whatsmeow MarkRead)
+    senders: tuple[str, ...] = ()
 
 
 # The intents a stored outbound job carries (the worker's converters build commands from them).

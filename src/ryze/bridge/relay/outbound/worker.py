@@ -22,7 +22,7 @@ from ryze.bridge.link.client import LinkUnavailable
 from ryze.bridge.relay.context import CommandLink, RelayContext
 from ryze.bridge.relay.outbound.converters import (
     PermanentFailure,
-    mark_read_command,
+    mark_read_commands,
     presence_command,
     revoke_commands,
     send_commands,
@@ -303,10 +303,10 @@ class OutboundWorker:
         answered, as when a person replies on the phone. Only the messages relayed since the
         previous reply in this conversation are looked up (``_read_upto``, kept in memory: after a
         restart the last ones are marked again, which WhatsApp takes as a no-op). In a group a
-        read receipt needs each message's author, which the mapping does not keep: not marked.
+        read receipt names each message's author (the mapping's ``sender_jid``): one per sender.
         """
         chat = message.chat
-        if chat is None or chat.endswith("@g.us"):
+        if chat is None:
             return
         conversation_id = message.conversation_id
         first = conversation_id not in self._read_upto
@@ -340,10 +340,15 @@ class OutboundWorker:
             return
         if not unread or not self.link.connected:
             return
-        intent = MarkReadIntent(chat, message.conversation_id, message.id, tuple(unread))
-        await self._send_once(
-            mark_read_command(intent, integration_id=self.ctx.integration_id), "mark read failed"
+        intent = MarkReadIntent(
+            chat,
+            message.conversation_id,
+            message.id,
+            tuple(wa_id for wa_id, _ in unread),
+            tuple(sender for _, sender in unread),
         )
+        for frame in mark_read_commands(intent, integration_id=self.ctx.integration_id):
+            await self._send_once(frame, "mark read failed")
 
     # ------------------------------------------------------------------ outcomes
 

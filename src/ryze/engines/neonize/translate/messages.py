@@ -209,11 +209,18 @@ def _location(msg: Any) -> _Body:
 
 
 def _live_location(msg: Any) -> _Body:
-    # The share's first position; later positions arrive as edits of it that Ryze does not relay.
+    # A share's first position and each later one arrive as a LiveLocationMessage of their own
+    # (WAWebProtobufsE2E.proto: sequenceNumber grows with each); the bridge ties an update to its
+    # share by chat and sender. No field says the share stopped, so ``ended`` stays False here.
     return _Body(
         kind="location",
         text=msg.caption,
-        location=Location(latitude=msg.degreesLatitude, longitude=msg.degreesLongitude, live=True),
+        location=Location(
+            latitude=msg.degreesLatitude,
+            longitude=msg.degreesLongitude,
+            live=True,
+            sequence=int(msg.sequenceNumber),
+        ),
         context=_context(msg),
     )
 

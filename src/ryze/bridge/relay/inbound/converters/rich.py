@@ -3,7 +3,7 @@ and whatever we cannot render — never a silent drop."""
 
 from __future__ import annotations
 
-from ryze.bridge.relay.inbound.effects import CreateMessage, Effect
+from ryze.bridge.relay.inbound.effects import CreateMessage, Effect, LivePosition
 from ryze.bridge.relay.inbound.vcard import phones_of
 from ryze.bridge.relay.markdown import whatsapp_to_chatwoot
 from ryze.protocol import WAMessage
@@ -16,14 +16,22 @@ class LocationConverter:
             return CreateMessage(
                 content="📍 Location (no coordinates)", reply_to=message.replyTo, quote=message.quotedText
             )
-        lines = ["📍 Live location (started sharing)" if loc.live else "📍 Location"]
-        if loc.name:
-            lines.append(loc.name)
-        if loc.address:
-            lines.append(loc.address)
-        lines.append(f"{loc.latitude:.6f}, {loc.longitude:.6f}")
-        lines.append(f"https://www.google.com/maps/search/?api=1&query={loc.latitude},{loc.longitude}")
-        return CreateMessage(content="\n".join(lines), reply_to=message.replyTo, quote=message.quotedText)
+        where = [loc.name or "", loc.address or "", f"{loc.latitude:.6f}, {loc.longitude:.6f}"]
+        where.append(f"https://www.google.com/maps/search/?api=1&query={loc.latitude},{loc.longitude}")
+        lines = [line for line in where if line]
+        if loc.live:
+            head = "📍 Live location (stopped sharing)" if loc.ended else "📍 Live location (started sharing)"
+            update = "📍 Live location ended · last position" if loc.ended else "📍 Live location · now at"
+            return LivePosition(
+                started="\n".join([head, *lines]),
+                update="\n".join([update, *lines]),
+                ended=bool(loc.ended),
+                reply_to=message.replyTo,
+                quote=message.quotedText,
+            )
+        return CreateMessage(
+            content="\n".join(["📍 Location", *lines]), reply_to=message.replyTo, quote=message.quotedText
+        )
 
 
 class ContactConverter:
