@@ -112,6 +112,7 @@ class RoundTrip:
     arrived: bool = False
     seconds: float = 0.0
     problem: str = ""  # the sentence of a failure
+    delivery_error: str = ""  # what Chatwoot stored on the note when its webhook failed
 
 
 def parse_version(value: str | None) -> tuple[int, int, int] | None:
@@ -381,7 +382,15 @@ class SelfCheck:
             if version >= SAFE_FETCH_ESCAPE_SINCE
             else "upgrade Chatwoot to 4.14.1 or later and set SAFE_FETCH_ALLOW_PRIVATE_NETWORK=true"
         )
-        outcome = _fail if trip.ran else _warn
+        if trip.delivery_error and not _refused_as_private(trip.delivery_error):
+            # Chatwoot did try to connect: SafeFetch let the host through, the round trip says why not.
+            return _ok(
+                WEBHOOK_HOST,
+                f"{what}; Chatwoot {shown} accepts it as a webhook host (SAFE_FETCH_ALLOW_PRIVATE_NETWORK "
+                "is set), see the round trip for why the webhook did not arrive.",
+            )
+        # Refused by SafeFetch (its own words on the note), or no evidence either way.
+        outcome = _fail if trip.delivery_error else _warn
         return outcome(
             WEBHOOK_HOST,
             f"{what}, which Chatwoot {shown} refuses for webhooks unless SAFE_FETCH_ALLOW_PRIVATE_NETWORK "
@@ -419,6 +428,7 @@ class SelfCheck:
         said = f' Chatwoot marked the note failed: "{delivery}".' if delivery else ""
         return RoundTrip(
             ran=True,
+            delivery_error=delivery,
             problem=f"The test note's webhook did not arrive within {self.round_trip_timeout:g}s: Chatwoot "
             f"cannot reach BRIDGE_PUBLIC_URL ({url}).{said} Make that URL reachable from Chatwoot "
             "(its Sidekiq container sends the webhooks).",
@@ -450,6 +460,11 @@ class SelfCheck:
                 f"in {trip.seconds:.1f}s.",
             )
         return _fail(ROUND_TRIP, trip.problem)
+
+
+def _refused_as_private(error: str) -> bool:
+    """SafeFetch's refusal (``SsrfFilter::PrivateIPAddress``: "Hostname '…' has no public ip addresses")."""
+    return "no public ip address" in error.lower()
 
 
 def _ok(name: str, message: str) -> CheckResult:
