@@ -325,3 +325,17 @@ def test_helpers() -> None:
     assert address_is_private("93.184.216.34") is False
     assert address_is_private("bridge") is None
     assert masked_url(WEBHOOK) == f"{PUBLIC}/v1/chatwoot/webhook/{INTEGRATION}/…"
+
+
+async def test_the_probe_sees_a_webhook_that_came_before_the_wait_and_only_while_watching() -> None:
+    probe = WebhookProbe()
+    probe.saw(5)  # no watch open: forgotten
+    assert not probe.watching
+    with probe.watch() as watch:
+        assert probe.watching
+        probe.saw(6)  # arrives before post() returned the id
+        probe.saw(True)  # not a message id
+        assert await watch.wait_for(6, timeout=0.01)
+        assert not await watch.wait_for(5, timeout=0.01)
+        assert not await watch.wait_for(1, timeout=0.01)
+    assert not probe.watching

@@ -115,15 +115,19 @@ async def test_activation_runs_the_self_check_and_keeps_its_report(
     assert view["id"] in reports
 
 
-async def test_the_report_survives_a_restart(
-    emulator: RunningEmulator, fake: FakeRyzeAPI, tmp_path: Path
+async def test_the_report_survives_a_restart_on_both_databases(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, tmp_path: Path, database_url: str
 ) -> None:
-    async with run_bridge(tmp_path) as bridge:
+    async with run_bridge(tmp_path, database_url) as bridge:
         view, _ = await activate_and_check(emulator, fake, bridge)
-    async with run_bridge(tmp_path) as again:
+        assert view["checks"]["status"] == "ok"
+    async with run_bridge(tmp_path, database_url) as again:
         status, shown = await again.call("GET", f"/v1/integrations/{view['id']}")
         assert status == 200
         assert shown["checks"] == view["checks"]
+        # a deleted integration takes its report with it
+        assert (await again.call("DELETE", f"/v1/integrations/{view['id']}?keepInbox=true"))[0] == 200
+        assert await again.services.repos.selfchecks.all() == {}
 
 
 async def test_a_token_demoted_to_agent_fails_token_inbox_and_round_trip(
