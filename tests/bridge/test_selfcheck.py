@@ -221,6 +221,12 @@ async def test_a_secret_the_bridge_does_not_hold_fails_with_the_reason() -> None
     assert status is CheckOutcome.FAIL and "signature" in message
 
 
+async def test_a_secret_the_bridge_has_yet_to_learn_is_a_warning() -> None:
+    chatwoot = healthy_chatwoot()  # an inbox from before 4.13, given a secret by the upgrade
+    status, message = entry(await run_check(chatwoot, bridge=Bridge(secret="")), SIGNING_SECRET)
+    assert status is CheckOutcome.WARN and "does not hold its secret yet" in message
+
+
 async def test_a_secret_reset_taken_during_the_round_trip_is_reported_as_such() -> None:
     chatwoot = healthy_chatwoot()
     bridge = Bridge(secret="an-old-secret")
