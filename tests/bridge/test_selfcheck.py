@@ -227,6 +227,22 @@ async def test_a_secret_the_bridge_has_yet_to_learn_is_a_warning() -> None:
     assert status is CheckOutcome.WARN and "does not hold its secret yet" in message
 
 
+async def test_a_secret_learned_from_the_round_trips_webhook_is_ok() -> None:
+    chatwoot = healthy_chatwoot()
+    bridge = Bridge(secret="")
+
+    class LearningRoom(Room):
+        async def post(self, text: str, *, private: bool = False) -> int:
+            bridge.secret = SECRET  # the first signed webhook made the bridge read the inbox
+            return await super().post(text, private=private)
+
+    report = await run_check(chatwoot, bridge=bridge, room=LearningRoom(chatwoot, WebhookProbe()))
+    assert entry(report, SIGNING_SECRET) == (
+        CheckOutcome.OK,
+        "The inbox signs its webhooks now; the bridge has taken its secret.",
+    )
+
+
 async def test_a_secret_reset_taken_during_the_round_trip_is_reported_as_such() -> None:
     chatwoot = healthy_chatwoot()
     bridge = Bridge(secret="an-old-secret")
