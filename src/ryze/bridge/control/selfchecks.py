@@ -58,6 +58,7 @@ class SelfChecks:
 
     def forget(self, integration_id: str) -> None:
         self.reports.pop(integration_id, None)
+        self._locks.pop(integration_id, None)
 
     # ------------------------------------------------------------------ running
 
