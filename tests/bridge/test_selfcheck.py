@@ -361,3 +361,15 @@ async def test_the_probe_sees_a_webhook_that_came_before_the_wait_and_only_while
         assert not await watch.wait_for(5, timeout=0.01)
         assert not await watch.wait_for(1, timeout=0.01)
     assert not probe.watching
+
+
+async def test_a_connection_conversation_that_breaks_is_reported_not_raised() -> None:
+    chatwoot = healthy_chatwoot()
+
+    class BrokenRoom(Room):
+        async def post(self, text: str, *, private: bool = False) -> int:
+            raise RuntimeError("the bot contact could not be created")
+
+    report = await run_check(chatwoot, room=BrokenRoom(chatwoot, WebhookProbe()))
+    status, message = entry(report, ROUND_TRIP)
+    assert status is CheckOutcome.FAIL and "RuntimeError" in message and "log" in message

@@ -425,6 +425,16 @@ class SelfCheck:
                     problem="The bridge could not post its test note into the connection conversation "
                     f"({_problem(exc)}).",
                 )
+            except Exception as exc:  # the room is another component's: its failure is this check's
+                log.exception(
+                    "the self-check note could not be posted",
+                    extra={"integration_id": self.target.integration_id},
+                )
+                return RoundTrip(
+                    ran=True,
+                    problem="The bridge could not post its test note into the connection conversation "
+                    f"({type(exc).__name__}); see the bridge's log.",
+                )
             arrived = await watch.wait_for(note_id, self.round_trip_timeout)
         if arrived:
             return RoundTrip(ran=True, arrived=True, seconds=time.monotonic() - started)
