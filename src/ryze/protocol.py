@@ -28,6 +28,7 @@ ACTIVATE_PATH = "/v1/integrations/activate"
 INTEGRATION_PATH = "/v1/integrations/{integration_id}"
 PAUSE_PATH = "/v1/integrations/{integration_id}/pause"
 RESUME_PATH = "/v1/integrations/{integration_id}/resume"
+SELFCHECK_PATH = "/v1/integrations/{integration_id}/selfcheck"
 WEBHOOK_PATH = "/v1/chatwoot/webhook/{integration_id}/{path_secret}"
 LINK_PATH = "/ws/chatwoot/{instance}"
 MEDIA_PATH = "/internal/media/{instance}/{message_id}"
@@ -115,6 +116,29 @@ class ActivateRequest(_Model):
     replace_integration_id: str | None = None
 
 
+class CheckOutcome(StrEnum):
+    """One self-check entry's verdict (docs/selfcheck.md)."""
+
+    OK = "ok"
+    WARN = "warn"  # works, or cannot be told, but the operator should look
+    FAIL = "fail"  # something the operator must fix: the sentence says what
+
+
+class CheckResult(_Model):
+    name: str  # token_admin, inbox, signing_secret, webhook_host, round_trip
+    status: CheckOutcome
+    message: str  # one sentence an operator can act on (never a secret)
+
+
+class SelfCheckReport(_Model):
+    """The last self-check of an integration: on activation (in the background) or on demand."""
+
+    status: CheckOutcome  # the worst entry
+    trigger: str = ""  # "activation" or "on_demand"
+    ran_at: str = ""  # RFC 3339, UTC
+    checks: list[CheckResult] = Field(default_factory=list)
+
+
 class IntegrationView(_Model):
     """The bridge's answer to activate (201), GET, pause and resume (200). Never carries the token."""
 
@@ -134,6 +158,7 @@ class IntegrationView(_Model):
     last_acked_seq: int = 0
     created_at: str = ""
     updated_at: str = ""
+    checks: SelfCheckReport | None = None  # the last self-check; None before the first one finished
 
 
 class FailureKind(StrEnum):

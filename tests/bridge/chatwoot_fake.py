@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ryze.chatwoot import ChatwootError, ChatwootNotFound, ChatwootPort
-from ryze.chatwoot.models import Attachment, Contact, Conversation, Inbox, Message, ToggleStatusResult
+from ryze.chatwoot.models import (
+    Attachment,
+    Contact,
+    Conversation,
+    Inbox,
+    Message,
+    Profile,
+    ServerInfo,
+    ToggleStatusResult,
+)
 from ryze.chatwoot.port import ConversationStatus, MessageStatus
 
 
@@ -48,6 +57,10 @@ class InMemoryChatwoot:
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     inbox_deleted: bool = False
+    # What the self-check reads (None: the call answers 404 / no version, as a test sets it up)
+    inbox_view: Inbox | None = None
+    profile_view: Profile | None = None
+    version: str | None = None
     _faults: dict[str, list[_Fault]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -81,7 +94,11 @@ class InMemoryChatwoot:
             source_id=m.source_id,
             status=m.status,
             private=m.private,
-            content_attributes=dict(m.content_attributes),
+            content_attributes=(
+                {**m.content_attributes, "external_error": m.external_error}
+                if m.external_error
+                else dict(m.content_attributes)
+            ),
         )
 
     # -- ChatwootPort ---------------------------------------------------------------------------
@@ -90,7 +107,17 @@ class InMemoryChatwoot:
         self._before("show_inbox")
         if self.inbox_deleted or inbox_id != self.inbox_id:
             raise ChatwootNotFound(404, '{"error":"not found"}', endpoint="GET /inboxes/:id")
-        return Inbox(id=inbox_id, name="WhatsApp")
+        return self.inbox_view or Inbox(id=inbox_id, name="WhatsApp")
+
+    async def profile(self) -> Profile:
+        self._before("profile")
+        if self.profile_view is None:
+            raise ChatwootNotFound(404, "", endpoint="GET /api/v1/profile")
+        return self.profile_view
+
+    async def server_info(self) -> ServerInfo:
+        self._before("server_info")
+        return ServerInfo(version=self.version)
 
     async def create_contact(
         self,

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ryze.bridge.api.webhook import MAX_BODY, PREFIX, WebhookMiddleware, signature_ok
+from ryze.bridge.control.probe import WebhookProbe
 from ryze.bridge.metrics import BridgeMetrics
 from ryze.bridge.provisioning import hash_path_secret
 from ryze.bridge.settings import BridgeSettings
@@ -65,6 +66,7 @@ class Services:
             webhook_secret=SimpleNamespace(
                 error="", verify_with_fresh=no_fresh_secret, learn_soon=lambda: calls.learn.append(1)
             ),
+            probe=WebhookProbe(),
         )
         self.settings = BridgeSettings()
         self.manager = SimpleNamespace(get=lambda i: self.runtime if i == INTEGRATION else None)
@@ -259,3 +261,27 @@ async def test_the_metrics_count_every_answer_by_status() -> None:
     assert registry.get_sample_value("ryze_bridge_webhooks_total", {"status": "200"}) == 3
     assert registry.get_sample_value("ryze_bridge_webhooks_total", {"status": "401"}) == 1
     assert registry.get_sample_value("ryze_bridge_webhook_ack_seconds_count") == 4
+
+
+async def test_a_verified_private_note_reaches_the_self_checks_probe_while_it_watches() -> None:
+    services = Services()
+    probe: WebhookProbe = services.runtime.probe
+    note = orjson.dumps(
+        {
+            "event": "message_created",
+            "id": 41,
+            "message_type": "outgoing",
+            "private": True,
+            "content": "self-check",
+            "conversation": {"id": 3, "contact_inbox": {"source_id": "x"}},
+            "inbox": {"id": INBOX},
+        }
+    )
+    with probe.watch() as watch:
+        bad = [(b"x-chatwoot-timestamp", now().encode()), (b"x-chatwoot-signature", b"sha256=00")]
+        assert (await post(services, note, headers=bad))[0] == 401
+        assert not await watch.wait_for(41, timeout=0.01)  # unverified: proves nothing
+        status, _, _ = await post(services, note)
+        assert status == 200
+        assert await watch.wait_for(41, timeout=0.01)
+    assert services.calls.enqueued == []  # a private note is no job: never sent to WhatsApp

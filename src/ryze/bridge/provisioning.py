@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import replace
 
+from ryze.bridge.control.selfchecks import SelfChecks
 from ryze.bridge.errors import BridgeProblem
 from ryze.bridge.runtime import INBOX_SECRET_AD, IntegrationRuntime
 from ryze.bridge.runtimes import IntegrationManager
@@ -109,12 +110,17 @@ class Provisioner:
         sessions: ChatwootSessions,
         box: SecretBox,
         manager: IntegrationManager,
+        selfchecks: SelfChecks | None = None,
     ) -> None:
         self.settings = settings
         self.repos = repos
         self.sessions = sessions
         self.box = box
         self.manager = manager
+        self.selfchecks = selfchecks
+
+    def _with_checks(self, view: IntegrationView) -> IntegrationView:
+        return view if self.selfchecks is None else self.selfchecks.decorate(view)
 
     def _client(
         self, base_url: str, account_id: int, token: str, *, timeout: float | None = None
@@ -233,7 +239,7 @@ class Provisioner:
             "integration activated",
             extra={"integration_id": integration_id, "instance": req.instance, "inbox_id": inbox.id},
         )
-        return await self._answer(runtime)
+        return await self._answer(runtime, activated=True)
 
     async def _update_in_place(self, old: IntegrationRecord, req: ActivateRequest) -> IntegrationView | None:
         if (
@@ -274,12 +280,14 @@ class Provisioner:
         current = await self.repos.integrations.get(old.id)
         runtime = await self.manager.add(current or record)
         log.info("integration updated in place", extra={"integration_id": old.id, "inbox_id": old.inbox_id})
-        return await self._answer(runtime)
+        return await self._answer(runtime, activated=True)
 
-    async def _answer(self, runtime: IntegrationRuntime) -> IntegrationView:
+    async def _answer(self, runtime: IntegrationRuntime, *, activated: bool = False) -> IntegrationView:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(runtime.link.ready.wait(), self.settings.activate_link_wait)
-        view = runtime.view()
+        if activated and self.selfchecks is not None:
+            self.selfchecks.schedule(runtime)  # in the background: the answer does not wait for it
+        view = self._with_checks(runtime.view())
         if (
             not view.link_connected
             and view.status == IntegrationStatus.PAUSED
@@ -294,11 +302,11 @@ class Provisioner:
     async def get(self, integration_id: str) -> IntegrationView:
         runtime = self.manager.get(integration_id)
         if runtime is not None:
-            return runtime.view()
+            return self._with_checks(runtime.view())
         record = await self.repos.integrations.get(integration_id)
         if record is None:
             raise BridgeProblem.not_found(integration_id)
-        return IntegrationView(
+        view = IntegrationView(
             id=record.id,
             instance=record.instance,
             status=IntegrationStatus(record.status),
@@ -313,6 +321,7 @@ class Provisioner:
             reopen_resolved=record.reopen_resolved,
             last_acked_seq=record.watermark,
         )
+        return self._with_checks(view)
 
     async def delete(self, integration_id: str, *, keep_inbox: bool) -> DeleteResult:
         record = await self.repos.integrations.get(integration_id)
@@ -339,13 +348,22 @@ class Provisioner:
                     "could not delete the inbox", extra={"integration_id": record.id, "error": str(exc)[:300]}
                 )
         await self.repos.integrations.delete(record.id)
+        if self.selfchecks is not None:
+            self.selfchecks.forget(record.id)
         log.info("integration deleted", extra={"integration_id": record.id, "inbox_deleted": inbox_deleted})
         return DeleteResult(deleted=True, inbox_deleted=inbox_deleted)
 
     async def pause(self, integration_id: str) -> IntegrationView:
         runtime = await self._runtime(integration_id)
         await runtime.pause()
-        return runtime.view()
+        return self._with_checks(runtime.view())
+
+    async def selfcheck(self, integration_id: str) -> IntegrationView:
+        """Run the self-check now (``POST /v1/integrations/{id}/selfcheck``) and answer with its report."""
+        runtime = await self._runtime(integration_id)
+        if self.selfchecks is not None:
+            await self.selfchecks.run(runtime, "on_demand")
+        return self._with_checks(runtime.view())
 
     async def resume(self, integration_id: str) -> IntegrationView:
         runtime = await self._runtime(integration_id)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from ryze.bridge.control.probe import WebhookProbe
 from ryze.bridge.health import IntegrationHealth
 from ryze.bridge.link.client import LinkClient
 from ryze.bridge.metrics import BridgeMetrics, detached
@@ -77,6 +78,7 @@ class IntegrationRuntime:
         )
         self._client: ChatwootClient | None = None
         self._status_lock = asyncio.Lock()
+        self.probe = WebhookProbe()  # the self-check's round trip watches its note's webhook here
         self.lanes = LaneRouter(max_concurrent=settings.max_chat_lanes, name=record.id)
         self.resolver = ConversationResolver(
             integration_id=record.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ryze.bridge.control.selfchecks import SelfChecks
 from ryze.bridge.metrics import BridgeMetrics
 from ryze.bridge.provisioning import Provisioner
 from ryze.bridge.runtimes import IntegrationManager
@@ -26,6 +27,7 @@ class BridgeServices:
     manager: IntegrationManager
     provisioner: Provisioner
     metrics: BridgeMetrics
+    selfchecks: SelfChecks
 
     @classmethod
     def build(cls, settings: BridgeSettings) -> BridgeServices:
@@ -44,16 +46,21 @@ class BridgeServices:
             settings=settings, repos=repos, sessions=sessions, box=box, metrics=metrics
         )
         metrics.watch(lambda: [runtime.health for runtime in manager.runtimes.values()])
-        provisioner = Provisioner(settings=settings, repos=repos, sessions=sessions, box=box, manager=manager)
-        return cls(settings, db, repos, sessions, box, manager, provisioner, metrics)
+        selfchecks = SelfChecks(settings=settings, manager=manager, store=repos.selfchecks)
+        provisioner = Provisioner(
+            settings=settings, repos=repos, sessions=sessions, box=box, manager=manager, selfchecks=selfchecks
+        )
+        return cls(settings, db, repos, sessions, box, manager, provisioner, metrics, selfchecks)
 
     async def start(self) -> None:
         await self.db.migrate()
         self.db.start()
         await self.repos.outbound.prune(self.settings.job_retention_seconds)
         await self.manager.start_all()
+        await self.selfchecks.load()
 
     async def close(self) -> None:
+        await self.selfchecks.close()
         await self.manager.close()
         await self.sessions.close()
         await self.db.close()

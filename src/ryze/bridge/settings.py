@@ -69,6 +69,8 @@ class BridgeSettings(BaseSettings):
     webhook_replay_window: float = Field(default=300.0, ge=0)
     webhook_secret_recheck_interval: float = 30.0
     webhook_secret_recheck_budget: float = 3.0
+    # Self-check (docs/selfcheck.md): how long its round trip waits for the test note's webhook.
+    selfcheck_round_trip_timeout: float = Field(default=5.0, gt=0, le=60)
 
     @property
     def job_retention_seconds(self) -> float:

@@ -29,7 +29,16 @@ from ryze.chatwoot.errors import (
     ChatwootUnreachable,
     error_for,
 )
-from ryze.chatwoot.models import Attachment, Contact, Conversation, Inbox, Message, ToggleStatusResult
+from ryze.chatwoot.models import (
+    Attachment,
+    Contact,
+    Conversation,
+    Inbox,
+    Message,
+    Profile,
+    ServerInfo,
+    ToggleStatusResult,
+)
 from ryze.chatwoot.observe import RequestHook, path_template
 from ryze.common.outbound import FetchPolicy, InvalidURL, OutboundError, PolicyResolver, TargetRefused
 
@@ -310,6 +319,17 @@ class ChatwootClient:
 
     async def delete_inbox(self, inbox_id: int) -> None:
         await self._request("DELETE", self._path(f"/inboxes/{inbox_id}"))
+
+    # ------------------------------------------------------------------ the token and the server
+
+    async def profile(self) -> Profile:
+        """``GET /api/v1/profile`` (ProfilesController#show): the token's user and its role in each
+        account. Not account-scoped, so a token that is not a member of the account still gets it."""
+        return self._model(Profile, await self._request("GET", "/api/v1/profile"))
+
+    async def server_info(self) -> ServerInfo:
+        """``GET /api`` (ApiController#index, public): the running Chatwoot's version."""
+        return self._model(ServerInfo, await self._request("GET", "/api"))
 
     # ------------------------------------------------------------------ contacts
 

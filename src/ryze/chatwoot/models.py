@@ -73,3 +73,26 @@ class Attachment(_Model):
     filename: str
     content_type: str
     data: bytes
+
+
+class ProfileAccount(_Model):
+    """One entry of ``accounts`` in ``GET /api/v1/profile`` (``app/views/api/v1/models/_user.json.jbuilder``:
+    one per ``account_user``, with that membership's ``role``)."""
+
+    id: int
+    role: str | None = None  # "administrator" or "agent" (a custom role is an agent with permissions)
+
+
+class Profile(_Model):
+    """``GET /api/v1/profile``: the token's user. Its ``access_token`` field is never read."""
+
+    id: int
+    name: str | None = None
+    accounts: list[ProfileAccount] = Field(default_factory=list)
+
+
+class ServerInfo(_Model):
+    """``GET /api`` (``app/controllers/api_controller.rb#index``, no authentication):
+    ``{"version": Chatwoot.config[:version], "timestamp": …}``."""
+
+    version: str | None = None

@@ -19,11 +19,11 @@ from .faults import FaultMiddleware, Faults
 from .jobs import Jobs
 from .proxy import NginxHeaderMiddleware
 from .recorder import Recorder, RecorderMiddleware
-from .routes import contacts, control, conversations, inboxes, messages, storage
+from .routes import contacts, control, conversations, inboxes, messages, server, storage
 from .seed import EmulatorSeed
 from .state import JSON, Store
 from .views import conversation_json, message_json
-from .webhooks import WebhookDispatcher
+from .webhooks import CHATWOOT_VERSION, WebhookDispatcher
 
 
 class ChatwootEmulator:
@@ -59,6 +59,9 @@ class ChatwootEmulator:
             self.state, self._on_webhook_failure, timeout=webhook_timeout, shards=webhook_workers
         )
         self.bus.sink = self.webhooks
+        # `config/app.yml` version, as `GET /api` reports it; from 4.14 on webhooks go through
+        # SafeFetch (see WebhookDispatcher.safe_fetch_refusal).
+        self.version = CHATWOOT_VERSION
         self.faults = Faults()
         self.jobs = Jobs(delay=job_delay)
         self.recorder = Recorder(maxlen=recorder_maxlen)
@@ -103,6 +106,7 @@ class ChatwootEmulator:
                 *contacts.routes,
                 *inboxes.routes,
                 *storage.routes,
+                *server.routes,
                 *control.routes,
             ],
             exception_handlers={404: not_found, 405: not_found, 500: server_error},
@@ -209,6 +213,14 @@ class ChatwootEmulator:
                 self.webhooks.release(str(value))
             elif key == "webhook_signing":
                 self.domain.settings.webhook_signing = bool(value)
+            elif key == "version":
+                self.version = str(value)
+                self.webhooks.version = self.version
+            elif key == "safe_fetch_allow_private_network":
+                self.webhooks.allow_private_network = bool(value)
+            elif key == "role":
+                # An administrator changes a member's role (Settings → Agents, AgentsController#update).
+                self.set_role(int(value["account_id"]), str(value["email"]), str(value["role"]))
             elif key == "recorder_enabled":
                 self.recorder.enabled = bool(value)
             elif key == "job_delay":
@@ -223,6 +235,15 @@ class ChatwootEmulator:
             else:
                 raise ValueError(f"unknown setting {key!r}")
 
+    def set_role(self, account_id: int, email: str, role: str) -> None:
+        if role not in ("administrator", "agent"):
+            raise ValueError("role must be 'administrator' or 'agent'")
+        user = self.state.user_by_email(email)
+        account = self.state.accounts.get(account_id)
+        if user is None or account is None or user.id not in account.roles:
+            raise ValueError(f"{email} is not a member of account {account_id}")
+        account.roles[user.id] = "administrator" if role == "administrator" else "agent"
+
     def settings_json(self) -> JSON:
         return {
             "public_url": self._webhook_base(),
@@ -234,6 +255,8 @@ class ChatwootEmulator:
             "webhook_duplicate_rate": self.webhooks.duplicate_rate,
             "webhook_hold": self.webhooks.holding,
             "webhook_signing": self.domain.settings.webhook_signing,
+            "version": self.version,
+            "safe_fetch_allow_private_network": self.webhooks.allow_private_network,
             "recorder_enabled": self.recorder.enabled,
             "drop_underscore_headers": self.proxy.drop_underscore_headers,
             "job_delay": self.jobs.delay,

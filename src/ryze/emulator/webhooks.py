@@ -13,6 +13,13 @@ Delivery modes (`delivery`):
   `:concurrency: 10`): one shared queue, `concurrency` workers, so two events of one conversation
   can be in flight together and arrive in either order.
 
+From 4.14 on (``version``) deliveries go through SafeFetch (``lib/safe_fetch.rb`` and the
+``ssrf_filter`` gem): a host with no public address is refused before any connection, with
+``SsrfFilter::PrivateIPAddress`` "Hostname '<host>' has no public ip addresses", and the message is
+marked failed with that text (``Webhooks::Trigger#handle_error``). 4.14.1 added
+``SAFE_FETCH_ALLOW_PRIVATE_NETWORK=true`` (``allow_private_network``) to lift that; the emulator
+defaults to it set, as a development install on loopback has it.
+
 On top of either: `duplicate_rate` delivers a job twice (each its own `X-Chatwoot-Delivery`, as
 reported in chatwoot/chatwoot#11901), and `hold()` / `release(order)` park deliveries and let
 them go in a chosen order (``queued``, ``reverse``, ``shuffle``) for deterministic tests.
@@ -23,8 +30,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import logging
 import random
+import re
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +42,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from .events import PendingEvent
 from .state import JSON, Store
@@ -39,6 +50,22 @@ from .state import JSON, Store
 log = logging.getLogger("ryze.emulator.webhooks")
 
 _MESSAGE_EVENTS = ("message_created", "message_updated")
+CHATWOOT_VERSION = "4.15.1"  # the release the emulator follows (shared/reference/chatwoot-api.md §0)
+_SAFE_FETCH_SINCE = (4, 14, 0)
+_ALLOW_PRIVATE_SINCE = (4, 14, 1)
+
+
+def _version_tuple(value: str) -> tuple[int, int, int]:
+    match = re.match(r"\s*v?(\d+)\.(\d+)(?:\.(\d+))?", value)
+    return (int(match[1]), int(match[2]), int(match[3] or 0)) if match else (0, 0, 0)
+
+
+def _unsafe(address: str) -> bool:
+    """``SsrfFilter.unsafe_ip_address?``: loopback, private, link-local, CGNAT, reserved, multicast."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global
 
 
 @dataclass
@@ -107,6 +134,8 @@ class WebhookDispatcher:
         self._held: list[tuple[int, _Job]] = []
         self._shared: asyncio.Queue[_Job] | None = None
         self._random = random.Random(0)  # reproducible duplicates and shuffles
+        self.version = CHATWOOT_VERSION
+        self.allow_private_network = True  # SAFE_FETCH_ALLOW_PRIVATE_NETWORK (4.14.1+)
 
     # --- producer side (called synchronously from the request handlers) -----------
 
@@ -209,7 +238,45 @@ class WebhookDispatcher:
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return self._session
 
+    async def safe_fetch_refusal(self, url: str) -> str | None:
+        """SafeFetch's error for ``url`` (no request is made then), or None when it may be fetched."""
+        version = _version_tuple(self.version)
+        if version < _SAFE_FETCH_SINCE:
+            return None  # plain RestClient before 4.14: any address
+        if self.allow_private_network and version >= _ALLOW_PRIVATE_SINCE:
+            return None
+        host = URL(url).raw_host or ""
+        try:
+            addresses = [host.strip("[]")] if _is_ip(host.strip("[]")) else await self._resolve(host)
+        except OSError:
+            return f"Could not resolve hostname '{host}'"
+        if not addresses:
+            return f"Could not resolve hostname '{host}'"
+        if all(_unsafe(a) for a in addresses):
+            return f"Hostname '{host}' has no public ip addresses"
+        return None
+
+    @staticmethod
+    async def _resolve(host: str) -> list[str]:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        return [str(info[4][0]) for info in infos]
+
+    def _record(self, job: _Job, delivery_id: str, status: int | None, error: str | None, ms: float) -> None:
+        self.deliveries.append(
+            Delivery(job.event, job.url, delivery_id, status, error, job.message_id, job.payload, ms)
+        )
+        if len(self.deliveries) > self._keep:
+            del self.deliveries[: len(self.deliveries) - self._keep]
+        if error is not None:
+            log.info("webhook %s to %s failed: %s", job.event, job.url, error)
+            if job.event in _MESSAGE_EVENTS and job.message_id is not None:
+                self._on_failure(job.message_id, error)
+
     async def _deliver(self, job: _Job) -> None:
+        refusal = await self.safe_fetch_refusal(job.url)
+        if refusal is not None:
+            self._record(job, str(uuid.uuid4()), None, refusal, 0.0)
+            return
         body = rails_json(job.payload)
         ts = str(int(time.time()))
         delivery_id = str(uuid.uuid4())
@@ -240,12 +307,12 @@ class WebhookDispatcher:
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         duration_ms = round(1000 * (time.perf_counter() - started), 3)
-        self.deliveries.append(
-            Delivery(job.event, job.url, delivery_id, status, error, job.message_id, job.payload, duration_ms)
-        )
-        if len(self.deliveries) > self._keep:
-            del self.deliveries[: len(self.deliveries) - self._keep]
-        if error is not None:
-            log.info("webhook %s to %s failed: %s", job.event, job.url, error)
-            if job.event in _MESSAGE_EVENTS and job.message_id is not None:
-                self._on_failure(job.message_id, error)
+        self._record(job, delivery_id, status, error, duration_ms)
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True

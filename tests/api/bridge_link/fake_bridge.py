@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from websockets.asyncio.client import connect
 
-from ryze.protocol import BridgeErrorBody, BridgeFailure, IntegrationStatus, IntegrationView
+from ryze.protocol import BridgeErrorBody, BridgeFailure, IntegrationStatus, IntegrationView, SelfCheckReport
 
 BRIDGE_TOKEN = "bridge-token-0123456789abcdef"
 
@@ -39,6 +39,7 @@ class FakeBridge:
     activate_raw: tuple[int, str] | None = None  # a non-contract answer (e.g. a proxy's HTML)
     activate_delay: float = 0.0
     get_status: int | None = None  # answer GET with this status instead of the view
+    live_checks: SelfCheckReport | None = None  # the bridge's last self-check, shown by GET
     get_delay: float = 0.0
     live_status: str = "active"
     live_error: str = ""
@@ -142,6 +143,7 @@ class FakeBridge:
                 "status": IntegrationStatus(self.live_status),
                 "last_error": self.live_error,
                 "inbox_id": self.live_inbox_id if self.live_inbox_id is not None else view.inbox_id,
+                "checks": self.live_checks,
             }
         )
         return web.json_response(live.model_dump(mode="json"))

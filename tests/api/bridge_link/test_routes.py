@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 
 from ryze.common.crypto import CryptoError
 from ryze.common.logging import JsonFormatter
-from ryze.protocol import BridgeFailure, FailureKind
+from ryze.protocol import BridgeFailure, CheckOutcome, CheckResult, FailureKind, SelfCheckReport
 
 from .fake_bridge import FakeBridge
 from .harness import Ryze
@@ -388,6 +388,37 @@ async def test_list_enriched_from_the_bridge(ryze: Ryze, fake_bridge: FakeBridge
     [get] = fake_bridge.calls("GET")
     assert get.path == "/v1/integrations/int_1"
     assert get.headers["Authorization"] == f"Bearer {fake_bridge.token}"
+
+
+async def test_list_shows_the_bridges_last_self_check_next_to_the_documented_fields(
+    ryze: Ryze, fake_bridge: FakeBridge
+) -> None:
+    await ryze.new_instance("checked")
+    assert (await activate(ryze, "checked")).status_code == 201
+    async with ryze.client() as c:
+        before = (await c.get("/api/chatwoot/list/checked")).json()
+    assert "checks" not in before  # no self-check finished yet
+    fake_bridge.live_checks = SelfCheckReport(
+        status=CheckOutcome.FAIL,
+        trigger="activation",
+        ran_at="2026-12-04T22:00:00Z",
+        checks=[
+            CheckResult(name="token_admin", status=CheckOutcome.OK, message="The token is an admin's."),
+            CheckResult(name="round_trip", status=CheckOutcome.FAIL, message="Chatwoot cannot reach it."),
+        ],
+    )
+    async with ryze.client() as c:
+        body = (await c.get("/api/chatwoot/list/checked")).json()
+    assert body.pop("checks") == {
+        "status": "fail",
+        "trigger": "activation",
+        "ran_at": "2026-12-04T22:00:00Z",
+        "checks": [
+            {"name": "token_admin", "status": "ok", "message": "The token is an admin's."},
+            {"name": "round_trip", "status": "fail", "message": "Chatwoot cannot reach it."},
+        ],
+    }
+    assert body == before  # every documented field as it was
 
 
 async def test_list_falls_back_when_the_bridge_is_slow_or_down(ryze: Ryze, fake_bridge: FakeBridge) -> None:

@@ -277,6 +277,8 @@ class ChatwootService:
             return body
         body["status"] = live.status.value
         body["last_error"] = live.last_error
+        if live.checks is not None:  # the bridge's last self-check (additive: docs/selfcheck.md)
+            body["checks"] = live.checks.model_dump(mode="json")
         if row.chatwoot_inbox_id == 0 and live.inbox_id > 0:
             await self.repo.set_inbox_id(row.id, live.inbox_id)
             body["chatwoot_inbox_id"] = live.inbox_id

@@ -13,6 +13,7 @@ from ryze.protocol import (
     INTEGRATION_PATH,
     PAUSE_PATH,
     RESUME_PATH,
+    SELFCHECK_PATH,
     ActivateRequest,
     DeleteResult,
     IntegrationView,
@@ -47,3 +48,9 @@ async def pause(integration_id: str, request: Request) -> IntegrationView:
 @router.post(RESUME_PATH)
 async def resume(integration_id: str, request: Request) -> IntegrationView:
     return await services(request).provisioner.resume(integration_id)
+
+
+@router.post(SELFCHECK_PATH)
+async def selfcheck(integration_id: str, request: Request) -> IntegrationView:
+    """Run the self-check now; the answer carries its report in ``checks`` (docs/selfcheck.md)."""
+    return await services(request).provisioner.selfcheck(integration_id)

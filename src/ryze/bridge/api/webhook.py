@@ -120,6 +120,10 @@ async def handle(
     if not isinstance(payload, dict):
         return 400, error_body(FailureKind.INVALID_REQUEST, "body is not a JSON object")
     event = payload.get("event")
+    if runtime.probe.watching and event == "message_created" and payload.get("private") is True:
+        # A self-check is waiting for its private note's webhook (control/probe.py): verified
+        # above, so it proves Chatwoot reaches this URL with the current secret.
+        runtime.probe.saw(payload.get("id"))
     if event == "message_created" and payload.get("message_type") not in SENDABLE_MESSAGE_TYPES:
         # The commonest webhook by far: Chatwoot echoes every incoming message the bridge itself
         # created (about one per relayed WhatsApp message). Two fields decide it: classify() would

@@ -177,3 +177,13 @@ class OutboundJob(Base):
     last_error: Mapped[str] = mapped_column(NulFreeText, default="")
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class SelfCheck(Base):
+    """The last self-check report of an integration (``protocol.SelfCheckReport`` as JSON)."""
+
+    __tablename__ = "bridge_selfchecks"
+
+    integration_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    report: Mapped[str] = mapped_column(NulFreeText)  # quotes Chatwoot's error texts: NUL-free
+    ran_at: Mapped[float] = mapped_column(Float)

@@ -18,6 +18,7 @@ from ryze.bridge.store.models import (
     Integration,
     MessageMap,
     OutboundJob,
+    SelfCheck,
     nul_free,
 )
 
@@ -27,6 +28,7 @@ ALIASES: Table = ChatAlias.__table__  # type: ignore[assignment]
 MAP: Table = MessageMap.__table__  # type: ignore[assignment]
 FAILURES: Table = InboundFailure.__table__  # type: ignore[assignment]
 JOBS: Table = OutboundJob.__table__  # type: ignore[assignment]
+SELFCHECKS: Table = SelfCheck.__table__  # type: ignore[assignment]
 
 # Rows that are a customer's message of their own (a live location's start is one; its updates,
 # like reactions and edits, act on it): what a read mark marks and an agent's reply answers.
@@ -130,7 +132,7 @@ class IntegrationRepository:
         """Remove the integration and everything the bridge kept for it."""
 
         async def op(conn: AsyncConnection) -> Any:
-            for table in (CHATS, ALIASES, MAP, FAILURES, JOBS):
+            for table in (CHATS, ALIASES, MAP, FAILURES, JOBS, SELFCHECKS):
                 await conn.execute(delete(table).where(table.c.integration_id == integration_id))
             await conn.execute(delete(INTEGRATIONS).where(INTEGRATIONS.c.id == integration_id))
 
@@ -705,15 +707,45 @@ class OutboundRepository:
         return OutboundJobRecord(**{k: row._mapping[k] for k in OutboundJobRecord.__dataclass_fields__})
 
 
+# ------------------------------------------------------------------------------------------ self-checks
+
+
+class SelfCheckRepository:
+    """The last self-check report per integration (JSON of ``protocol.SelfCheckReport``)."""
+
+    def __init__(self, db: BridgeDB) -> None:
+        self.db = db
+
+    async def save(self, integration_id: str, report: str, ran_at: float) -> None:
+        async def op(conn: AsyncConnection) -> Any:
+            # Delete + insert: one statement pair on both back ends, in one transaction.
+            await conn.execute(delete(SELFCHECKS).where(SELFCHECKS.c.integration_id == integration_id))
+            await conn.execute(
+                insert(SELFCHECKS).values(integration_id=integration_id, report=report, ran_at=ran_at)
+            )
+
+        await self.db.writer.submit(op)
+
+    async def all(self) -> dict[str, str]:
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(select(SELFCHECKS.c.integration_id, SELFCHECKS.c.report))).all()
+        return {row[0]: row[1] for row in rows}
+
+
 @dataclass
 class Repositories:
     integrations: IntegrationRepository
     chats: ChatRepository
     messages: MessageMapRepository
     outbound: OutboundRepository
+    selfchecks: SelfCheckRepository
 
     @classmethod
     def create(cls, db: BridgeDB) -> Repositories:
         return cls(
-            IntegrationRepository(db), ChatRepository(db), MessageMapRepository(db), OutboundRepository(db)
+            IntegrationRepository(db),
+            ChatRepository(db),
+            MessageMapRepository(db),
+            OutboundRepository(db),
+            SelfCheckRepository(db),
         )
