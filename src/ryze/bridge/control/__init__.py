@@ -1,0 +1,1 @@
+"""The connection conversation: the integration's control room inside Chatwoot."""
