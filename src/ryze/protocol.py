@@ -28,6 +28,8 @@ ACTIVATE_PATH = "/v1/integrations/activate"
 INTEGRATION_PATH = "/v1/integrations/{integration_id}"
 PAUSE_PATH = "/v1/integrations/{integration_id}/pause"
 RESUME_PATH = "/v1/integrations/{integration_id}/resume"
+# Bridge service API (additive): ask the phone for recent history again; answers HistoryResyncResult.
+HISTORY_RESYNC_PATH = "/v1/integrations/{integration_id}/history/resync"
 WEBHOOK_PATH = "/v1/chatwoot/webhook/{integration_id}/{path_secret}"
 LINK_PATH = "/ws/chatwoot/{instance}"
 MEDIA_PATH = "/internal/media/{instance}/{message_id}"
@@ -157,6 +159,12 @@ class IntegrationView(_Model):
     created_at: str = ""
     updated_at: str = ""
     history: HistoryView | None = None  # additive: an older bridge does not send it
+
+
+class HistoryResyncResult(_Model):
+    """``POST /v1/integrations/{id}/history/resync``: what the bridge did, in the operator's words."""
+
+    message: str
 
 
 class FailureKind(StrEnum):

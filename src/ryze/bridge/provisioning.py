@@ -358,6 +358,10 @@ class Provisioner:
         await runtime.resume()
         return await self._answer(runtime)
 
+    async def history_resync(self, integration_id: str) -> str:
+        runtime = await self._runtime(integration_id)
+        return await runtime.history_resync()()
+
     async def _runtime(self, integration_id: str) -> IntegrationRuntime:
         runtime = self.manager.get(integration_id)
         if runtime is not None:

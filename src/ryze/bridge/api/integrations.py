@@ -10,11 +10,13 @@ from fastapi.responses import JSONResponse
 from ryze.bridge.api.auth import require_token, services
 from ryze.protocol import (
     ACTIVATE_PATH,
+    HISTORY_RESYNC_PATH,
     INTEGRATION_PATH,
     PAUSE_PATH,
     RESUME_PATH,
     ActivateRequest,
     DeleteResult,
+    HistoryResyncResult,
     IntegrationView,
 )
 
@@ -47,3 +49,10 @@ async def pause(integration_id: str, request: Request) -> IntegrationView:
 @router.post(RESUME_PATH)
 async def resume(integration_id: str, request: Request) -> IntegrationView:
     return await services(request).provisioner.resume(integration_id)
+
+
+@router.post(HISTORY_RESYNC_PATH)
+async def history_resync(integration_id: str, request: Request) -> HistoryResyncResult:
+    """Ask the phone for recent history again (what the connection conversation's ``resync``
+    does); the import's progress shows in ``GET /v1/integrations/{id}`` (``history``)."""
+    return HistoryResyncResult(message=await services(request).provisioner.history_resync(integration_id))
