@@ -120,27 +120,34 @@ class HistoryProgress:
 
     # ------------------------------------------------------------------ markers
 
-    async def on_marker(self, marker: HistorySyncData) -> None:
+    def begin(self, marker: HistorySyncData) -> bool:
+        """Called as a marker is dispatched, in seq order with the messages (which count as they
+        are dispatched): a ``started`` marker while no import runs starts one here, so the
+        counts it resets are the ones its own messages then add to. True: a new import."""
+        r = self.record
+        if marker.phase != "started" or r.history_state == "importing":
+            return False  # a later chunk of the same sync, or the marker replayed after a restart
+        r.history_state = "importing"
+        r.history_started_at, r.history_finished_at = self._clock(), 0.0
+        r.history_received = r.history_imported = r.history_skipped = r.history_duplicates = 0
+        return True
+
+    async def on_marker(self, marker: HistorySyncData, *, began: bool) -> None:
+        """The marker's effect, in its lane: the start's notice, or the end's once settled."""
         if marker.phase == "started":
-            await self._started(marker)
+            await self._persist()
+            if began:
+                await self._announce(marker)
         elif marker.final:
             await self._finished()
         else:
             await self._persist()
 
-    async def _started(self, marker: HistorySyncData) -> None:
-        r = self.record
-        if r.history_state == "importing":
-            return  # a later chunk of the same sync, or the marker replayed after a restart
-        r.history_state = "importing"
-        r.history_started_at, r.history_finished_at = self._clock(), 0.0
-        # this marker's own messages come after it: the counts start from zero here
-        r.history_received = r.history_imported = r.history_skipped = r.history_duplicates = 0
-        await self._persist()
+    async def _announce(self, marker: HistorySyncData) -> None:
         log.info(
             "history import started",
             extra={
-                "integration_id": r.id,
+                "integration_id": self.record.id,
                 "messages": marker.messages,
                 "chats": marker.chats,
                 "days": self.days,

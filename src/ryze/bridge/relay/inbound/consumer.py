@@ -125,7 +125,10 @@ class InboundRelay:
                     self.lanes.submit(key, lambda: self._run(seq, consumer, message.id, message.chat))
             elif envelope.event == EventName.HISTORY_SYNC:
                 marker = envelope.history_sync()
-                self.lanes.submit("\x00history", lambda: self._run(seq, self._history_marker(marker)))
+                began = self.history.begin(marker) if self.history is not None else False
+                self.lanes.submit(
+                    "\x00history", lambda: self._run(seq, self._history_marker(marker, began))
+                )
             elif envelope.event == EventName.MESSAGE_STATUS:
                 receipt = envelope.message_status()
                 self.lanes.submit(
@@ -290,10 +293,10 @@ class InboundRelay:
 
         return consume
 
-    def _history_marker(self, marker: HistorySyncData) -> Consume:
+    def _history_marker(self, marker: HistorySyncData, began: bool) -> Consume:
         async def consume(_ambiguous: bool) -> None:
             if self.history is not None:
-                await self.history.on_marker(marker)
+                await self.history.on_marker(marker, began=began)
 
         return consume
 
