@@ -143,3 +143,35 @@ async def test_a_history_import_interrupted_by_a_bridge_kill_resumes_with_nothin
     for contact in contacts:  # still once each after the import reported its end
         assert [_body(m) for m in await system.messages(by_contact[contact]["id"])] == expected[contact]
     assert len(await wait_conversation(system, inbox_id, count=3)) == 3
+
+
+async def test_the_window_is_set_per_integration_on_activation_and_zero_turns_the_import_off(
+    system: LocalSystem,
+) -> None:
+    created = await system.create_instance("hist-window", historyDays=1)  # type: ignore[arg-type]
+    inbox_id = created["chatwoot"]["chatwoot_inbox_id"]
+    ana = "5511966660020"
+    await _history(
+        system,
+        "hist-window",
+        [
+            {"from": ana, "text": "two days ago", "ageSeconds": 2 * DAY},
+            {"from": ana, "text": "an hour ago", "ageSeconds": 3600},
+        ],
+    )
+    history = await _import_done(system, "hist-window")
+    assert (history["days"], history["imported"], history["skipped"]) == (1, 1, 1)
+    [conv] = await wait_conversation(system, inbox_id)
+    assert [_body(m) for m in await wait_messages(system, conv["id"], 1)] == ["an hour ago"]
+
+    block = system.chatwoot_block()
+    keys = ("chatwootBaseUrl", "chatwootAccountId", "chatwootApiToken")
+    body = {**{key: block[key] for key in keys}, "historyDays": 0}
+    await system.api("POST", "/api/chatwoot/set/hist-window", json=body, expect=201)
+    listed = await system.api("GET", "/api/chatwoot/list/hist-window", expect=200)
+    assert listed["history"]["days"] == 0
+    status, _ = await system.call(
+        "POST", f"{system.api_url}/api/chatwoot/set/hist-window", token=system.account_token,
+        json={**body, "historyDays": -1},
+    )  # fmt: skip
+    assert status == 400

@@ -326,7 +326,12 @@ class MessagingService:
         the engine's sink as a history sync. 501 when the engine cannot ask."""
         _, session = await self._connected(instance)
         if not isinstance(session, RequestsHistory):
-            raise ApiError(501, "This WhatsApp engine cannot request history")
+            # neonize 0.5 exposes no SendPeerMessage, which whatsmeow's on-demand request needs
+            raise ApiError(
+                501,
+                f"The {self._sessions.engine.name} engine cannot ask the phone for history; "
+                "history arrives when a phone pairs",
+            )
         await session.request_history(days=days, count=count)
 
     async def get_message(self, instance: str, message_id: str) -> StoredMessage:
