@@ -8,6 +8,7 @@ and its event commit together; the other subscribers run after the commit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -33,6 +34,7 @@ from ryze.engines.base import (
     ConnectionEvent,
     DomainEvent,
     GroupEvent,
+    HistoryChat,
     HistorySyncEvent,
     MessageEvent,
     ReceiptEvent,
@@ -111,10 +113,16 @@ class InboundPipeline:
             progress=event.progress, final=event.final, chats=len(chats), messages=total,
         )  # fmt: skip
         await self._publish_history(instance, marker)
-        for chat in chats:
-            for msg in sorted(chat.messages, key=lambda m: m.timestamp):
-                if not await self.store_message(instance, msg, None, history=True):
-                    await self._offer_stored_again(instance, msg)
+        # Chats concurrently (their messages share group commits), each chat's messages in
+        # order: seqs are handed out in commit order, so every chat is offered oldest first.
+        # All of them finish before a failure is raised: nothing keeps running behind the
+        # redelivery the failure causes.
+        outcomes = await asyncio.gather(
+            *(self._store_history_chat(instance, chat) for chat in chats), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         await self._publish_history(instance, marker.model_copy(update={"phase": "finished"}))
         log.info(
             "history sync stored",
@@ -125,6 +133,11 @@ class InboundPipeline:
                 "messages": total,
             },
         )
+
+    async def _store_history_chat(self, instance: InstanceRecord, chat: HistoryChat) -> None:
+        for msg in sorted(chat.messages, key=lambda m: m.timestamp):
+            if not await self.store_message(instance, msg, None, history=True):
+                await self._offer_stored_again(instance, msg)
 
     async def _publish_history(self, instance: InstanceRecord, data: HistorySyncData) -> None:
         if self._bus.has_subscribers:

@@ -126,9 +126,7 @@ class InboundRelay:
             elif envelope.event == EventName.HISTORY_SYNC:
                 marker = envelope.history_sync()
                 began = self.history.begin(marker) if self.history is not None else False
-                self.lanes.submit(
-                    "\x00history", lambda: self._run(seq, self._history_marker(marker, began))
-                )
+                self.lanes.submit("\x00history", lambda: self._run(seq, self._history_marker(marker, began)))
             elif envelope.event == EventName.MESSAGE_STATUS:
                 receipt = envelope.message_status()
                 self.lanes.submit(
