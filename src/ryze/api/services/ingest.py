@@ -194,7 +194,8 @@ class InboundPipeline:
                 return False
         elif msg.kind == "edit" and msg.target_id:
             await self._store.apply_edit(instance.id, msg.target_id, values["text"])
-        if is_new and self._metrics is not None:  # a redelivered message is not a new one
+        # a redelivered message is not a new one, nor is one from a history sync
+        if is_new and self._metrics is not None and not history:
             self._metrics.message(msg.from_me, source.value)
         if envelope is not None:
             try:

@@ -62,7 +62,7 @@ from ryze.engines.simulated.traffic import (
 log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 100_000
-PHONE_HISTORY_LIMIT = 5_000  # messages a simulated phone keeps per instance (benchmarks send more)
+PHONE_HISTORY_LIMIT = 1_000  # messages a simulated phone keeps per instance (benchmarks send more)
 _PAIR_ALPHABET = "ABCDEFGHJKLMNPQRSTVWXYZ123456789"  # no look-alikes, as WhatsApp's codes
 
 

@@ -110,7 +110,7 @@ class InboundRelay:
                 message = envelope.message_exchange().message
                 key = self._lane_keys.key(message.chat)
                 # A history message may be one the live relay (or an interrupted import) already
-                # relayed under another seq: its mapping is always asked (bridge.md §4, History).
+                # relayed under another seq: its mapping is always asked (bridge.md §4a).
                 consumer = MessageConsumer(
                     self,
                     message,
@@ -331,11 +331,11 @@ class MessageConsumer:
 
     async def __call__(self, ambiguous: bool) -> None:
         relay, msg = self.relay, self.message
-        if await self._not_for_chatwoot():
-            self.outcome = "duplicate" if self._duplicate else "skipped"
-            return
         if msg.history and not within(msg, relay.ctx.record.history_days):
             self.outcome = "skipped"  # older than the integration's history window (or import off)
+            return
+        if await self._not_for_chatwoot():
+            self.outcome = "duplicate" if self._duplicate else "skipped"
             return
         effect = convert(msg)
         outgoing = msg.fromMe or msg.direction == "outgoing"
