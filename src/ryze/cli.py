@@ -119,6 +119,7 @@ def chatwoot_emulator(
 @app.command()
 def demo(
     no_script: bool = typer.Option(False, "--no-script", help="Skip the scripted opening conversation."),
+    history: bool = typer.Option(False, "--history", help="The phone starts with chats to import."),
     data_dir: str = typer.Option("data/demo", help="Working folder, wiped at every start."),
     api_port: int | None = typer.Option(None, help="RyzeAPI port (default: a free one)."),
     bridge_port: int | None = typer.Option(None, help="Bridge port (default: a free one)."),
@@ -129,8 +130,15 @@ def demo(
     from ryze.demo.runner import DemoOptions
     from ryze.demo.runner import main as run_demo
 
-    options = DemoOptions(Path(data_dir), script=not no_script, api_port=api_port, bridge_port=bridge_port,
-                          emulator_port=emulator_port, phone_port=phone_port)  # fmt: skip
+    options = DemoOptions(
+        Path(data_dir),
+        script=not no_script,
+        history=history,
+        api_port=api_port,
+        bridge_port=bridge_port,
+        emulator_port=emulator_port,
+        phone_port=phone_port,
+    )
     raise typer.Exit(run_demo(options, console))
 
 

@@ -29,6 +29,8 @@ INTEGRATION_PATH = "/v1/integrations/{integration_id}"
 PAUSE_PATH = "/v1/integrations/{integration_id}/pause"
 RESUME_PATH = "/v1/integrations/{integration_id}/resume"
 SELFCHECK_PATH = "/v1/integrations/{integration_id}/selfcheck"
+# Bridge service API (additive): ask the phone for recent history again; answers HistoryResyncResult.
+HISTORY_RESYNC_PATH = "/v1/integrations/{integration_id}/history/resync"
 WEBHOOK_PATH = "/v1/chatwoot/webhook/{integration_id}/{path_secret}"
 LINK_PATH = "/ws/chatwoot/{instance}"
 MEDIA_PATH = "/internal/media/{instance}/{message_id}"
@@ -114,6 +116,28 @@ class ActivateRequest(_Model):
     start_as_pending: bool = False
     reopen_resolved: bool = False
     replace_integration_id: str | None = None
+    # Days of WhatsApp history to import into Chatwoot (0 disables). None: the bridge keeps the
+    # integration's current value (7 for a new one). Optional and additive: an older RyzeAPI never
+    # sends it, an older bridge ignores it.
+    history_days: int | None = Field(default=None, ge=0, le=3650)
+
+
+class HistoryView(_Model):
+    """The history import of one integration, as the bridge last saw it (``IntegrationView.history``).
+
+    ``state``: ``idle`` (never imported), ``importing`` (a sync's messages are being relayed) or
+    ``done``. Counts are of the current (or last) import: ``received`` history messages offered,
+    ``imported`` created in Chatwoot, ``skipped`` older than ``days`` or not mirrored,
+    ``duplicates`` already in Chatwoot (relayed live, or by an interrupted run)."""
+
+    days: int = 7
+    state: Literal["idle", "importing", "done"] = "idle"
+    received: int = 0
+    imported: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+    started_at: str = ""
+    finished_at: str = ""
 
 
 class CheckOutcome(StrEnum):
@@ -159,6 +183,13 @@ class IntegrationView(_Model):
     created_at: str = ""
     updated_at: str = ""
     checks: SelfCheckReport | None = None  # the last self-check; None before the first one finished
+    history: HistoryView | None = None  # additive: an older bridge does not send it
+
+
+class HistoryResyncResult(_Model):
+    """``POST /v1/integrations/{id}/history/resync``: what the bridge did, in the operator's words."""
+
+    message: str
 
 
 class FailureKind(StrEnum):
@@ -202,6 +233,9 @@ class EventName(StrEnum):
     MESSAGE_STATUS = "message.status"
     INSTANCE_STATE = "instance.state"
     GROUP_FLOW = "group.flow"  # a group's metadata or participants changed (docs §8.2)
+    # Bridge link only (never a public event): a history sync's start and end, around its
+    # messages, which travel as message.exchange with ``message.history = true``.
+    HISTORY_SYNC = "history.sync"
 
 
 class ChatType(StrEnum):
@@ -326,6 +360,9 @@ class WAMessage(_Model):
     quotedText: str | None = None
     isForwarded: bool | None = None
     isViewOnce: bool | None = None
+    # From WhatsApp's history sync (an old message imported, not one that just arrived): the
+    # bridge shows its original time and applies the integration's history window.
+    history: bool | None = None
 
     @property
     def text(self) -> str:
@@ -392,6 +429,34 @@ class GroupFlowData(_Model):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class HistorySyncType(StrEnum):
+    """whatsmeow's ``HistorySync.syncType`` (waHistorySync.proto)."""
+
+    INITIAL_BOOTSTRAP = "initial_bootstrap"  # on first pairing: recent chats
+    RECENT = "recent"
+    FULL = "full"
+    ON_DEMAND = "on_demand"  # answer to a request (the bridge's ``history_sync`` command)
+    PUSH_NAME = "push_name"  # names only, no messages
+    INITIAL_STATUS_V3 = "initial_status_v3"
+    NON_BLOCKING_DATA = "non_blocking_data"
+
+
+class HistorySyncData(_Model):
+    """``history.sync``: one chunk of a history sync starts (``phase: started``) or ends
+    (``finished``). Between the two, in seq order, RyzeAPI offers the chunk's messages as
+    ``message.exchange`` with ``message.history = true`` (per chat in timestamp order).
+    ``final``: the last chunk of the sync (whatsmeow's progress reached 100, or a single-chunk
+    sync such as on-demand)."""
+
+    phase: Literal["started", "finished"]
+    syncType: HistorySyncType
+    chunk: int = 0
+    progress: int | None = None  # percent, when WhatsApp says
+    final: bool = True
+    chats: int = 0
+    messages: int = 0  # messages of this chunk offered on the link
+
+
 class InstanceData(_Model):
     baseUrl: str
     instance: str
@@ -414,6 +479,9 @@ class EventEnvelope(_Model):
 
     def group_flow(self) -> GroupFlowData:
         return GroupFlowData.model_validate(self.data)
+
+    def history_sync(self) -> HistorySyncData:
+        return HistorySyncData.model_validate(self.data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -494,6 +562,7 @@ class CommandAction(StrEnum):
     REVOKE = "revoke"
     MARK_READ = "mark_read"
     PRESENCE = "presence"
+    HISTORY_SYNC = "history_sync"  # ask the phone for recent history again (an on-demand sync)
 
 
 class SendTextParams(_Model):
@@ -542,6 +611,11 @@ class PresenceParams(_Model):
     state: Literal["composing", "recording", "paused"]
 
 
+class HistorySyncParams(_Model):
+    days: int = Field(default=7, ge=1, le=3650)  # how far back to ask for
+    count: int = Field(default=50, ge=1, le=500)  # messages per chat to ask for
+
+
 # The params of a command, one model per action (COMMAND_PARAMS says which).
 CommandParams = (
     SendTextParams
@@ -551,6 +625,7 @@ CommandParams = (
     | RevokeParams
     | MarkReadParams
     | PresenceParams
+    | HistorySyncParams
 )
 
 COMMAND_PARAMS: dict[CommandAction, type[CommandParams]] = {
@@ -561,6 +636,7 @@ COMMAND_PARAMS: dict[CommandAction, type[CommandParams]] = {
     CommandAction.REVOKE: RevokeParams,
     CommandAction.MARK_READ: MarkReadParams,
     CommandAction.PRESENCE: PresenceParams,
+    CommandAction.HISTORY_SYNC: HistorySyncParams,
 }
 
 

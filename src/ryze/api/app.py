@@ -6,6 +6,7 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -36,7 +37,7 @@ from ryze.common.database import is_sqlite
 from ryze.common.files import private_dir
 from ryze.common.logging import register_secret
 from ryze.engines.base import Engine, ReportsThreads
-from ryze.engines.simulated import SimulatedEngine
+from ryze.engines.simulated import Inbound, SimulatedEngine
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ def build_engine(settings: ApiSettings) -> Engine:
     if settings.whatsapp_engine == "simulated":
         delay = settings.simulator_auto_connect_seconds
         return SimulatedEngine(
-            auto_connect_seconds=delay if delay >= 0 else None, wire=settings.simulator_wire
+            auto_connect_seconds=delay if delay >= 0 else None,
+            wire=settings.simulator_wire,
+            default_history=_simulator_history(settings.simulator_history_file),
         )
     neonize: Any = importlib.import_module("ryze.engines.neonize")
     # whatsmeow keeps its keys in SQLite files under DATA_DIR, or in per-instance schemas of the
@@ -56,6 +59,16 @@ def build_engine(settings: ApiSettings) -> Engine:
         data_dir=settings.data_dir, database_url=pg_url, proxy=settings.whatsapp_proxy or None
     )
     return engine
+
+
+def _simulator_history(path: str) -> list[Inbound]:
+    """The simulated phones' initial history (``SIMULATOR_HISTORY_FILE``); a bad file stops the
+    start-up with its reason rather than silently starting without history."""
+    if not path:
+        return []
+    from ryze.api.routes.simulator import history_items  # the control API's own message shape
+
+    return [item.to_inbound() for item in history_items.validate_json(Path(path).read_bytes())]
 
 
 def build_services(settings: ApiSettings, engine: Engine) -> ApiServices:

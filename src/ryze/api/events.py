@@ -24,6 +24,7 @@ from ryze.protocol import (
     EventName,
     GroupFlowAction,
     GroupFlowData,
+    HistorySyncData,
     InstanceData,
     LocationInfo,
     MediaInfo,
@@ -224,7 +225,9 @@ def make_origin(source: str, command_id: str | None) -> str:
     return f"{source}:{command_id}" if command_id else source
 
 
-def wa_message(msg: WhatsAppMessage, *, origin: str | None, media_url: str | None) -> WAMessage:
+def wa_message(
+    msg: WhatsAppMessage, *, origin: str | None, media_url: str | None, history: bool = False
+) -> WAMessage:
     source, command_id = split_origin(origin, msg.from_me)
     media = None
     if msg.media is not None:
@@ -285,6 +288,7 @@ def wa_message(msg: WhatsAppMessage, *, origin: str | None, media_url: str | Non
         quotedText=msg.quoted_text,
         isForwarded=True if msg.forwarded else None,
         isViewOnce=True if msg.view_once else None,
+        history=True if history else None,
     )
 
 
@@ -340,6 +344,15 @@ def group_flow_envelope(base_url: str, instance: str, token: str | None, event: 
     )
     return EventEnvelope(
         event=EventName.GROUP_FLOW,
+        data=data.model_dump(mode="json", exclude_none=True),
+        instanceData=_instance_data(base_url, instance, token),
+    )
+
+
+def history_envelope(base_url: str, instance: str, token: str | None, data: HistorySyncData) -> EventEnvelope:
+    """``history.sync`` (bridge link only): a history sync chunk starts or ends."""
+    return EventEnvelope(
+        event=EventName.HISTORY_SYNC,
         data=data.model_dump(mode="json", exclude_none=True),
         instanceData=_instance_data(base_url, instance, token),
     )

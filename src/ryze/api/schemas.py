@@ -45,6 +45,7 @@ class CreateInstanceBody(_Body):
     chatwootIgnoreGroups: bool = False
     chatwootStartAsPending: bool = False
     chatwootReopenResolved: bool = False
+    chatwootHistoryDays: int | None = None  # additive: days of WhatsApp history imported (0 = off)
     # settings
     autoRejectCalls: bool = False
     callRejectMessage: str | None = None

@@ -41,6 +41,10 @@ class ApiSettings(BaseSettings):
     # Simulated engine only: "neonize" sends every simulated event through neonize's protobufs and
     # the neonize engine's translators (tests of the relay on the neonize translation's events).
     simulator_wire: Literal["domain", "neonize"] = "domain"
+    # Simulated engine only: a JSON file with the chat history every simulated phone starts with
+    # (an array of ``POST /_simulator/{instance}/history`` message items), sent as the initial
+    # history sync when an instance pairs. Empty = the phones start with no history.
+    simulator_history_file: str = ""
     # Outbound-fetch policy for mediaUrl sends and Chatwoot attachment URLs (docs/security.md):
     # host names, "*.domain" and IP/CIDR entries, comma separated, that may be fetched although
     # they are loopback, private or otherwise internal. Empty = public addresses only.

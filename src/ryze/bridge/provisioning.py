@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from ryze.bridge.control.selfchecks import SelfChecks
 from ryze.bridge.errors import BridgeProblem
+from ryze.bridge.relay.history.progress import DEFAULT_HISTORY_DAYS, HISTORY_PROGRESS_FIELDS, history_view
 from ryze.bridge.runtime import INBOX_SECRET_AD, IntegrationRuntime
 from ryze.bridge.runtimes import IntegrationManager
 from ryze.bridge.settings import BridgeSettings
@@ -222,6 +223,7 @@ class Provisioner:
             watermark=0,
             created_at=now,
             updated_at=now,
+            history_days=DEFAULT_HISTORY_DAYS if req.history_days is None else req.history_days,
         )
         try:
             await self.repos.integrations.insert(record)
@@ -272,10 +274,13 @@ class Provisioner:
             reopen_resolved=req.reopen_resolved,
             operator_paused=False,
             updated_at=time.time(),
+            history_days=old.history_days if req.history_days is None else req.history_days,
         )
         values = record.values()
         values.pop("id")
         values.pop("watermark")  # the running link owns it
+        for key in HISTORY_PROGRESS_FIELDS:  # and the history import its progress
+            values.pop(key)
         await self.repos.integrations.update(old.id, **values)
         current = await self.repos.integrations.get(old.id)
         runtime = await self.manager.add(current or record)
@@ -320,6 +325,7 @@ class Provisioner:
             start_as_pending=record.start_as_pending,
             reopen_resolved=record.reopen_resolved,
             last_acked_seq=record.watermark,
+            history=history_view(record),
         )
         return self._with_checks(view)
 
@@ -369,6 +375,10 @@ class Provisioner:
         runtime = await self._runtime(integration_id)
         await runtime.resume()
         return await self._answer(runtime)
+
+    async def history_resync(self, integration_id: str) -> str:
+        runtime = await self._runtime(integration_id)
+        return await runtime.history_resync()()
 
     async def _runtime(self, integration_id: str) -> IntegrationRuntime:
         runtime = self.manager.get(integration_id)

@@ -15,10 +15,13 @@ import logging
 from datetime import UTC, datetime
 
 from ryze.bridge.control.probe import WebhookProbe
+from ryze.bridge.control.ports import HistoryResync
 from ryze.bridge.health import IntegrationHealth
 from ryze.bridge.link.client import LinkClient
 from ryze.bridge.metrics import BridgeMetrics, detached
 from ryze.bridge.relay.context import RelayContext
+from ryze.bridge.relay.history.progress import HistoryProgress
+from ryze.bridge.relay.history.resync import history_resync
 from ryze.bridge.relay.inbound.consumer import InboundRelay
 from ryze.bridge.relay.inbound.lanes import LaneRouter
 from ryze.bridge.relay.inbound.media import MediaLimits, RyzeMedia
@@ -116,6 +119,9 @@ class IntegrationRuntime:
                 retry_base=settings.media_retry_base_seconds,
             ),
         )
+        # The history import's progress; its connection-conversation posts start once a control
+        # room is attached (``self.history.room``).
+        self.history = HistoryProgress(record, save=self._save_history)
         self.inbound = InboundRelay(
             context,
             lanes=self.lanes,
@@ -123,6 +129,7 @@ class IntegrationRuntime:
             done=self.link_done,
             media=self.media,
             live_location_interval=settings.live_location_interval,
+            history=self.history,
         )
         self.link = LinkClient(
             integration_id=record.id,
@@ -203,6 +210,13 @@ class IntegrationRuntime:
     def link_done(self, seq: int) -> None:
         self.link.done(seq)
 
+    async def _save_history(self, **values: object) -> None:
+        await self.repos.integrations.update(self.id, **values)
+
+    def history_resync(self) -> HistoryResync:
+        """The ``resync`` command's callable for this integration (the control commands run it)."""
+        return history_resync(self.link, self.record)
+
     async def _save_watermark(self, mark: int) -> None:
         self.record.watermark = mark
         await self.repos.integrations.update(self.id, watermark=mark)
@@ -256,4 +270,5 @@ class IntegrationRuntime:
             last_acked_seq=self.link.watermark,
             created_at=_iso(r.created_at),
             updated_at=_iso(r.updated_at),
+            history=self.history.view(),
         )

@@ -28,6 +28,7 @@ from .script import OPENING, Step, run_script
 
 T = TypeVar("T")
 
+DEMO_HISTORY = Path(__file__).with_name("history.json")
 MARKER = ".ryze-demo"  # only a folder holding this file (or an empty one) is ever wiped
 SERVICE_LABELS = {"emulator": "Chatwoot emulator", "bridge": "bridge (RyzeIntegrations)", "api": "RyzeAPI"}
 
@@ -42,6 +43,9 @@ class DemoOptions:
     instance: str = "demo"
     contact: DemoContact = field(default_factory=DemoContact)
     script: bool = True
+    # The simulated phone starts with a few days of chats (demo/history.json), imported into
+    # Chatwoot by the history sync when it pairs (bridge.md §4a).
+    history: bool = False
     api_port: int | None = None  # None: a free port picked by the OS
     bridge_port: int | None = None
     emulator_port: int | None = None
@@ -103,6 +107,8 @@ async def start_demo(options: DemoOptions, console: Console) -> Demo:
     system.api_port = options.api_port or system.api_port
     system.bridge_port = options.bridge_port or system.bridge_port
     system.emulator_port = options.emulator_port or system.emulator_port
+    if options.history:
+        system.api_env["SIMULATOR_HISTORY_FILE"] = str(DEMO_HISTORY)
     http: aiohttp.ClientSession | None = None
     phone: PhoneServer | None = None
     try:

@@ -215,7 +215,42 @@ class GroupEvent:
     settings: GroupSettings | None = None
 
 
-DomainEvent = MessageEvent | ReceiptEvent | ConnectionEvent | GroupEvent
+HistorySyncKind = Literal[
+    "initial_bootstrap", "recent", "full", "on_demand", "push_name", "initial_status_v3", "non_blocking_data"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryChat:
+    """One conversation of a history sync (whatsmeow ``waHistorySync.Conversation``): the chat
+    and its messages, oldest first, each with its original timestamp."""
+
+    chat: Party
+    messages: tuple[WhatsAppMessage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySyncEvent:
+    """One chunk of WhatsApp's history sync (whatsmeow ``events.HistorySync``).
+
+    The phone sends recent history after pairing (``initial_bootstrap``, then ``recent`` ...), in
+    chunks (``chunk`` = ``chunkOrder``, ``progress`` in percent when it says), and again when
+    asked (``on_demand``). ``final``: no further chunk of this sync is expected. RyzeAPI stores
+    the messages like any other (a message already stored is not stored twice) and offers them
+    to the bridge flagged as history; they are not new traffic."""
+
+    kind: HistorySyncKind
+    chats: tuple[HistoryChat, ...] = ()
+    chunk: int = 0
+    progress: int | None = None
+    final: bool = True
+
+    @property
+    def message_count(self) -> int:
+        return sum(len(chat.messages) for chat in self.chats)
+
+
+DomainEvent = MessageEvent | ReceiptEvent | ConnectionEvent | GroupEvent | HistorySyncEvent
 EventSink = Callable[[DomainEvent], Awaitable[None]]
 """Called in order, one event at a time per session. It must persist before returning; raising
 means "not stored" (the engine retries, see the failure contract above)."""
@@ -376,6 +411,15 @@ class Engine(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class RequestsHistory(Protocol):
+    """A session that can ask the phone for history again (whatsmeow
+    ``BuildHistorySyncRequest``, an on-demand sync); the answer arrives later through the sink
+    as a ``HistorySyncEvent`` of kind ``on_demand``. Raises ``NotConnectedError`` offline."""
+
+    async def request_history(self, *, days: int, count: int) -> None: ...
 
 
 @runtime_checkable

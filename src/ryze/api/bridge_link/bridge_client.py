@@ -114,7 +114,10 @@ class BridgeClient:
             raise BridgeHTTPError(status, None, f"unexpected answer body: {exc.errors()[0]['msg']}") from exc
 
     async def activate(self, request: ActivateRequest, *, budget: float) -> IntegrationView:
-        status, raw = await self._call("POST", ACTIVATE_PATH, budget=budget, body=request.model_dump_json())
+        # history_days is additive: left out when the client did not give one (bridge-protocol §2.1)
+        unset = {"history_days"} if request.history_days is None else None
+        body = request.model_dump_json(exclude=unset)
+        status, raw = await self._call("POST", ACTIVATE_PATH, budget=budget, body=body)
         self._raise_for(status, raw)
         return self._view(status, raw)
 

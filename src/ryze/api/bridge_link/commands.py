@@ -50,6 +50,7 @@ from ryze.protocol import (
     EditParams,
     EventEnvelope,
     EventName,
+    HistorySyncParams,
     MarkReadParams,
     PresenceParams,
     ReactParams,
@@ -98,7 +99,10 @@ def _wa_id(result: Any) -> str | None:
 
 
 def _chat_of(params: CommandParams) -> str:
-    """The chat a command acts in: commands of one chat run one at a time, in arrival order."""
+    """The chat a command acts in: commands of one chat run one at a time, in arrival order.
+    A history request acts on the whole account: it has a key of its own."""
+    if isinstance(params, HistorySyncParams):
+        return "\x00history"
     return params.to if isinstance(params, SendTextParams | SendMediaParams) else params.chat
 
 
@@ -371,6 +375,9 @@ class CommandRunner:
                 return None
             case PresenceParams():
                 await m.presence(instance, params.chat, params.state)
+                return None
+            case HistorySyncParams():
+                await m.request_history(instance, days=params.days, count=params.count)
                 return None
 
 

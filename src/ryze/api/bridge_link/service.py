@@ -151,6 +151,7 @@ class ChatwootService:
             start_as_pending=inp.start_as_pending,
             reopen_resolved=inp.reopen_resolved,
             replace_integration_id=replace,
+            history_days=inp.history_days,
         )
 
     async def _call_activate(self, request: ActivateRequest, inp: ActivationInput) -> IntegrationView:
@@ -279,6 +280,8 @@ class ChatwootService:
         body["last_error"] = live.last_error
         if live.checks is not None:  # the bridge's last self-check (additive: docs/selfcheck.md)
             body["checks"] = live.checks.model_dump(mode="json")
+        if live.history is not None:  # additive: the history import's progress (bridge.md)
+            body["history"] = live.history.model_dump(mode="json")
         if row.chatwoot_inbox_id == 0 and live.inbox_id > 0:
             await self.repo.set_inbox_id(row.id, live.inbox_id)
             body["chatwoot_inbox_id"] = live.inbox_id

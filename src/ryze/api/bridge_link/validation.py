@@ -24,6 +24,7 @@ class FieldNames:
     ignore_groups: str
     start_as_pending: str
     reopen_resolved: str
+    history_days: str = "historyDays"
 
 
 SET_FIELDS = FieldNames(
@@ -33,7 +34,9 @@ SET_FIELDS = FieldNames(
 INLINE_FIELDS = FieldNames(
     "chatwootBaseUrl", "chatwootAccountId", "chatwootApiToken", "chatwootInboxName",
     "chatwootSignMessages", "chatwootIgnoreGroups", "chatwootStartAsPending", "chatwootReopenResolved",
+    "chatwootHistoryDays",
 )  # fmt: skip
+_MAX_HISTORY_DAYS = 3650
 
 _MAX_INBOX_NAME = 255
 
@@ -48,6 +51,19 @@ class ActivationInput:
     ignore_groups: bool = False
     start_as_pending: bool = False
     reopen_resolved: bool = False
+    history_days: int | None = None  # None: the bridge keeps what it has (7 for a new integration)
+
+
+def _history_days(body: dict[str, Any], name: str) -> int | None:
+    """Optional, additive to the documented body: days of WhatsApp history imported (0 = off)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid_body(f"{name} must be an integer")
+    if not 0 <= value <= _MAX_HISTORY_DAYS:
+        raise invalid_body(f"{name} must be between 0 and {_MAX_HISTORY_DAYS}")
+    return value
 
 
 def _flag(body: dict[str, Any], name: str) -> bool:
@@ -127,4 +143,5 @@ def parse_activation(body: Any, *, instance_name: str, names: FieldNames = SET_F
         ignore_groups=_flag(body, names.ignore_groups),
         start_as_pending=_flag(body, names.start_as_pending),
         reopen_resolved=_flag(body, names.reopen_resolved),
+        history_days=_history_days(body, names.history_days),
     )

@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -45,6 +46,7 @@ from ryze.engines.simulated import (
     SimulatedSession,
     normalize_jid,
 )
+from ryze.engines.simulated.traffic import wa_now
 
 router = APIRouter(prefix="/_simulator", tags=["simulator"])
 
@@ -548,3 +550,48 @@ async def temporary_ban(
     session = await _session(request, instance, caller)
     await session.temporary_ban((body or BanBody()).seconds)
     return {"success": True, "state": session.state.value}
+
+
+class HistoryItemBody(InboundBody):
+    """A message of a history sync: a ``messages`` item, its time given as ``timestamp`` or as
+    ``ageSeconds`` before now (a history is old by nature)."""
+
+    ageSeconds: int | None = Field(default=None, ge=0)
+
+    def to_inbound(self) -> Inbound:
+        inbound = super().to_inbound()
+        if self.timestamp is None and self.ageSeconds is not None:
+            inbound = replace(inbound, timestamp=wa_now() - timedelta(seconds=self.ageSeconds))
+        return inbound
+
+
+class HistoryBody(_Body):
+    messages: list[HistoryItemBody] = Field(min_length=1)
+    # whatsmeow's sync types that carry messages
+    kind: Literal["initial_bootstrap", "recent", "full", "on_demand"] = "recent"
+    remember: bool = True  # the phone keeps them: a later pairing or resync sends them again
+
+
+history_items: TypeAdapter[list[HistoryItemBody]] = TypeAdapter(list[HistoryItemBody])
+
+
+@router.post("/{instance}/history")
+async def deliver_history(
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)], body: HistoryBody
+) -> dict[str, Any]:
+    """The phone sends a history sync (whatsmeow ``events.HistorySync``) with these messages,
+    grouped per chat, oldest first; queued while the instance is offline."""
+    session = await _session(request, instance, caller)
+    try:
+        event = await session.deliver_history(
+            [item.to_inbound() for item in body.messages], kind=body.kind, remember=body.remember
+        )
+    except ValueError as exc:
+        raise _bad_value(exc) from exc
+    except PublishError as exc:
+        raise ApiError(503, "Delivery not acknowledged: an event subscriber failed; deliver again") from exc
+    return {
+        "success": True,
+        "count": event.message_count,
+        "chats": [{"jid": c.chat.jid, "ids": [m.id for m in c.messages]} for c in event.chats],
+    }

@@ -8,6 +8,7 @@ and its event commit together; the other subscribers run after the commit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -17,6 +18,7 @@ from ryze.api.events import (
     PublishError,
     exchange_envelope,
     group_flow_envelope,
+    history_envelope,
     split_origin,
     state_envelope,
     status_envelope,
@@ -32,10 +34,13 @@ from ryze.engines.base import (
     ConnectionEvent,
     DomainEvent,
     GroupEvent,
+    HistoryChat,
+    HistorySyncEvent,
     MessageEvent,
     ReceiptEvent,
     WhatsAppMessage,
 )
+from ryze.protocol import HistorySyncData, HistorySyncType, MessageSource
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,8 @@ class InboundPipeline:
                 await self._bus.publish(
                     instance.name, status_envelope(self._base_url, instance.name, instance.token, event)
                 )
+        elif isinstance(event, HistorySyncEvent):
+            await self._history(instance, event)
         elif isinstance(event, GroupEvent):
             # Nothing to store (the subject travels on each group message's chat.name); published
             # like a receipt: the bridge link's log makes it durable, a failure is a redelivery.
@@ -83,12 +90,79 @@ class InboundPipeline:
         else:
             await self._connection(instance, event)
 
-    async def store_message(self, instance: InstanceRecord, msg: WhatsAppMessage, origin: str | None) -> bool:
+    async def _history(self, instance: InstanceRecord, event: HistorySyncEvent) -> None:
+        """A history sync chunk: ``history.sync`` started, its messages (per chat, oldest first),
+        ``history.sync`` finished. Each message is stored like a live one (a message already
+        stored is not stored again) and offered flagged ``history``.
+
+        Public contract: these are not new messages, so they are offered on the bridge link only
+        (the subscriber that exists); a public webhook or WebSocket delivery must skip envelopes
+        whose ``message.history`` is true and ``history.sync`` (not one of the documented events).
+        A failure raises: the engine redelivers the whole chunk, and what was stored is not
+        stored twice."""
+        chats = [chat for chat in event.chats if chat.messages]
+        total = sum(len(chat.messages) for chat in chats)
+        marker = HistorySyncData(
+            phase="started", syncType=HistorySyncType(event.kind), chunk=event.chunk,
+            progress=event.progress, final=event.final, chats=len(chats), messages=total,
+        )  # fmt: skip
+        await self._publish_history(instance, marker)
+        # Chats concurrently (their messages share group commits), each chat's messages in
+        # order: seqs are handed out in commit order, so every chat is offered oldest first.
+        # All of them finish before a failure is raised: nothing keeps running behind the
+        # redelivery the failure causes.
+        outcomes = await asyncio.gather(
+            *(self._store_history_chat(instance, chat) for chat in chats), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        await self._publish_history(instance, marker.model_copy(update={"phase": "finished"}))
+        log.info(
+            "history sync stored",
+            extra={
+                "instance": instance.name,
+                "sync_type": event.kind,
+                "chats": len(chats),
+                "messages": total,
+            },
+        )
+
+    async def _store_history_chat(self, instance: InstanceRecord, chat: HistoryChat) -> None:
+        for msg in sorted(chat.messages, key=lambda m: m.timestamp):
+            if not await self.store_message(instance, msg, None, history=True):
+                await self._offer_stored_again(instance, msg)
+
+    async def _publish_history(self, instance: InstanceRecord, data: HistorySyncData) -> None:
+        if self._bus.has_subscribers:
+            await self._bus.publish(
+                instance.name, history_envelope(self._base_url, instance.name, instance.token, data)
+            )
+
+    async def _offer_stored_again(self, instance: InstanceRecord, msg: WhatsAppMessage) -> None:
+        """A history message RyzeAPI already stored (live, or by an earlier sync) is offered again,
+        as stored, flagged ``history``: it may predate the integration (stored before ``set``).
+        The bridge always checks its mapping for history messages, so one it already relayed is
+        acked without effect. The bridge's own sends are never offered (it has them)."""
+        if not self._bus.has_subscribers:
+            return
+        stored = await self._store.get(instance.id, msg.id)
+        if stored is None or stored.source == MessageSource.CHATWOOT.value or not stored.payload:
+            return
+        payload = {**stored.payload, "history": True}
+        envelope = exchange_envelope(self._base_url, instance.name, instance.token, payload)
+        await self._bus.publish(instance.name, envelope)
+
+    async def store_message(
+        self, instance: InstanceRecord, msg: WhatsAppMessage, origin: str | None, *, history: bool = False
+    ) -> bool:
         """Store and publish one message; False (and nothing published) when already stored."""
         media_url = self._bus.media_url(instance.name, msg.id) if msg.media is not None else None
         # U+0000 replaced in what is stored and published (PostgreSQL cannot store it).
         payload = storable(
-            wa_message(msg, origin=origin, media_url=media_url).model_dump(mode="json", exclude_none=True)
+            wa_message(msg, origin=origin, media_url=media_url, history=history).model_dump(
+                mode="json", exclude_none=True
+            )
         )
         source, _ = split_origin(origin, msg.from_me)
         envelope = None
@@ -111,7 +185,8 @@ class InboundPipeline:
                 return False
         elif msg.kind == "edit" and msg.target_id:
             await self._store.apply_edit(instance.id, msg.target_id, values["text"])
-        if is_new and self._metrics is not None:  # a redelivered message is not a new one
+        # a redelivered message is not a new one, nor is one from a history sync
+        if is_new and self._metrics is not None and not history:
             self._metrics.message(msg.from_me, source.value)
         if envelope is not None:
             try:

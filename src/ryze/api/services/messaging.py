@@ -29,6 +29,7 @@ from ryze.engines.base import (
     OutgoingMedia,
     Party,
     Quote,
+    RequestsHistory,
     SentMessage,
     Session,
     WhatsAppMessage,
@@ -319,6 +320,19 @@ class MessagingService:
     ) -> None:
         _, session = await self._connected(instance)
         await session.send_presence(to_jid(chat), state)
+
+    async def request_history(self, instance: str, *, days: int, count: int) -> None:
+        """Ask the phone for recent history (an on-demand sync); the answer arrives later through
+        the engine's sink as a history sync. 501 when the engine cannot ask."""
+        _, session = await self._connected(instance)
+        if not isinstance(session, RequestsHistory):
+            # neonize 0.5 exposes no SendPeerMessage, which whatsmeow's on-demand request needs
+            raise ApiError(
+                501,
+                f"The {self._sessions.engine.name} engine cannot ask the phone for history; "
+                "history arrives when a phone pairs",
+            )
+        await session.request_history(days=days, count=count)
 
     async def get_message(self, instance: str, message_id: str) -> StoredMessage:
         record = await self._instance(instance)

@@ -10,12 +10,14 @@ from fastapi.responses import JSONResponse
 from ryze.bridge.api.auth import require_token, services
 from ryze.protocol import (
     ACTIVATE_PATH,
+    HISTORY_RESYNC_PATH,
     INTEGRATION_PATH,
     PAUSE_PATH,
     RESUME_PATH,
     SELFCHECK_PATH,
     ActivateRequest,
     DeleteResult,
+    HistoryResyncResult,
     IntegrationView,
 )
 
@@ -54,3 +56,8 @@ async def resume(integration_id: str, request: Request) -> IntegrationView:
 async def selfcheck(integration_id: str, request: Request) -> IntegrationView:
     """Run the self-check now; the answer carries its report in ``checks`` (docs/selfcheck.md)."""
     return await services(request).provisioner.selfcheck(integration_id)
+@router.post(HISTORY_RESYNC_PATH)
+async def history_resync(integration_id: str, request: Request) -> HistoryResyncResult:
+    """Ask the phone for recent history again (what the connection conversation's ``resync``
+    does); the import's progress shows in ``GET /v1/integrations/{id}`` (``history``)."""
+    return HistoryResyncResult(message=await services(request).provisioner.history_resync(integration_id))

@@ -87,6 +87,15 @@ class Integration(Base):
     watermark: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    # The history import (migration 0003): its window in days (0 = off) and its progress.
+    history_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    history_state: Mapped[str] = mapped_column(String(16), default="idle", server_default="idle")
+    history_received: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    history_imported: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    history_skipped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    history_duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    history_started_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    history_finished_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class Chat(Base):

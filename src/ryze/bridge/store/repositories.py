@@ -67,6 +67,14 @@ class IntegrationRecord:
     watermark: int
     created_at: float
     updated_at: float
+    history_days: int = 7
+    history_state: str = "idle"
+    history_received: int = 0
+    history_imported: int = 0
+    history_skipped: int = 0
+    history_duplicates: int = 0
+    history_started_at: float = 0.0
+    history_finished_at: float = 0.0
 
     @classmethod
     def from_row(cls, row: Any) -> IntegrationRecord:

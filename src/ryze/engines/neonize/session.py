@@ -66,11 +66,13 @@ from ryze.engines.neonize.translate import (
     translate_message,
     translate_receipt,
 )
+from ryze.engines.neonize.translate.history import translate_history
 from ryze.engines.neonize.translate.jids import GROUP_SERVER, is_group, jid_str, parse_jid, timestamp
 from ryze.engines.neonize.translate.messages import with_group_subject
 
 log = logging.getLogger(__name__)
 
+HISTORY_SYNC_CODE = 13  # neonize INT_TO_EVENT: HistorySyncEv
 MESSAGE_CODE = 17
 RECEIPT_CODE = 18
 JOINED_GROUP_CODE = 21
@@ -420,6 +422,14 @@ class NeonizeSession:
                     subject = await self._group_subject(attempt, message.chat.jid)
                     message = with_group_subject(message, subject)
                 await self._deliver(MessageEvent(message=message))
+            return
+        if code == HISTORY_SYNC_CODE:
+            history = translate_history(event, me=self._me)
+            if history is not None and history.chats:
+                for chat in history.chats:
+                    if chat.chat.jid.endswith("@" + GROUP_SERVER) and chat.chat.name:
+                        self._remember_subject(chat.chat.jid, chat.chat.name)
+                await self._deliver(history)
             return
         if code == JOINED_GROUP_CODE:
             joined = translate_joined_group(event)

@@ -19,7 +19,8 @@ import hashlib
 import logging
 import secrets
 from collections import deque
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from ryze.engines.base import (
@@ -31,6 +32,9 @@ from ryze.engines.base import (
     EventSink,
     GroupEvent,
     GroupSettings,
+    HistoryChat,
+    HistorySyncEvent,
+    HistorySyncKind,
     Media,
     MessageEvent,
     MessageKind,
@@ -58,6 +62,7 @@ from ryze.engines.simulated.traffic import (
 log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 100_000
+PHONE_HISTORY_LIMIT = 1_000  # messages a simulated phone keeps per instance (benchmarks send more)
 _PAIR_ALPHABET = "ABCDEFGHJKLMNPQRSTVWXYZ123456789"  # no look-alikes, as WhatsApp's codes
 
 
@@ -80,9 +85,18 @@ class SimulatedEngine:
     name = "simulated"
 
     def __init__(
-        self, *, auto_connect_seconds: float | None = 2.0, wire: Literal["domain", "neonize"] = "domain"
+        self,
+        *,
+        auto_connect_seconds: float | None = 2.0,
+        wire: Literal["domain", "neonize"] = "domain",
+        default_history: Sequence[Inbound] = (),
     ) -> None:
         self.auto_connect_seconds = auto_connect_seconds
+        # What every simulated phone holds before anything is added (the demo's chats): sent as
+        # the initial history sync when an instance pairs, and on request.
+        self.default_history = tuple(default_history)
+        # The phones' chat history: instance -> messages by id, as the network built them.
+        self.phone_history: dict[str, dict[str, WhatsAppMessage]] = {}
         # "neonize": every event goes through neonize's protobufs and the neonize engine's
         # translators on its way to the sink (wire.py), so the relay runs on neonize's events.
         self.wire = wire
@@ -124,6 +138,20 @@ class SimulatedEngine:
 
     def get_blob(self, handle: bytes) -> bytes | None:
         return self._blobs.get(handle)
+
+    def media_of(self, item: Inbound) -> Media | None:
+        """The domain media of a network item, its bytes put in the blob store."""
+        if item.media is None:
+            return None
+        return Media(
+            kind=item.media.kind,
+            mimetype=item.media.mimetype,
+            file_name=item.media.file_name,
+            size=len(item.media.data),
+            seconds=item.media.seconds,
+            gif=item.media.gif,
+            handle=self.put_blob(item.media.data),
+        )
 
 
 class SimulatedSession:
@@ -224,6 +252,10 @@ class SimulatedSession:
         self._qr = None
         self._pairing_code = None
         await self._go_online()
+        # WhatsApp's phone sends the recent chats to a newly linked device (INITIAL_BOOTSTRAP).
+        phone = self._phone_history()
+        if phone:
+            await self._deliver_event(self._history_event("initial_bootstrap", phone))
         return self._me
 
     async def _go_online(self) -> None:
@@ -371,6 +403,79 @@ class SimulatedSession:
         self._require_connected()
         self._record("presence", chat=chat, state=state)
 
+    async def request_history(self, *, days: int, count: int) -> None:
+        """An on-demand sync: the phone answers with its last ``count`` messages per chat of the
+        last ``days`` days (whatsmeow ``BuildHistorySyncRequest``; the answer is asynchronous
+        there, here it reaches the sink before this returns)."""
+        self._require_connected()
+        cutoff = wa_now() - timedelta(days=days)
+        recent = [m for m in self._phone_history() if m.timestamp >= cutoff]
+        per_chat: dict[str, list[WhatsAppMessage]] = {}
+        for msg in recent:
+            per_chat.setdefault(msg.chat.jid, []).append(msg)
+        kept = [m for msgs in per_chat.values() for m in msgs[-count:]]
+        self._record("history_request", days=days, count=count)
+        await self._emit(self._history_event("on_demand", sorted(kept, key=lambda m: m.timestamp)))
+
+    async def deliver_history(
+        self, items: list[Inbound], *, kind: HistorySyncKind = "recent", remember: bool = True
+    ) -> HistorySyncEvent:
+        """A history sync from the phone with ``items`` (queued while offline); ``remember``
+        keeps them in the phone's history, so a later pairing or request sends them again."""
+        me = (
+            self._me
+            or self._engine.logins.get(self.instance)
+            or Party(jid=f"{_own_number(self.instance)}@s.whatsapp.net")
+        )
+        messages = [
+            build_message(item, me, self._engine.media_of(item), self._engine.group_subjects)
+            for item in items
+        ]
+        if remember:
+            self._remember(messages)
+        event = self._history_event(kind, messages)
+        await self._deliver_event(event)
+        return event
+
+    def _phone_history(self) -> list[WhatsAppMessage]:
+        """The phone's messages, oldest first."""
+        return sorted(self._history_store().values(), key=lambda m: m.timestamp)
+
+    def _history_store(self) -> dict[str, WhatsAppMessage]:
+        history = self._engine.phone_history.get(self.instance)
+        if history is None:
+            me = self._me or Party(jid=f"{_own_number(self.instance)}@s.whatsapp.net")
+            engine = self._engine
+            built = (
+                build_message(item, me, engine.media_of(item), engine.group_subjects)
+                for item in engine.default_history
+            )
+            history = {msg.id: msg for msg in built}
+            engine.phone_history[self.instance] = history
+        return history
+
+    def _remember(self, messages: list[WhatsAppMessage]) -> None:
+        history = self._history_store()
+        for msg in messages:
+            history.setdefault(msg.id, msg)
+        while len(history) > PHONE_HISTORY_LIMIT:  # the oldest remembered go first
+            del history[next(iter(history))]
+
+    @staticmethod
+    def _history_event(kind: HistorySyncKind, messages: list[WhatsAppMessage]) -> HistorySyncEvent:
+        chats: dict[str, list[WhatsAppMessage]] = {}
+        for msg in messages:
+            chats.setdefault(msg.chat.jid, []).append(msg)
+        return HistorySyncEvent(
+            kind=kind,
+            chats=tuple(
+                HistoryChat(chat=msgs[0].chat, messages=tuple(sorted(msgs, key=lambda m: m.timestamp)))
+                for msgs in chats.values()
+            ),
+            progress=100,
+            final=True,
+        )
+
     async def download_media(self, media: Media) -> bytes:
         data = self._engine.get_blob(media.handle)
         if data is None:
@@ -385,17 +490,7 @@ class SimulatedSession:
         for item in items:
             if item.group == STATUS_BROADCAST:
                 continue  # status posts (stories) are not relayed: the neonize engine drops them too
-            media = None
-            if item.media is not None:
-                media = Media(
-                    kind=item.media.kind,
-                    mimetype=item.media.mimetype,
-                    file_name=item.media.file_name,
-                    size=len(item.media.data),
-                    seconds=item.media.seconds,
-                    gif=item.media.gif,
-                    handle=self._engine.put_blob(item.media.data),
-                )
+            media = self._engine.media_of(item)
             me = (
                 self._me
                 or self._engine.logins.get(self.instance)
@@ -403,6 +498,7 @@ class SimulatedSession:
             )
             msg = build_message(item, me, media, self._engine.group_subjects)
             ids.append(msg.id)
+            self._remember([msg])  # the phone keeps its chats: a later history sync has it
             wired = self._wired(MessageEvent(message=msg))
             if wired is not None:
                 await self._deliver_event(wired)

@@ -22,6 +22,8 @@ import pydantic
 from ryze.bridge.errors import IntegrationBlocked
 from ryze.bridge.metrics import failure_reason
 from ryze.bridge.relay.context import RelayContext
+from ryze.bridge.relay.history.progress import HistoryProgress, Outcome
+from ryze.bridge.relay.history.window import time_line, within
 from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.effects import Skip
 from ryze.bridge.relay.inbound.executor import EffectExecutor, Target
@@ -38,6 +40,7 @@ from ryze.protocol import (
     EventEnvelope,
     EventName,
     GroupFlowData,
+    HistorySyncData,
     MessageSource,
     MessageStatusData,
     ReceiptStatus,
@@ -66,9 +69,11 @@ class InboundRelay:
         done: Callable[[int], None],
         media: MediaSource | None = None,
         live_location_interval: float = 300.0,
+        history: HistoryProgress | None = None,
     ) -> None:
         self.ctx = ctx
         self.live_location_interval = live_location_interval
+        self.history = history  # the history import's progress (None: not counted)
         self.lanes = lanes
         self.resolver = resolver
         self.media = media  # RyzeAPI's media route (None: files are shown as a text saying so)
@@ -108,10 +113,24 @@ class InboundRelay:
             if envelope.event == EventName.MESSAGE_EXCHANGE:
                 message = envelope.message_exchange().message
                 key = self._lane_keys.key(message.chat)
+                # A history message may be one the live relay (or an interrupted import) already
+                # relayed under another seq: its mapping is always asked (bridge.md §4a).
                 consumer = MessageConsumer(
-                    self, message, seq, self._first_replay_of_lane(key, replay), maybe_relayed=replay
+                    self,
+                    message,
+                    seq,
+                    self._first_replay_of_lane(key, replay),
+                    maybe_relayed=replay or bool(message.history),
                 )
-                self.lanes.submit(key, lambda: self._run(seq, consumer, message.id, message.chat))
+                if message.history and self.history is not None:
+                    self.history.offered()
+                    self.lanes.submit(key, lambda: self._run_history(seq, consumer))
+                else:
+                    self.lanes.submit(key, lambda: self._run(seq, consumer, message.id, message.chat))
+            elif envelope.event == EventName.HISTORY_SYNC:
+                marker = envelope.history_sync()
+                began = self.history.begin(marker) if self.history is not None else False
+                self.lanes.submit("\x00history", lambda: self._run(seq, self._history_marker(marker, began)))
             elif envelope.event == EventName.MESSAGE_STATUS:
                 receipt = envelope.message_status()
                 self.lanes.submit(
@@ -140,6 +159,15 @@ class InboundRelay:
         """The link was stopped (its in-flight events abandoned): the next replay is verified afresh."""
         self._replaying = False
         self._verified_lanes.clear()
+        if self.history is not None:
+            self.history.reset()
+
+    async def _run_history(self, seq: int, consumer: MessageConsumer) -> None:
+        """A history message through the same retry loop, then counted in the import's progress."""
+        message = consumer.message
+        await self._run(seq, consumer, message.id, message.chat)
+        if self.history is not None:
+            await self.history.settled(consumer.outcome)
 
     def _first_replay_of_lane(self, key: str, replay: bool) -> bool:
         if not replay:
@@ -268,6 +296,13 @@ class InboundRelay:
 
         return consume
 
+    def _history_marker(self, marker: HistorySyncData, began: bool) -> Consume:
+        async def consume(_ambiguous: bool) -> None:
+            if self.history is not None:
+                await self.history.on_marker(marker, began=began)
+
+        return consume
+
     def _state(self, state: str, reason: str | None) -> Consume:
         async def consume(_ambiguous: bool) -> None:
             await self.ctx.health.set_whatsapp_state(state, reason)
@@ -295,16 +330,23 @@ class MessageConsumer:
         # connection may have relayed it and the mapping table is asked; a later seq was offered
         # to this connection only
         self.maybe_relayed = maybe_relayed
+        # What became of it (the history import counts it): set once the consumer returns
+        self.outcome: Outcome | None = None
+        self._duplicate = False
 
     async def __call__(self, ambiguous: bool) -> None:
         relay, msg = self.relay, self.message
+        if msg.history and not within(msg, relay.ctx.record.history_days):
+            self.outcome = "skipped"  # older than the integration's history window (or import off)
+            return
         if await self._not_for_chatwoot():
+            self.outcome = "duplicate" if self._duplicate else "skipped"
             return
         effect = convert(msg)
         outgoing = msg.fromMe or msg.direction == "outgoing"
-        prefix = ""
+        prefix = time_line(msg) if msg.history else ""
         if msg.chat.type == ChatType.GROUP and not outgoing:
-            prefix = f"**{self._participant()}:**\n"
+            prefix += f"**{self._participant()}:**\n"
         executor = EffectExecutor(
             relay.ctx,
             msg,
@@ -316,6 +358,7 @@ class MessageConsumer:
         )
         if isinstance(effect, Skip):
             await executor.record(None, None, state="skipped")
+            self.outcome = "skipped"
             return
         chat = await relay.resolver.resolve(msg.chat)
         assert chat.conversation_id is not None
@@ -326,6 +369,7 @@ class MessageConsumer:
             # the conversation was deleted in Chatwoot (or the inbox: the retry loop checks)
             await relay.resolver.forget_conversation(msg.chat)
             raise
+        self.outcome = "imported"
         if msg.chat.type == ChatType.GROUP:
             await relay.groups.note_subject(msg.chat, chat)  # the subject it carries names the group
             if not outgoing:
@@ -339,10 +383,13 @@ class MessageConsumer:
             # (bridge-protocol.md §3.4); an older RyzeAPI, or a log written before its upgrade,
             # still may. Never mirrored, and mapped by the outbound worker from the command's
             # result, so it is acked without touching the database.
+            self._duplicate = True
             return True
         if relay.relayed_recently(msg.id):
+            self._duplicate = True
             return True  # delivered twice within this run
         if self.maybe_relayed and await ctx.messages.seen(ctx.integration_id, msg.id):
+            self._duplicate = True
             return True  # already relayed by this or a previous run (replay after a restart)
         if msg.chat.type in (ChatType.NEWSLETTER, ChatType.BROADCAST) or msg.chat.jid == "status@broadcast":
             return True
