@@ -47,9 +47,11 @@ from ryze.engines.base import EngineError
 from ryze.protocol import (
     CommandFrame,
     CommandParams,
+    ConnectParams,
     EditParams,
     EventEnvelope,
     EventName,
+    InstanceParams,
     MarkReadParams,
     PresenceParams,
     ReactParams,
@@ -99,7 +101,11 @@ def _wa_id(result: Any) -> str | None:
 
 def _chat_of(params: CommandParams) -> str:
     """The chat a command acts in: commands of one chat run one at a time, in arrival order."""
-    return params.to if isinstance(params, SendTextParams | SendMediaParams) else params.chat
+    if isinstance(params, SendTextParams | SendMediaParams):
+        return params.to
+    if isinstance(params, ConnectParams | InstanceParams):
+        return ""  # instance control (``control.py``); never executed here
+    return params.chat
 
 
 class _ChatLocks:
@@ -372,6 +378,8 @@ class CommandRunner:
             case PresenceParams():
                 await m.presence(instance, params.chat, params.state)
                 return None
+            case ConnectParams() | InstanceParams():
+                raise ApiError(400, f"{frame.action.value} is instance control, not a message command")
 
 
 def _for_agents(params: CommandParams, message: str) -> str:
