@@ -14,6 +14,8 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from ryze.bridge.control.center import ControlCenter
+from ryze.bridge.control.store import ControlRoomStore
 from ryze.bridge.health import IntegrationHealth
 from ryze.bridge.link.client import LinkClient
 from ryze.bridge.metrics import BridgeMetrics, detached
@@ -115,7 +117,12 @@ class IntegrationRuntime:
             ),
         )
         self.inbound = InboundRelay(
-            context, lanes=self.lanes, resolver=self.resolver, done=self.link_done, media=self.media
+            context,
+            lanes=self.lanes,
+            resolver=self.resolver,
+            done=self.link_done,
+            media=self.media,
+            on_state=lambda data: self.control.on_state(data),
         )
         self.link = LinkClient(
             integration_id=record.id,
@@ -137,6 +144,17 @@ class IntegrationRuntime:
             command_timeout=settings.command_timeout,
             reorder_window=settings.outbound_reorder_window,
             mark_read_on_reply=settings.mark_read_on_reply,
+        )
+        # The connection conversation (docs/control-room.md). `selfcheck` and `resync` are wired
+        # here when their runners exist (ports.SelfCheckRunner / HistoryResync).
+        self.control = ControlCenter(
+            integration_id=record.id,
+            instance=record.instance,
+            inbox_id=record.inbox_id,
+            chatwoot=self.client,
+            store=ControlRoomStore(repos.integrations.db, record.id),
+            link=self.link,
+            relay_status=self._relay_status,
         )
 
     @property
@@ -169,6 +187,7 @@ class IntegrationRuntime:
         self.outbound.start(load=load_jobs)
 
     async def stop(self) -> None:
+        await self.control.stop()
         await self.outbound.stop()
         await self.link.stop()
         await self.lanes.close()
@@ -204,8 +223,20 @@ class IntegrationRuntime:
         if connected:
             self.outbound.wake()
         await self.health.set_link_state(connected, error, refused)
+        if connected:
+            self.control.on_link_ready()
 
     # ------------------------------------------------------------------ status
+
+    def _relay_status(self) -> str:
+        """The relay's side of the ``status`` command, in words."""
+        status, error = self.compute_status()
+        because = f" ({error})" if error else ""
+        link = "up" if self.link.connected else "down"
+        return (
+            f"Inbox relay: {status.value}{because}. Link to RyzeAPI: {link}. "
+            f"WhatsApp events waiting: {self.link.pending}; agent replies queued: {self.outbound.queued}."
+        )
 
     def compute_status(self) -> tuple[IntegrationStatus, str]:
         return self.health.status()

@@ -35,17 +35,17 @@ from ryze.api.bridge_link.control import InstanceControl
 from ryze.api.bridge_link.event_log import EventLog
 from ryze.protocol import (
     CLOSE_GONE,
+    CONTROL_ACTIONS,
     AckFrame,
     AcksFrame,
-    CONTROL_ACTIONS,
     CommandFrame,
     ErrorFrame,
     PingFrame,
     PongFrame,
     ReadyFrame,
+    ResultFrame,
     ResumeFrame,
     dump_frame,
-    ResultFrame,
     parse_client_frame,
 )
 

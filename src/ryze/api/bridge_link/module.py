@@ -13,8 +13,8 @@ from fastapi import FastAPI
 
 from ryze.api.bridge_link.bridge_client import BridgeClient
 from ryze.api.bridge_link.commands import CommandRunner
-from ryze.api.bridge_link.control import InstanceControl
 from ryze.api.bridge_link.config import ChatwootConfig
+from ryze.api.bridge_link.control import InstanceControl
 from ryze.api.bridge_link.errors import ModuleError, gate_closed
 from ryze.api.bridge_link.event_log import EventLog, EventLogWriter
 from ryze.api.bridge_link.hooks import ChatwootHooks

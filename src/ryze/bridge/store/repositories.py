@@ -14,6 +14,7 @@ from ryze.bridge.store.db import Batcher, BridgeDB
 from ryze.bridge.store.models import (
     Chat,
     ChatAlias,
+    ControlRoomRow,
     InboundFailure,
     Integration,
     MessageMap,
@@ -27,6 +28,7 @@ ALIASES: Table = ChatAlias.__table__  # type: ignore[assignment]
 MAP: Table = MessageMap.__table__  # type: ignore[assignment]
 FAILURES: Table = InboundFailure.__table__  # type: ignore[assignment]
 JOBS: Table = OutboundJob.__table__  # type: ignore[assignment]
+CONTROL: Table = ControlRoomRow.__table__  # type: ignore[assignment]
 
 
 def insert_ignore(conn: AsyncConnection, table: Table) -> Any:
@@ -126,7 +128,7 @@ class IntegrationRepository:
         """Remove the integration and everything the bridge kept for it."""
 
         async def op(conn: AsyncConnection) -> Any:
-            for table in (CHATS, ALIASES, MAP, FAILURES, JOBS):
+            for table in (CHATS, ALIASES, MAP, FAILURES, JOBS, CONTROL):
                 await conn.execute(delete(table).where(table.c.integration_id == integration_id))
             await conn.execute(delete(INTEGRATIONS).where(INTEGRATIONS.c.id == integration_id))
 

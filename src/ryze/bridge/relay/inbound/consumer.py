@@ -37,6 +37,7 @@ from ryze.protocol import (
     EventEnvelope,
     EventName,
     GroupFlowData,
+    InstanceStateData,
     MessageSource,
     MessageStatusData,
     ReceiptStatus,
@@ -64,8 +65,11 @@ class InboundRelay:
         resolver: ConversationResolver,
         done: Callable[[int], None],
         media: MediaSource | None = None,
+        on_state: Callable[[InstanceStateData], Awaitable[None]] | None = None,
     ) -> None:
         self.ctx = ctx
+        # After the status is updated, the connection conversation hears of it (``bridge.control``).
+        self._on_state = on_state
         self.lanes = lanes
         self.resolver = resolver
         self.media = media  # RyzeAPI's media route (None: files are shown as a text saying so)
@@ -121,7 +125,7 @@ class InboundRelay:
                 )
             elif envelope.event == EventName.INSTANCE_STATE:
                 state = envelope.instance_state()
-                self.lanes.submit("\x00state", lambda: self._run(seq, self._state(state.state, state.reason)))
+                self.lanes.submit("\x00state", lambda: self._run(seq, self._state(state)))
             else:
                 self._done(seq)
         except pydantic.ValidationError as exc:
@@ -263,9 +267,11 @@ class InboundRelay:
 
         return consume
 
-    def _state(self, state: str, reason: str | None) -> Consume:
+    def _state(self, state: InstanceStateData) -> Consume:
         async def consume(_ambiguous: bool) -> None:
-            await self.ctx.health.set_whatsapp_state(state, reason)
+            await self.ctx.health.set_whatsapp_state(state.state, state.reason)
+            if self._on_state is not None:
+                await self._on_state(state)
 
         return consume
 
