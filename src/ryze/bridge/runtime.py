@@ -155,6 +155,7 @@ class IntegrationRuntime:
             store=ControlRoomStore(repos.integrations.db, record.id),
             link=self.link,
             relay_status=self._relay_status,
+            enabled=settings.control_room,
         )
 
     @property

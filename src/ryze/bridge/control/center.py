@@ -47,8 +47,10 @@ class ControlCenter:
         relay_status: StatusLine,
         selfcheck: SelfCheckRunner | None = None,
         resync: HistoryResync | None = None,
+        enabled: bool = True,
     ) -> None:
         self.integration_id = integration_id
+        self.enabled = enabled  # False (BRIDGE_CONTROL_ROOM=false): no conversation is ever made
         self.room = ChatwootControlRoom(
             integration_id=integration_id,
             instance=instance,
@@ -75,6 +77,8 @@ class ControlCenter:
 
     async def owns(self, conversation_id: int) -> bool:
         """Is ``conversation_id`` the connection conversation? (Its row is read once, then cached.)"""
+        if not self.enabled:
+            return False
         known = self.room.known_conversation
         if known is None:
             known = (await self.room.state()).conversation_id
@@ -122,12 +126,13 @@ class ControlCenter:
     # ------------------------------------------------------------------ link
 
     async def on_state(self, data: InstanceStateData) -> None:
-        await self.watch.on_state(data)
+        if self.enabled:
+            await self.watch.on_state(data)
 
     def on_link_ready(self) -> None:
         """Opens the connection conversation the first time the link is up, so agents have a
         place to type ``qr`` before anything happened."""
-        if self._greeter is None or self._greeter.done():
+        if self.enabled and (self._greeter is None or self._greeter.done()):
             self._greeter = asyncio.create_task(self._greet(), name=f"control-greet-{self.integration_id}")
 
     async def _greet(self) -> None:
