@@ -252,7 +252,7 @@ async def test_reconnect_asks_ryzeapi() -> None:
     r = Room()
     await r.handler.handle("reconnect")
     assert r.link.actions() == ["reconnect"]
-    assert r.last() == "🔄 Reconnecting to WhatsApp…"
+    assert r.last() == "Reconnect requested: the connection changes follow here."
 
 
 async def test_resync_and_selfcheck_without_their_runners_are_not_available() -> None:

@@ -109,7 +109,7 @@ class CommandHandler:
                 return await self._pair(command.argument)
             case "reconnect":
                 await self.instance.reconnect()
-                return "🔄 Reconnecting to WhatsApp…"
+                return "Reconnect requested: the connection changes follow here."
             case "logout":
                 return await self._logout(command.argument)
             case "resync":
