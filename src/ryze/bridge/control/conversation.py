@@ -51,13 +51,16 @@ class ChatwootControlRoom:
         self._store = store
         self._state: ControlRoomState | None = None
         self._lock = asyncio.Lock()
+        self._loading = asyncio.Lock()  # one read of the row: every caller then shares one object
         self.own_message_ids: set[int] = set()  # what the bot posted (never a command)
 
     # ------------------------------------------------------------------ state
 
     async def state(self) -> ControlRoomState:
         if self._state is None:
-            self._state = await self._store.load()
+            async with self._loading:
+                if self._state is None:
+                    self._state = await self._store.load()
         return self._state
 
     @property
