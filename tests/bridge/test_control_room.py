@@ -3,10 +3,12 @@ in-memory Chatwoot and a fake link to RyzeAPI, connection posts and QR codes."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from ryze.bridge.control.center import ControlCenter
 from ryze.bridge.control.commands import HELP_TEXT, CommandHandler, parse
 from ryze.bridge.control.conversation import ChatwootControlRoom
 from ryze.bridge.control.instance import InstanceLink
@@ -376,3 +378,59 @@ async def test_a_passkey_request_says_what_to_do_instead() -> None:
     assert r.posts().count(PASSKEY_TEXT) == 1
     assert "`pair <number>`" in PASSKEY_TEXT and "another phone" in PASSKEY_TEXT
     assert image.deleted  # the QR code that led there cannot link this device
+
+
+# ------------------------------------------------------------------------------ webhooks
+
+
+def _webhook(message_id: int, conversation: int, content: str, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "event": "message_created",
+        "id": message_id,
+        "content": content,
+        "message_type": "outgoing",
+        "private": False,
+        "conversation": {"id": conversation},
+        "sender": {"type": "user", "name": "Agent"},
+    }
+    body.update(fields)
+    return body
+
+
+async def test_only_agents_public_messages_in_the_room_are_commands() -> None:
+    chatwoot = InMemoryChatwoot(inbox_id=INBOX)
+    link = FakeLink()
+    center = ControlCenter(
+        integration_id="i1",
+        instance="shop",
+        inbox_id=INBOX,
+        chatwoot=lambda: chatwoot,
+        store=MemoryStore(),
+        link=link,
+        relay_status=lambda: "Inbox relay: active.",
+    )
+    conversation = await center.room.conversation_id()
+    assert await center.owns(conversation) and not await center.owns(conversation + 1)
+    own = await center.room.post("a post of the bot")
+
+    def answers() -> list[str]:
+        return [m.content or "" for m in chatwoot.messages.values() if m.id != own]
+
+    center.on_webhook(_webhook(100, conversation, "help", private=True))  # a note
+    center.on_webhook(_webhook(101, conversation, "help", message_type="incoming"))  # the bot contact
+    center.on_webhook(_webhook(own, conversation, "help"))  # the bot's own post
+    center.on_webhook(_webhook(102, conversation, "help", event="message_updated"))
+    center.on_webhook(_webhook(103, conversation, "status"))
+    center.on_webhook(_webhook(103, conversation, "status"))  # delivered twice: once
+    await asyncio.wait_for(_drained(center), 5)
+    assert answers() == ["WhatsApp: disconnected.\nInbox relay: active."]
+    assert link.actions() == ["status"]
+    await center.stop()
+
+
+async def _drained(center: ControlCenter) -> None:
+    for _ in range(200):
+        worker = center._worker
+        if worker is None or worker.done():
+            return
+        await asyncio.sleep(0.01)

@@ -92,7 +92,7 @@ class ControlCenter:
             return
         if message.private or message.message_type != "outgoing":
             return  # a note (agents may annotate), or the bot contact's own incoming post
-        if message.id in self.room.own_message_ids or message.id in self._seen:
+        if self.room.posted(message.id) or message.id in self._seen:
             return
         self._seen[message.id] = None
         if len(self._seen) > _SEEN_MEMORY:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 
 from ryze.bridge.control.store import ControlRoomState, ControlRoomStore
@@ -22,6 +23,7 @@ from ryze.chatwoot.port import ChatwootPort
 log = logging.getLogger(__name__)
 
 IDENTIFIER_PREFIX = "ryze-control:"
+OWN_MEMORY = 512
 
 
 def control_identifier(instance: str) -> str:
@@ -52,7 +54,8 @@ class ChatwootControlRoom:
         self._state: ControlRoomState | None = None
         self._lock = asyncio.Lock()
         self._loading = asyncio.Lock()  # one read of the row: every caller then shares one object
-        self.own_message_ids: set[int] = set()  # what the bot posted (never a command)
+        # What the bot posted lately (never a command; its posts are incoming anyway): bounded.
+        self._own: OrderedDict[int, None] = OrderedDict()
 
     # ------------------------------------------------------------------ state
 
@@ -62,6 +65,9 @@ class ChatwootControlRoom:
                 if self._state is None:
                     self._state = await self._store.load()
         return self._state
+
+    def posted(self, message_id: int) -> bool:
+        return message_id in self._own
 
     @property
     def known_conversation(self) -> int | None:
@@ -122,7 +128,9 @@ class ChatwootControlRoom:
                 )
                 await self._forget(conversation)
                 continue
-            self.own_message_ids.add(message.id)
+            self._own[message.id] = None
+            if len(self._own) > OWN_MEMORY:
+                self._own.popitem(last=False)
             return message.id
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
