@@ -290,8 +290,20 @@ async def test_an_older_ryzeapi_gets_an_explanation() -> None:
     await r.handler.handle("qr")
     assert r.last().startswith("⚠️ This RyzeAPI is older than the bridge and cannot do `connect`")
     r.link.error, r.link.down = None, True
-    await r.handler.handle("status")
+    await r.handler.handle("qr")
     assert r.last().startswith("⚠️ RyzeAPI did not answer")
+
+
+async def test_with_the_link_down_status_still_tells_the_relay_side() -> None:
+    r = Room()
+    r.link.connected = False
+    await r.handler.handle("status")
+    assert r.last() == (
+        "WhatsApp: not known (The link to RyzeAPI is down; try again once it is back.)\nInbox relay: active."
+    )
+    await r.handler.handle("reconnect")
+    assert r.last() == "⚠️ The link to RyzeAPI is down; try again once it is back."
+    assert r.link.frames == []
 
 
 async def test_a_refused_action_says_why() -> None:

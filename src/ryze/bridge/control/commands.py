@@ -125,7 +125,10 @@ class CommandHandler:
                 return f"I do not know `{shown}`.\n\n{HELP_TEXT}"
 
     async def _status(self) -> str:
-        data = await self.instance.status()
+        try:
+            data = await self.instance.status()
+        except ControlUnavailable as exc:  # the relay's half is known all the same
+            return f"WhatsApp: not known ({exc})\n{self.relay_status()}"
         if data.state == "connected":
             line = f"WhatsApp: connected as {who(data.number, data.name)}."
         else:

@@ -50,6 +50,8 @@ class InstanceLink:
             action=action,
             params=params,
         )
+        if not self._link.connected:  # say so now rather than after the whole budget
+            raise ControlUnavailable("The link to RyzeAPI is down; try again once it is back.")
         try:
             result = await self._link.command(frame, budget=self._budget)
         except LinkUnavailable as exc:
