@@ -40,6 +40,7 @@ class MemoryStore:
         )
 
     async def save(self, state: ControlRoomState) -> None:
+        await asyncio.sleep(0)
         self.saved = ControlRoomState(
             state.contact_id, state.conversation_id, state.last_state, list(state.qr_message_ids)
         )
@@ -446,3 +447,23 @@ async def _drained(center: ControlCenter) -> None:
         if worker is None or worker.done():
             return
         await asyncio.sleep(0.01)
+
+
+class SlowChatwoot(InMemoryChatwoot):
+    """Chatwoot answering over a network: other tasks run while a message is being created."""
+
+    async def create_message(self, conversation_id: int, **fields: Any) -> Any:
+        await asyncio.sleep(0)
+        return await super().create_message(conversation_id, **fields)
+
+
+async def test_the_same_qr_code_from_the_command_and_the_event_is_posted_once() -> None:
+    r = Room()
+    r.chatwoot = SlowChatwoot(inbox_id=INBOX)
+    r.link.answers["connect"] = {"state": "qr_ready", "qr": "2@same"}
+    await asyncio.gather(
+        r.handler.handle("qr"), r.watch.on_state(InstanceStateData(state="qr_ready", qr="2@same"))
+    )
+    # one post of it, and nothing posted only to be deleted again
+    assert r.chatwoot.calls.count("create_message") == 1
+    assert "delete_message" not in r.chatwoot.calls

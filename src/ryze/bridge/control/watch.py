@@ -10,6 +10,7 @@ message's content). Once connected or logged out, the QR images left are removed
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 
@@ -37,10 +38,22 @@ def _qr_key(qr: str) -> str:
 class ConnectionWatch:
     def __init__(self, room: ChatwootControlRoom) -> None:
         self.room = room
+        # The state lane and the `qr` command both show QR codes (the command's answer and the
+        # qr_ready event carry the same one): one at a time, so a code is never posted twice.
+        self._lock = asyncio.Lock()
 
     async def on_state(self, data: InstanceStateData) -> None:
+        async with self._lock:
+            await self._on_state(data)
+
+    async def show_qr(self, qr: str) -> None:
+        """Post ``qr`` as the current QR code (unless it is the one shown) and retire the older ones."""
+        async with self._lock:
+            await self._show_qr(qr)
+
+    async def _on_state(self, data: InstanceStateData) -> None:
         if data.state == "qr_ready" and data.qr and not data.problem:
-            await self.show_qr(data.qr)
+            await self._show_qr(data.qr)
             return
         post = state_post(data)
         if post is None:
@@ -58,8 +71,7 @@ class ConnectionWatch:
         state.last_state = post.key
         await self.room.save()
 
-    async def show_qr(self, qr: str) -> None:
-        """Post ``qr`` as the current QR code (unless it is the one shown) and retire the older ones."""
+    async def _show_qr(self, qr: str) -> None:
         state = await self.room.state()
         key = _qr_key(qr)
         if state.last_state == key:
