@@ -48,6 +48,9 @@ class LocalSystem:
     bridge_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     api_env: dict[str, str] = field(default_factory=dict)
     bridge_env: dict[str, str] = field(default_factory=dict)
+    # The bridge's connection conversation (BRIDGE_CONTROL_ROOM): the demo shows it; tests that do
+    # not test it keep an inbox with only the chats they make.
+    control_room: bool = False
     stack: Stack = field(default_factory=Stack)
     account_token: str = ""
     _http: aiohttp.ClientSession | None = None
@@ -86,6 +89,7 @@ class LocalSystem:
             "BRIDGE_DATABASE_URL": f"sqlite:///{self.workdir / 'bridge' / 'bridge.db'}",
             "BRIDGE_DATA_DIR": str(self.workdir / "bridge"),
             "BRIDGE_FETCH_ALLOW": LOOPBACK_ALLOW,  # the emulator listens on loopback
+            "BRIDGE_CONTROL_ROOM": "true" if self.control_room else "false",
             **self.bridge_env,
         }
         return ServiceSpec(

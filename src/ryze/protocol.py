@@ -398,6 +398,18 @@ class MessageStatusData(_Model):
 class InstanceStateData(_Model):
     state: str  # connected | connecting | disconnected | loggedout | qr_ready | temp_banned
     reason: str | None = None
+    # Additive (an older RyzeAPI sends none of them): who is connected (``connected``), the QR
+    # string to render (``qr_ready``; whatsmeow rotates it: first after 60 s, then every 20 s),
+    # and a pairing problem the engine cannot solve itself (PAIRING_PASSKEY_REQUIRED).
+    number: str | None = None  # our own phone number, digits only (no +)
+    name: str | None = None  # our own push name
+    qr: str | None = None
+    problem: str | None = None
+
+
+PAIRING_PASSKEY_REQUIRED = "passkey_required"
+"""``InstanceStateData.problem``: WhatsApp asked for a passkey to link this device
+(whatsmeow's ``events.PairPasskeyRequest``) and the engine cannot answer one."""
 
 
 class GroupFlowAction(StrEnum):
@@ -563,6 +575,13 @@ class CommandAction(StrEnum):
     MARK_READ = "mark_read"
     PRESENCE = "presence"
     HISTORY_SYNC = "history_sync"  # ask the phone for recent history again (an on-demand sync)
+    # Instance control (the connection conversation's commands). Not messaging: never claimed as
+    # idempotent sends; a RyzeAPI that does not know them answers an error result (or, older
+    # still, an ``error`` frame: the bridge's wait then ends at its budget).
+    CONNECT = "connect"  # result.data: ConnectData
+    LOGOUT = "logout"
+    RECONNECT = "reconnect"
+    STATUS = "status"  # result.data: ConnectData (state, number, name)
 
 
 class SendTextParams(_Model):
@@ -616,6 +635,26 @@ class HistorySyncParams(_Model):
     count: int = Field(default=50, ge=1, le=500)  # messages per chat to ask for
 
 
+class ConnectParams(_Model):
+    pairNumber: str | None = None  # digits with country code: ask for a pairing code instead of a QR
+
+
+class InstanceParams(_Model):
+    """``logout``, ``reconnect``, ``status``: no parameters (the link names the instance)."""
+
+
+class ConnectData(_Model):
+    """``ResultFrame.data`` of ``connect`` and ``status``."""
+
+    state: str
+    qr: str | None = None
+    pairingCode: str | None = None
+    number: str | None = None
+    name: str | None = None
+
+
+CONTROL_ACTIONS = frozenset({"connect", "logout", "reconnect", "status"})
+
 # The params of a command, one model per action (COMMAND_PARAMS says which).
 CommandParams = (
     SendTextParams
@@ -626,6 +665,8 @@ CommandParams = (
     | MarkReadParams
     | PresenceParams
     | HistorySyncParams
+    | ConnectParams
+    | InstanceParams
 )
 
 COMMAND_PARAMS: dict[CommandAction, type[CommandParams]] = {
@@ -637,6 +678,10 @@ COMMAND_PARAMS: dict[CommandAction, type[CommandParams]] = {
     CommandAction.MARK_READ: MarkReadParams,
     CommandAction.PRESENCE: PresenceParams,
     CommandAction.HISTORY_SYNC: HistorySyncParams,
+    CommandAction.CONNECT: ConnectParams,
+    CommandAction.LOGOUT: InstanceParams,
+    CommandAction.RECONNECT: InstanceParams,
+    CommandAction.STATUS: InstanceParams,
 }
 
 
@@ -660,6 +705,7 @@ class ResultFrame(_Model):
     # False when retrying cannot help (bad number, not on WhatsApp, media unreadable): the bridge
     # marks the Chatwoot message failed at once instead of retrying.
     retryable: bool = False
+    data: dict[str, Any] | None = None  # what an instance-control action answers (ConnectData)
 
 
 class PingFrame(_Model):

@@ -184,7 +184,15 @@ async def test_instance_state_sequence(api: Api, account_token: str) -> None:
     await api.client.post("/_simulator/orion/unlink", headers={"token": token})
     await api.client.get("/api/instance/connect/orion", headers={"token": token})
     await api.client.post("/_simulator/orion/ban", json={"seconds": 60}, headers={"token": token})
-    states = [e.data for e in api.of("instance.state")]
+    events = [e.data for e in api.of("instance.state")]
+    # qr_ready carries the QR string, connected our number and name (the connection conversation
+    # shows them): checked below, the sequence of states and reasons here
+    states = [{k: v for k, v in s.items() if k in ("state", "reason")} for s in events]
+    assert all(s["qr"].startswith("2@") for s in events if s["state"] == "qr_ready")
+    assert all(s["number"].isdigit() and s["name"] for s in events if s["state"] == "connected")
+    assert all(
+        "qr" not in s and "number" not in s for s in events if s["state"] not in ("qr_ready", "connected")
+    )
     assert states == [
         {"state": "connecting"},
         {"state": "qr_ready"},

@@ -209,7 +209,10 @@ async def test_connect_returns_a_qr_code(api: Api, account_token: str) -> None:
     prefix = "data:image/png;base64,"
     assert body["qrCodeBase64"].startswith(prefix)
     assert base64.b64decode(body["qrCodeBase64"][len(prefix) :]).startswith(b"\x89PNG")
-    assert [e.data for e in api.of("instance.state")] == [{"state": "connecting"}, {"state": "qr_ready"}]
+    assert [e.data for e in api.of("instance.state")] == [
+        {"state": "connecting"},
+        {"state": "qr_ready", "qr": body["qrCode"]},
+    ]
 
 
 async def test_connect_with_number_returns_a_pairing_code(api: Api, account_token: str) -> None:

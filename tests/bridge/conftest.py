@@ -91,6 +91,9 @@ async def run_bridge(
         "activate_link_wait": 3.0,
         "chatwoot_timeout": 5.0,
         "fetch_allow": LOOPBACK_ALLOW,  # the emulator (Chatwoot) listens on loopback
+        # The connection conversation is tested on its own (test_control_room*.py); elsewhere an
+        # inbox holds only the chats a test makes.
+        "control_room": False,
     }
     values.update(overrides)
     settings = BridgeSettings(**values)

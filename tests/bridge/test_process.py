@@ -73,6 +73,7 @@ async def test_sigkill_mid_stream_and_restart(
         "BRIDGE_DATA_DIR": str(tmp_path),
         "BRIDGE_LOG_LEVEL": "WARNING",
         "BRIDGE_FETCH_ALLOW": LOOPBACK_ALLOW,  # the emulator (Chatwoot) listens on loopback
+        "BRIDGE_CONTROL_ROOM": "false",  # the inbox holds only the chats of this test
         "BRIDGE_RETRY_BASE_SECONDS": "0.05",
         "BRIDGE_RETRY_MAX_SECONDS": "0.5",
         "BRIDGE_LINK_BACKOFF_BASE": "0.05",

@@ -55,8 +55,12 @@ class Services:
             calls.rechecks += 1
             return False
 
+        async def not_the_connection_conversation(conversation_id: int) -> bool:
+            return False
+
         self.runtime = SimpleNamespace(
             record=SimpleNamespace(path_secret_hash=hash_path_secret(PATH_SECRET), inbox_id=INBOX),
+            control=SimpleNamespace(owns=not_the_connection_conversation),
             inbox_secret=secret,
             outbound=SimpleNamespace(
                 submit=lambda job: None,

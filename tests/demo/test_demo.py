@@ -66,7 +66,11 @@ async def test_pages_are_served(demo: Demo) -> None:
 @pytest.mark.e2e
 async def test_opening_conversation_is_in_the_emulator(demo: Demo) -> None:
     assert demo.conversation_id is not None
-    [conv] = [c for c in await demo.system.conversations() if c["inbox_id"] == demo.inbox_id]
+    [conv] = [
+        c
+        for c in await demo.system.conversations()
+        if c["inbox_id"] == demo.inbox_id and not _is_connection_conversation(c)
+    ]
     assert conv["id"] == demo.conversation_id
     assert conv["meta"]["sender"]["phone_number"] == "+" + demo.phone.chat.contact.number
     thread = [
@@ -75,6 +79,32 @@ async def test_opening_conversation_is_in_the_emulator(demo: Demo) -> None:
         if m["message_type"] in (INCOMING, OUTGOING)
     ]
     assert thread[:3] == [(INCOMING if step.who == "contact" else OUTGOING, step.text) for step in OPENING]
+
+
+def _is_connection_conversation(conv: dict[str, Any]) -> bool:
+    return str(conv["meta"]["sender"].get("identifier") or "").startswith("ryze-control:")
+
+
+@pytest.mark.e2e
+async def test_the_agent_page_has_the_connection_conversation(demo: Demo) -> None:
+    """The demo inbox's connection conversation: the bot contact, and WhatsApp's state in words."""
+
+    async def room() -> dict[str, Any] | None:
+        for conv in await demo.system.conversations():
+            if conv["inbox_id"] == demo.inbox_id and _is_connection_conversation(conv):
+                return conv
+        return None
+
+    conv = await demo.system.wait_for(room, what="the connection conversation")
+    assert conv["meta"]["sender"]["name"] == f"Ryze · {demo.instance}"
+
+    async def connected() -> bool:
+        texts = [m["content"] or "" for m in await demo.system.messages(conv["id"])]
+        return any(t.startswith("✅ Connected to WhatsApp as +") for t in texts) or any(
+            "WhatsApp is connected as +" in t for t in texts
+        )
+
+    assert await demo.system.wait_for(connected, what="the connected post")
 
 
 @pytest.mark.e2e

@@ -359,11 +359,21 @@ def history_envelope(base_url: str, instance: str, token: str | None, data: Hist
 
 
 def state_envelope(
-    base_url: str, instance: str, token: str | None, state: str, reason: str | None
+    base_url: str,
+    instance: str,
+    token: str | None,
+    state: str,
+    reason: str | None,
+    *,
+    extra: dict[str, str | None] | None = None,
 ) -> EventEnvelope:
+    """``instance.state``; ``extra`` adds the optional fields (number, name, qr, problem) that are set."""
     data: dict[str, Any] = {"state": state}
     if reason:
         data["reason"] = reason
+    for key, value in (extra or {}).items():
+        if value:
+            data[key] = value
     return EventEnvelope(
         event=EventName.INSTANCE_STATE,
         data=data,

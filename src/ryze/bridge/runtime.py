@@ -14,8 +14,10 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from ryze.bridge.control.probe import WebhookProbe
+from ryze.bridge.control.center import ControlCenter
 from ryze.bridge.control.ports import HistoryResync
+from ryze.bridge.control.probe import WebhookProbe
+from ryze.bridge.control.store import ControlRoomStore
 from ryze.bridge.health import IntegrationHealth
 from ryze.bridge.link.client import LinkClient
 from ryze.bridge.metrics import BridgeMetrics, detached
@@ -130,6 +132,7 @@ class IntegrationRuntime:
             media=self.media,
             live_location_interval=settings.live_location_interval,
             history=self.history,
+            on_state=lambda data: self.control.on_state(data),
         )
         self.link = LinkClient(
             integration_id=record.id,
@@ -152,6 +155,21 @@ class IntegrationRuntime:
             reorder_window=settings.outbound_reorder_window,
             mark_read_on_reply=settings.mark_read_on_reply,
         )
+        # The connection conversation (docs/control-room.md). `resync` runs the history import's
+        # request; `selfcheck` is given by the self-check service (``SelfChecks.attach``).
+        self.control = ControlCenter(
+            integration_id=record.id,
+            instance=record.instance,
+            inbox_id=record.inbox_id,
+            chatwoot=self.client,
+            store=ControlRoomStore(repos.integrations.db, record.id),
+            link=self.link,
+            relay_status=self._relay_status,
+            resync=history_resync(self.link, self.record),
+            enabled=settings.control_room,
+        )
+        if settings.control_room:
+            self.history.room = self.control.room  # the import's start and end are posted there
 
     @property
     def inbox_secret(self) -> str:
@@ -183,6 +201,7 @@ class IntegrationRuntime:
         self.outbound.start(load=load_jobs)
 
     async def stop(self) -> None:
+        await self.control.stop()
         await self.outbound.stop()
         await self.link.stop()
         await self.lanes.close()
@@ -225,8 +244,20 @@ class IntegrationRuntime:
         if connected:
             self.outbound.wake()
         await self.health.set_link_state(connected, error, refused)
+        if connected:
+            self.control.on_link_ready()
 
     # ------------------------------------------------------------------ status
+
+    def _relay_status(self) -> str:
+        """The relay's side of the ``status`` command, in words."""
+        status, error = self.compute_status()
+        because = f" ({error})" if error else ""
+        link = "up" if self.link.connected else "down"
+        return (
+            f"Inbox relay: {status.value}{because}. Link to RyzeAPI: {link}. "
+            f"WhatsApp events waiting: {self.link.pending}; agent replies queued: {self.outbound.queued}."
+        )
 
     def compute_status(self) -> tuple[IntegrationStatus, str]:
         return self.health.status()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from ryze.bridge.metrics import BridgeMetrics
 from ryze.bridge.runtime import IntegrationRuntime
@@ -31,13 +32,16 @@ class IntegrationManager:
         self.sessions = sessions
         self.box = box
         self.runtimes: dict[str, IntegrationRuntime] = {}
+        # Called with each runtime as it is built: services that live beyond one runtime (the
+        # self-check) hand it what it needs here, so the runtime does not know them.
+        self.on_build: list[Callable[[IntegrationRuntime], None]] = []
         self._lock = asyncio.Lock()
 
     def get(self, integration_id: str) -> IntegrationRuntime | None:
         return self.runtimes.get(integration_id)
 
     def build(self, record: IntegrationRecord) -> IntegrationRuntime:
-        return IntegrationRuntime(
+        runtime = IntegrationRuntime(
             record,
             settings=self.settings,
             repos=self.repos,
@@ -45,6 +49,9 @@ class IntegrationManager:
             box=self.box,
             metrics=self.metrics,
         )
+        for hook in self.on_build:
+            hook(runtime)
+        return runtime
 
     async def start_all(self) -> int:
         """Re-link every stored integration, spreading the dials so thousands don't stampede RyzeAPI."""

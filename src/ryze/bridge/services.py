@@ -46,7 +46,10 @@ class BridgeServices:
             settings=settings, repos=repos, sessions=sessions, box=box, metrics=metrics
         )
         metrics.watch(lambda: [runtime.health for runtime in manager.runtimes.values()])
-        selfchecks = SelfChecks(settings=settings, manager=manager, store=repos.selfchecks)
+        selfchecks = SelfChecks(
+            settings=settings, manager=manager, store=repos.selfchecks, rooms=SelfChecks.connection_room
+        )
+        manager.on_build.append(selfchecks.attach)
         provisioner = Provisioner(
             settings=settings, repos=repos, sessions=sessions, box=box, manager=manager, selfchecks=selfchecks
         )

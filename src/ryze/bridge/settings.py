@@ -62,6 +62,9 @@ class BridgeSettings(BaseSettings):
     outbound_reorder_window: float = 0.5
     # An agent's reply marks the customer's earlier messages read on WhatsApp (blue ticks).
     mark_read_on_reply: bool = True
+    # The connection conversation (docs/control-room.md): a bot contact per integration that posts
+    # WhatsApp connection changes and QR codes and answers agents' commands. False: none is made.
+    control_room: bool = True
     # Webhooks: a signed one is accepted only with an X-Chatwoot-Timestamp within this many seconds
     # of the bridge's clock, either way (0 = no check); a signature that fails makes the bridge
     # re-read the inbox's secret (reset in Chatwoot?) at most once per interval, waiting at most

@@ -102,7 +102,8 @@ async def start_demo(options: DemoOptions, console: Console) -> Demo:
     """Start everything and (unless ``options.script`` is false) play the opening conversation."""
     workdir = options.workdir.resolve()
     prepare_workdir(workdir)
-    system = LocalSystem(workdir=workdir)
+    # control_room: the agent page shows the connection conversation, with its QR code and commands.
+    system = LocalSystem(workdir=workdir, control_room=True)
     # Unset ports keep LocalSystem's default: a free one picked by the OS.
     system.api_port = options.api_port or system.api_port
     system.bridge_port = options.bridge_port or system.bridge_port

@@ -33,9 +33,13 @@ class ScriptError(RuntimeError):
 
 
 async def find_conversation(system: LocalSystem, inbox_id: int) -> dict[str, Any] | None:
-    """The newest conversation of the demo inbox in the emulator, if any."""
+    """The newest customer conversation of the demo inbox in the emulator, if any (the
+    connection conversation, with the bot contact ``ryze-control:…``, is not one)."""
     for conv in await system.conversations():  # newest activity first
-        if conv.get("inbox_id") == inbox_id:
+        sender = (conv.get("meta") or {}).get("sender") or {}
+        if conv.get("inbox_id") == inbox_id and not str(sender.get("identifier") or "").startswith(
+            "ryze-control:"
+        ):
             return conv
     return None
 

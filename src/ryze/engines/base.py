@@ -175,12 +175,19 @@ class ReceiptEvent:
     timestamp: datetime
 
 
+PASSKEY_REQUIRED = "passkey_required"  # ConnectionEvent.problem (the same word as protocol's)
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionEvent:
     state: ConnectionState
     qr: str | None = None  # the current QR string when state == qr_ready
     reason: str | None = None
     me: Party | None = None  # our own JID once connected
+    # A pairing problem the engine cannot solve (``PASSKEY_REQUIRED``: WhatsApp
+    # asked for a passkey, whatsmeow's events.PairPasskeyRequest, and the engine has no way to
+    # answer one); None otherwise.
+    problem: str | None = None
 
 
 GroupAction = Literal["create", "subject", "topic", "add", "remove", "promote", "demote", "settings"]

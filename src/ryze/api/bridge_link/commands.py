@@ -47,10 +47,12 @@ from ryze.engines.base import EngineError
 from ryze.protocol import (
     CommandFrame,
     CommandParams,
+    ConnectParams,
     EditParams,
     EventEnvelope,
     EventName,
     HistorySyncParams,
+    InstanceParams,
     MarkReadParams,
     PresenceParams,
     ReactParams,
@@ -103,7 +105,11 @@ def _chat_of(params: CommandParams) -> str:
     A history request acts on the whole account: it has a key of its own."""
     if isinstance(params, HistorySyncParams):
         return "\x00history"
-    return params.to if isinstance(params, SendTextParams | SendMediaParams) else params.chat
+    if isinstance(params, SendTextParams | SendMediaParams):
+        return params.to
+    if isinstance(params, ConnectParams | InstanceParams):
+        return ""  # instance control (``control.py``); never executed here
+    return params.chat
 
 
 class _ChatLocks:
@@ -379,6 +385,8 @@ class CommandRunner:
             case HistorySyncParams():
                 await m.request_history(instance, days=params.days, count=params.count)
                 return None
+            case ConnectParams() | InstanceParams():
+                raise ApiError(400, f"{frame.action.value} is instance control, not a message command")
 
 
 def _for_agents(params: CommandParams, message: str) -> str:

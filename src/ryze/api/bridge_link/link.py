@@ -26,13 +26,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import orjson
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ryze.api.bridge_link.commands import CommandRunner
+from ryze.api.bridge_link.control import InstanceControl
 from ryze.api.bridge_link.event_log import EventLog
 from ryze.protocol import (
     CLOSE_GONE,
+    CONTROL_ACTIONS,
     AckFrame,
     AcksFrame,
     CommandFrame,
@@ -40,6 +43,7 @@ from ryze.protocol import (
     PingFrame,
     PongFrame,
     ReadyFrame,
+    ResultFrame,
     ResumeFrame,
     dump_frame,
     parse_client_frame,
@@ -185,6 +189,10 @@ class Link:
         try:
             frame = parse_client_frame(raw)
         except ValidationError as exc:
+            refused = unknown_command(raw, exc)
+            if refused is not None:  # a newer bridge's action: answer its id, so it need not wait
+                await self.send(dump_frame(refused))
+                return
             await self.send(dump_frame(ErrorFrame(message=f"unreadable frame: {exc.errors()[0]['msg']}")))
             return
         if isinstance(frame, AcksFrame):
@@ -274,7 +282,15 @@ class Link:
 
     async def _command(self, frame: CommandFrame) -> None:
         try:
-            result = await self.hub.commands.run(self.instance, frame)
+            if frame.action.value in CONTROL_ACTIONS:
+                control = self.hub.control
+                result = (
+                    await control.run(self.instance, frame)
+                    if control is not None
+                    else ResultFrame(id=frame.id, ok=False, error="instance control is not available here")
+                )
+            else:
+                result = await self.hub.commands.run(self.instance, frame)
             await self.send(dump_frame(result))
         finally:
             self._command_slots.release()
@@ -290,12 +306,35 @@ class Link:
             await self.send(dump_frame(PingFrame(ts=time.time())))
 
 
+def unknown_command(raw: str | bytes, exc: ValidationError) -> ResultFrame | None:
+    """A ``command`` frame refused only for its action (a newer bridge's): the error result for
+    its id. None when the frame is unreadable for any other reason."""
+    if not any(tuple(e.get("loc", ()))[:2] == ("command", "action") for e in exc.errors()):
+        return None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    command_id = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(command_id, str) or not command_id:
+        return None
+    action = str(body.get("action"))[:40]
+    return ResultFrame(id=command_id, ok=False, error=f"RyzeAPI does not know the command action {action!r}")
+
+
 class LinkHub:
     """The active link of each instance."""
 
-    def __init__(self, log_: EventLog, commands: CommandRunner, settings: LinkSettings) -> None:
+    def __init__(
+        self,
+        log_: EventLog,
+        commands: CommandRunner,
+        settings: LinkSettings,
+        control: InstanceControl | None = None,
+    ) -> None:
         self.log = log_
         self.commands = commands
+        self.control = control  # connect / logout / reconnect / status (None: answered as errors)
         self.settings = settings
         self._links: dict[str, Link] = {}
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from ryze.api.bridge_link.bridge_client import BridgeClient
 from ryze.api.bridge_link.commands import CommandRunner
 from ryze.api.bridge_link.config import ChatwootConfig
+from ryze.api.bridge_link.control import InstanceControl
 from ryze.api.bridge_link.errors import ModuleError, gate_closed
 from ryze.api.bridge_link.event_log import EventLog, EventLogWriter
 from ryze.api.bridge_link.hooks import ChatwootHooks
@@ -90,6 +91,7 @@ def build(services: ApiServices) -> ChatwootModule:
             resume_timeout=config.resume_timeout,
             max_concurrent_commands=config.max_concurrent_commands,
         ),
+        control=InstanceControl(services.instances, services.sessions),
     )
     bridge = BridgeClient(config.bridge_url, config.bridge_token)
     service = ChatwootService(

@@ -226,6 +226,33 @@ async def scan(
     }
 
 
+@router.post("/{instance}/qr/rotate")
+async def rotate_qr(
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    """WhatsApp rotates the QR code (``instance.state`` ``qr_ready`` with the new one)."""
+    session = await _session(request, instance, caller)
+    try:
+        qr = await session.rotate_qr()
+    except EngineError as exc:
+        raise ApiError(409, exc.message) from exc
+    return {"success": True, "state": session.state.value, "qrCode": qr}
+
+
+@router.post("/{instance}/passkey")
+async def ask_passkey(
+    request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]
+) -> dict[str, Any]:
+    """The phone scanned and WhatsApp asks for a passkey the engine cannot give
+    (``instance.state`` with ``problem: passkey_required``)."""
+    session = await _session(request, instance, caller)
+    try:
+        await session.ask_passkey()
+    except EngineError as exc:
+        raise ApiError(409, exc.message) from exc
+    return {"success": True, "state": session.state.value, "problem": "passkey_required"}
+
+
 @router.post("/{instance}/messages")
 async def deliver_messages(
     request: Request, instance: str, caller: Annotated[Caller, Depends(require_caller)]

@@ -216,5 +216,17 @@ class InboundPipeline:
         if self._bus.has_subscribers:
             await self._bus.publish(
                 updated.name,
-                state_envelope(self._base_url, updated.name, updated.token, event.state.value, event.reason),
+                state_envelope(
+                    self._base_url,
+                    updated.name,
+                    updated.token,
+                    event.state.value,
+                    event.reason,
+                    extra={
+                        "number": me.jid.split("@", 1)[0].split(":", 1)[0] if me else None,
+                        "name": me.name if me else None,
+                        "qr": event.qr,
+                        "problem": event.problem,
+                    },
+                ),
             )

@@ -56,6 +56,8 @@ async def resume(integration_id: str, request: Request) -> IntegrationView:
 async def selfcheck(integration_id: str, request: Request) -> IntegrationView:
     """Run the self-check now; the answer carries its report in ``checks`` (docs/selfcheck.md)."""
     return await services(request).provisioner.selfcheck(integration_id)
+
+
 @router.post(HISTORY_RESYNC_PATH)
 async def history_resync(integration_id: str, request: Request) -> HistoryResyncResult:
     """Ask the phone for recent history again (what the connection conversation's ``resync``

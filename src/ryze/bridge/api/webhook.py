@@ -39,6 +39,7 @@ MAX_BODY = 4 * 1024 * 1024
 _OK = b'{"ok":true}'
 _SIGNATURE = b"x-chatwoot-signature"
 _TIMESTAMP = b"x-chatwoot-timestamp"
+_MESSAGE_EVENTS = ("message_created", "message_updated")
 
 
 @functools.lru_cache(maxsize=64)  # a handful of fixed bodies; the shape errors vary, so bounded
@@ -142,6 +143,12 @@ async def handle(
     inbox_id = shapes.as_dict(payload.get("inbox")).get("id", payload.get("inbox_id"))
     if inbox_id is not None and inbox_id != runtime.record.inbox_id:
         return 200, _OK  # another inbox's event (misconfigured URL): not ours to relay
+    if event in _MESSAGE_EVENTS:
+        conversation_id = shapes.as_int(shapes.as_dict(payload.get("conversation")).get("id"))
+        if conversation_id is not None and await runtime.control.owns(conversation_id):
+            # The connection conversation: never relayed to WhatsApp; an agent's message is a command.
+            runtime.control.on_webhook(payload)
+            return 200, _OK
     intent = classify(payload)
     if intent is not None:
         job = await bridge.repos.outbound.enqueue(

@@ -1,1 +1,3 @@
-"""The integration's control room in Chatwoot: the connection conversation, its commands, the self-check."""
+"""The connection conversation: one Chatwoot conversation per integration, with a bot contact,
+where the bridge posts WhatsApp connection changes and QR codes and answers agents' commands
+(``docs/control-room.md``)."""

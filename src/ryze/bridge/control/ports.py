@@ -1,4 +1,9 @@
-"""The connection conversation's interface, shared by its users (commands, self-check, history)."""
+"""The connection conversation as other parts of the bridge use it (self-check, history import).
+
+``ControlRoom`` posts into the integration's connection conversation; ``SelfCheckRunner`` and
+``HistoryResync`` are what the ``selfcheck`` and ``resync`` commands call (built elsewhere and
+handed to the command handler; absent, the command answers that it is not available).
+"""
 
 from __future__ import annotations
 

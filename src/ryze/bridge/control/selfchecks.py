@@ -110,6 +110,17 @@ class SelfChecks:
         except Exception:  # a background task: nobody else would see it
             log.exception("self-check after activation failed", extra={"integration_id": runtime.id})
 
+    @staticmethod
+    def connection_room(runtime: IntegrationRuntime) -> ControlRoom | None:
+        """The integration's connection conversation, unless ``BRIDGE_CONTROL_ROOM`` is off."""
+        return runtime.control.room if runtime.control.enabled else None
+
+    def attach(self, runtime: IntegrationRuntime) -> None:
+        """Give a new runtime's ``selfcheck`` command its runner (``IntegrationManager.on_build``)."""
+        room = self.rooms(runtime)
+        if room is not None:
+            runtime.control.commands.selfcheck = self.runner(runtime, room)
+
     def runner(self, runtime: IntegrationRuntime, room: ControlRoom) -> SelfCheckRunner:
         """The ``selfcheck`` command's runner (``control/ports.py``): the report as text to post."""
 

@@ -196,3 +196,18 @@ class SelfCheck(Base):
     integration_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     report: Mapped[str] = mapped_column(NulFreeText)  # quotes Chatwoot's error texts: NUL-free
     ran_at: Mapped[float] = mapped_column(Float)
+
+
+class ControlRoomRow(Base):
+    """The connection conversation of an integration (``ryze.bridge.control``): its bot contact and
+    conversation in Chatwoot, the last connection state posted there (repeats are not posted
+    again, across restarts too) and the QR code images still shown (deleted once replaced)."""
+
+    __tablename__ = "bridge_control_rooms"
+
+    integration_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    contact_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # display_id
+    last_state: Mapped[str] = mapped_column(NulFreeText, default="", server_default="")
+    qr_message_ids: Mapped[str] = mapped_column(Text, default="", server_default="")  # comma-separated
+    updated_at: Mapped[float] = mapped_column(Float)

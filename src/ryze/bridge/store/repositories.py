@@ -14,6 +14,7 @@ from ryze.bridge.store.db import Batcher, BridgeDB
 from ryze.bridge.store.models import (
     Chat,
     ChatAlias,
+    ControlRoomRow,
     InboundFailure,
     Integration,
     MessageMap,
@@ -33,6 +34,7 @@ SELFCHECKS: Table = SelfCheck.__table__  # type: ignore[assignment]
 # Rows that are a customer's message of their own (a live location's start is one; its updates,
 # like reactions and edits, act on it): what a read mark marks and an agent's reply answers.
 INBOUND_MESSAGE_KINDS = ("message", "live")
+CONTROL: Table = ControlRoomRow.__table__  # type: ignore[assignment]
 
 
 def insert_ignore(conn: AsyncConnection, table: Table) -> Any:
@@ -140,7 +142,7 @@ class IntegrationRepository:
         """Remove the integration and everything the bridge kept for it."""
 
         async def op(conn: AsyncConnection) -> Any:
-            for table in (CHATS, ALIASES, MAP, FAILURES, JOBS, SELFCHECKS):
+            for table in (CHATS, ALIASES, MAP, FAILURES, JOBS, SELFCHECKS, CONTROL):
                 await conn.execute(delete(table).where(table.c.integration_id == integration_id))
             await conn.execute(delete(INTEGRATIONS).where(INTEGRATIONS.c.id == integration_id))
 

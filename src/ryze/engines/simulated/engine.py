@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from ryze.engines.base import (
+    PASSKEY_REQUIRED,
     ConnectionEvent,
     ConnectionState,
     ConnectResult,
@@ -184,11 +185,16 @@ class SimulatedSession:
             await self._sink(event)
 
     async def _set_state(
-        self, state: ConnectionState, *, qr: str | None = None, reason: str | None = None
+        self,
+        state: ConnectionState,
+        *,
+        qr: str | None = None,
+        reason: str | None = None,
+        problem: str | None = None,
     ) -> None:
         self._state = state
         me = self._me if state == ConnectionState.CONNECTED else None
-        await self._emit(ConnectionEvent(state=state, qr=qr, reason=reason, me=me))
+        await self._emit(ConnectionEvent(state=state, qr=qr, reason=reason, me=me, problem=problem))
 
     # ---------------------------------------------------------------- connection
 
@@ -269,6 +275,29 @@ class SimulatedSession:
                 # the rest queued, in order, for the next time the session comes online.
                 self._offline[:0] = pending[i:]
                 raise
+
+    async def rotate_qr(self) -> str:
+        """WhatsApp hands out the next QR code (whatsmeow: the first lives 60 s, the rest 20 s each):
+        the previous one can no longer be scanned."""
+        if self._state != ConnectionState.QR_READY:
+            raise EngineError("there is no QR code to rotate: call connect first")
+        self._qr = _qr_string()
+        await self._set_state(ConnectionState.QR_READY, qr=self._qr)
+        return self._qr
+
+    async def ask_passkey(self) -> None:
+        """The phone scanned, and WhatsApp asks this companion for a passkey before linking
+        (whatsmeow's ``events.PairPasskeyRequest``, pair-passkey.go). Neither engine can answer a
+        WebAuthn challenge, so pairing stays open: a pairing code (``connect`` with a number,
+        then ``scan``) still links the device."""
+        if self._state != ConnectionState.QR_READY:
+            raise EngineError("there is no pairing under way: call connect first")
+        self._qr = None
+        await self._set_state(
+            ConnectionState.QR_READY,
+            reason="WhatsApp asked for a passkey to link this device, which this engine cannot provide",
+            problem=PASSKEY_REQUIRED,
+        )
 
     async def disconnect(self) -> None:
         self._cancel_scan()

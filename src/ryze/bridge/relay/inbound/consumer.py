@@ -41,6 +41,7 @@ from ryze.protocol import (
     EventName,
     GroupFlowData,
     HistorySyncData,
+    InstanceStateData,
     MessageSource,
     MessageStatusData,
     ReceiptStatus,
@@ -70,10 +71,13 @@ class InboundRelay:
         media: MediaSource | None = None,
         live_location_interval: float = 300.0,
         history: HistoryProgress | None = None,
+        on_state: Callable[[InstanceStateData], Awaitable[None]] | None = None,
     ) -> None:
         self.ctx = ctx
         self.live_location_interval = live_location_interval
         self.history = history  # the history import's progress (None: not counted)
+        # After the status is updated, the connection conversation hears of it (``bridge.control``).
+        self._on_state = on_state
         self.lanes = lanes
         self.resolver = resolver
         self.media = media  # RyzeAPI's media route (None: files are shown as a text saying so)
@@ -144,7 +148,7 @@ class InboundRelay:
                 )
             elif envelope.event == EventName.INSTANCE_STATE:
                 state = envelope.instance_state()
-                self.lanes.submit("\x00state", lambda: self._run(seq, self._state(state.state, state.reason)))
+                self.lanes.submit("\x00state", lambda: self._run(seq, self._state(state)))
             else:
                 self._done(seq)
         except pydantic.ValidationError as exc:
@@ -303,9 +307,11 @@ class InboundRelay:
 
         return consume
 
-    def _state(self, state: str, reason: str | None) -> Consume:
+    def _state(self, state: InstanceStateData) -> Consume:
         async def consume(_ambiguous: bool) -> None:
-            await self.ctx.health.set_whatsapp_state(state, reason)
+            await self.ctx.health.set_whatsapp_state(state.state, state.reason)
+            if self._on_state is not None:
+                await self._on_state(state)
 
         return consume
 

@@ -7,7 +7,9 @@ Forwarded: ``message_created`` with ``message_type`` outgoing/template, not priv
 ``source_id`` is not one the bridge wrote (``WAID:…``: the bridge's own mirrors of WhatsApp
 messages); ``message_updated`` with ``content_attributes.deleted`` (revoke). Everything else —
 incoming messages (the bridge created them), private notes (including the bridge's failure notes),
-status updates (including the bridge's own PATCHes) — is ignored.
+status updates (including the bridge's own PATCHes) — is ignored. Messages of the integration's
+connection conversation never get here: the webhook route hands them to the command handler
+first (``bridge.control``), so none of them can become a WhatsApp send.
 """
 
 from __future__ import annotations
