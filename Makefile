@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 APT_PACKAGES := libmagic1 ffmpeg chromium chromium-driver
 
-.PHONY: setup system-packages constraints test lint demo bench up clean
+.PHONY: setup system-packages constraints test lint demo bench up clean screenshots
 
 setup: $(STAMP)
 
@@ -54,6 +54,10 @@ up: setup
 
 bench: setup
 	$(PY) -m bench
+
+# The agent-page screenshots docs/control-room.md shows, taken by the page test itself.
+screenshots: setup
+	RYZE_SCREENSHOT_DIR=docs/img $(VENV)/bin/pytest -q -p no:randomly tests/demo/test_control_room_page.py
 
 clean:
 	rm -rf $(VENV) $(CONSTRAINTS_VENV) .pytest_cache .mypy_cache .ruff_cache

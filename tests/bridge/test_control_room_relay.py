@@ -48,7 +48,9 @@ def _room(emulator: RunningEmulator, inbox_id: int) -> Conversation | None:
 
 
 def _texts(emulator: RunningEmulator, conversation: Conversation) -> list[str]:
-    return [m.content or "" for m in messages(emulator, conversation, include_private=False)]
+    """The room's public posts, less the activation's self-check report (tests/bridge/test_selfcheck*)."""
+    texts = [m.content or "" for m in messages(emulator, conversation, include_private=False)]
+    return [t for t in texts if "Self-check" not in t.split("\n", 1)[0]]
 
 
 async def test_the_connection_conversation_answers_commands_and_never_reaches_whatsapp(

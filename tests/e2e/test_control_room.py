@@ -54,6 +54,12 @@ class Room:
 
         return await self.system.wait_for(found, what=f"a post starting {start!r}")
 
+    async def wait_containing(self, part: str, *, after: int = 0) -> str:
+        async def found() -> str:
+            return next((t for t in (await self.texts())[after:] if part in t), "")
+
+        return await self.system.wait_for(found, what=f"a post with {part!r}")
+
     async def live_images(self) -> list[dict[str, Any]]:
         return [m for m in await self.messages() if m.get("attachments")]
 
@@ -118,10 +124,13 @@ async def test_pairing_and_every_command_from_the_connection_conversation(system
     await room.say("please connect")
     unknown = await room.wait_text("I do not know", after=count)
     assert "Commands (type them here" in unknown
+    # the history import's resync (relay/history) and the self-check (control/selfcheck.py)
     await room.say("resync")
-    await room.wait_text("`resync` is not available", after=count)
+    await room.wait_text("Asked the phone for the last 7 days of WhatsApp history", after=count)
     await room.say("selfcheck")
-    await room.wait_text("`selfcheck` is not available", after=count)
+    report = await room.wait_containing("Self-check:", after=count)
+    # the round trip worked: its private note's webhook came back to the bridge
+    assert any(line.startswith("✅ Round trip:") for line in report.splitlines()), report
     # a private note is not a command
     await system.agent_reply(room.id, "status", private=True)
 
