@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 APT_PACKAGES := libmagic1 ffmpeg chromium chromium-driver
 
-.PHONY: setup system-packages constraints test lint demo bench up clean
+.PHONY: setup system-packages constraints test lint demo bench chaos up clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,10 @@ up: setup
 
 bench: setup
 	$(PY) -m bench
+
+# The fault matrix (docs/reliability.md): every fault on SQLite and on PostgreSQL, ≤ 15 minutes.
+chaos: setup
+	$(PY) -m bench.chaos
 
 clean:
 	rm -rf $(VENV) $(CONSTRAINTS_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -46,7 +47,9 @@ def build_engine(settings: ApiSettings) -> Engine:
     if settings.whatsapp_engine == "simulated":
         delay = settings.simulator_auto_connect_seconds
         return SimulatedEngine(
-            auto_connect_seconds=delay if delay >= 0 else None, wire=settings.simulator_wire
+            auto_connect_seconds=delay if delay >= 0 else None,
+            wire=settings.simulator_wire,
+            outbox_log=Path(settings.simulator_outbox_log) if settings.simulator_outbox_log else None,
         )
     neonize: Any = importlib.import_module("ryze.engines.neonize")
     # whatsmeow keeps its keys in SQLite files under DATA_DIR, or in per-instance schemas of the

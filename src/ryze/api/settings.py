@@ -41,6 +41,9 @@ class ApiSettings(BaseSettings):
     # Simulated engine only: "neonize" sends every simulated event through neonize's protobufs and
     # the neonize engine's translators (tests of the relay on the neonize translation's events).
     simulator_wire: Literal["domain", "neonize"] = "domain"
+    # Simulated engine only: a file the phone network appends each item it received to (JSON lines),
+    # so a test harness sees what was sent across a RyzeAPI crash. Empty = none.
+    simulator_outbox_log: str = ""
     # Outbound-fetch policy for mediaUrl sends and Chatwoot attachment URLs (docs/security.md):
     # host names, "*.domain" and IP/CIDR entries, comma separated, that may be fetched although
     # they are loopback, private or otherwise internal. Empty = public addresses only.

@@ -18,9 +18,13 @@ import base64
 import hashlib
 import logging
 import secrets
+import time
 from collections import deque
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
+
+import orjson
 
 from ryze.engines.base import (
     ConnectionEvent,
@@ -80,9 +84,17 @@ class SimulatedEngine:
     name = "simulated"
 
     def __init__(
-        self, *, auto_connect_seconds: float | None = 2.0, wire: Literal["domain", "neonize"] = "domain"
+        self,
+        *,
+        auto_connect_seconds: float | None = 2.0,
+        wire: Literal["domain", "neonize"] = "domain",
+        outbox_log: Path | None = None,
     ) -> None:
         self.auto_connect_seconds = auto_connect_seconds
+        # The phone network's own record of what reached it, kept outside RyzeAPI's memory (the
+        # in-memory outbox dies with the process): the fault-matrix harness reads it across a
+        # RyzeAPI SIGKILL. One JSON line per item, written (not buffered) before the send returns.
+        self.outbox_log = outbox_log
         # "neonize": every event goes through neonize's protobufs and the neonize engine's
         # translators on its way to the sink (wire.py), so the relay runs on neonize's events.
         self.wire = wire
@@ -292,7 +304,17 @@ class SimulatedSession:
 
     def _record(self, action: str, **fields: Any) -> None:
         self._outbox_seq += 1
-        self.outbox.append({"seq": self._outbox_seq, "action": action, **fields})
+        item = {"seq": self._outbox_seq, "action": action, **fields}
+        self.outbox.append(item)
+        log_path = self._engine.outbox_log
+        if log_path is not None:
+            line = (
+                orjson.dumps({"instance": self.instance, "logged_at": time.time(), **item}, default=str)
+                + b"\n"
+            )
+            # Unbuffered append: once write() returned the line survives a SIGKILL of this process.
+            with log_path.open("ab", buffering=0) as journal:
+                journal.write(line)
 
     async def _send(
         self,
