@@ -8,8 +8,8 @@ journal's, and a crash still loses nothing that was committed before the last ch
 from __future__ import annotations
 
 import asyncio
-import errno
 import contextlib
+import errno
 import logging
 import weakref
 from collections import deque
