@@ -81,25 +81,34 @@ class ApiTerm(_ProcessFault):
 # -- the link between the bridge and RyzeAPI -------------------------------------------------------
 
 
-class LinkDrop(Fault):
+class _LinkFault(Fault):
+    _before = (0, 0)
+
+    def _mark(self, ctx: FaultContext) -> None:
+        self._before = (ctx.cs.proxy.connections, ctx.cs.proxy.resets)
+
+    async def heal(self, ctx: FaultContext) -> None:
+        proxy = ctx.cs.proxy
+        proxy.restore()
+        dialed, reset = proxy.connections - self._before[0], proxy.resets - self._before[1]
+        ctx.notes.append(f"during the fault the bridge dialed {dialed} time(s), {reset} connection(s) reset")
+
+
+class LinkDrop(_LinkFault):
     name = "link dropped (TCP RST)"
 
     async def inject(self, ctx: FaultContext) -> None:
+        self._mark(ctx)
         ctx.cs.proxy.drop()
 
-    async def heal(self, ctx: FaultContext) -> None:
-        ctx.cs.proxy.restore()
 
-
-class LinkBlackhole(Fault):
+class LinkBlackhole(_LinkFault):
     name = "link blackholed"
     hold = 8.0  # longer than two of the bridge's pings (BRIDGE_LINK_PING_INTERVAL=2)
 
     async def inject(self, ctx: FaultContext) -> None:
+        self._mark(ctx)
         ctx.cs.proxy.blackhole()
-
-    async def heal(self, ctx: FaultContext) -> None:
-        ctx.cs.proxy.restore()
 
 
 # -- storage ---------------------------------------------------------------------------------------

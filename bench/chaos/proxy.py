@@ -42,6 +42,7 @@ class LinkProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0  # accepted, over the proxy's life (the report shows reconnects)
+        self.resets = 0  # connections the proxy reset (dropped link, RyzeAPI down)
 
     @property
     def url(self) -> str:
@@ -56,6 +57,7 @@ class LinkProxy:
         self._open.set()  # blocked pipes wake up and find their sockets reset
         for writer in list(self._writers):
             _reset(writer)
+            self.resets += 1
         self._writers.clear()
 
     def blackhole(self) -> None:
@@ -81,6 +83,7 @@ class LinkProxy:
         self.connections += 1
         if self.mode == "drop":
             _reset(writer)
+            self.resets += 1
             return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
