@@ -102,3 +102,41 @@ def recovery_seconds(healed_at: float | None, arrival_times: Iterable[float]) ->
     if healed_at is None or not times:
         return None
     return max(0.0, max(times) - healed_at)
+
+
+def problems(
+    sent: Mapping[str, Sequence[str]],
+    arrived: Iterable[tuple[str, str]],
+    failed: Iterable[str] = (),
+    *,
+    limit: int = 10,
+) -> list[dict[str, Any]]:
+    """Per chat, which messages were lost, duplicated or arrived out of place (for the JSON report:
+    a row that is not clean must say exactly what went wrong)."""
+    arrivals = list(arrived)
+    failed_set = set(failed)
+    out: list[dict[str, Any]] = []
+    for chat, tokens in sent.items():
+        mine = [token for c, token in arrivals if c == chat]
+        copies = Counter(mine)
+        first: list[str] = []
+        for token in mine:
+            if token not in first:
+                first.append(token)
+        index = {token: i for i, token in enumerate(tokens)}
+        order = [index[t] for t in first if t in index]
+        entry: dict[str, Any] = {}
+        lost = [t for t in tokens if t not in copies and t not in failed_set]
+        dups = sorted(t for t, n in copies.items() if n > 1)
+        if lost:
+            entry["lost"] = lost[:limit]
+        if dups:
+            entry["duplicated"] = dups[:limit]
+        if out_of_order(order):
+            entry["arrival_order"] = [tokens[i] for i in order][: 3 * limit]
+        if entry:
+            out.append({"chat": chat, **entry})
+    strays = [(c, t) for c, t in arrivals if t not in {tok for toks in sent.values() for tok in toks}]
+    if strays:
+        out.append({"unexpected": [f"{c}: {t}" for c, t in strays[:limit]]})
+    return out

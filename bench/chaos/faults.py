@@ -318,17 +318,29 @@ class WebhooksTwice(_WebhookSettings):
 
 
 class WebhooksOutOfOrder(_WebhookSettings):
-    """Webhooks parked during the fault, then let go shuffled with Sidekiq's ten workers at once
-    (``config/sidekiq.yml`` concurrency 10: Chatwoot gives no order between two events)."""
+    """A backlog of webhooks (Sidekiq or Redis stalled during the fault), then drained as Sidekiq
+    drains it: in queue order, ten jobs at once (``app/listeners/webhook_listener.rb`` enqueues one
+    ``WebhookJob`` per event; ``config/sidekiq.yml`` ``:concurrency: 10``), so events of one
+    conversation that are in flight together arrive in either order."""
 
     name = "webhooks out of order"
+    release: ClassVar[str] = "queued"
 
     async def inject(self, ctx: FaultContext) -> None:
         await self._settings(ctx, webhook_delivery="sidekiq", webhook_hold=True)
 
     async def heal(self, ctx: FaultContext) -> None:
-        await self._settings(ctx, webhook_release="shuffle")
+        await self._settings(ctx, webhook_release=self.release)
         await self._settings(ctx, webhook_delivery="ordered")
+
+
+class WebhooksShuffled(WebhooksOutOfOrder):
+    """Harsher than Chatwoot (not in the default matrix): the whole backlog let go in a random
+    order, so a message can reach the bridge seconds after a later one of its conversation —
+    beyond ``BRIDGE_OUTBOUND_REORDER_WINDOW``, which then cannot restore the order."""
+
+    name = "webhooks shuffled (harsher than Chatwoot)"
+    release: ClassVar[str] = "shuffle"
 
 
 # -- WhatsApp ---------------------------------------------------------------------------------------
@@ -380,5 +392,6 @@ SLUGS: dict[str, type[Fault]] = {
     "cw-slow": ChatwootSlow,
     "webhooks-twice": WebhooksTwice,
     "webhooks-out-of-order": WebhooksOutOfOrder,
+    "webhooks-shuffled": WebhooksShuffled,  # opt-in: --faults webhooks-shuffled
     "wa-twice": WhatsAppTwice,
 }

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.chaos.checker import Counts, check, recovery_seconds
+from bench.chaos.checker import Counts, check, problems, recovery_seconds
 from bench.chaos.faults import Fault, FaultContext
 from bench.chaos.stack import ChaosSystem
 from bench.chaos.traffic import Chat, Observer, Traffic
@@ -39,6 +39,7 @@ class Row:
     recovery_s: float | None = None
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    problems: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # direction -> per chat
     seconds: float = 0.0
 
     @property
@@ -59,6 +60,7 @@ class Row:
             "recovery_s": None if self.recovery_s is None else round(self.recovery_s, 2),
             "reason": self.reason,
             "notes": self.notes,
+            "problems": self.problems,
             "seconds": round(self.seconds, 1),
         }
 
@@ -100,8 +102,10 @@ async def run_row(cs: ChaosSystem, chats: list[Chat], fault: Fault, prefix: str,
             with contextlib.suppress(asyncio.CancelledError):
                 await polling
         await observer.poll()
-    inbound = check(traffic.sent.inbound, [(a.chat, a.token) for a in observer.inbound])
-    outbound = check(traffic.sent.outbound, [(a.chat, a.token) for a in observer.outbound], failed)
+    arrived_in = [(a.chat, a.token) for a in observer.inbound]
+    arrived_out = [(a.chat, a.token) for a in observer.outbound]
+    inbound = check(traffic.sent.inbound, arrived_in)
+    outbound = check(traffic.sent.outbound, arrived_out, failed)
     arrivals = [a.at for a in observer.inbound + observer.outbound]
     row = Row(
         fault.name,
@@ -112,6 +116,10 @@ async def run_row(cs: ChaosSystem, chats: list[Chat], fault: Fault, prefix: str,
         recovery_s=recovery_seconds(healed_at, arrivals),
         notes=ctx.notes,
     )
+    if not inbound.clean:
+        row.problems["inbound"] = problems(traffic.sent.inbound, arrived_in)
+    if not outbound.clean:
+        row.problems["outbound"] = problems(traffic.sent.outbound, arrived_out, failed)
     if traffic.sent.refused:
         row.notes.append(
             f"WhatsApp deliveries RyzeAPI did not acknowledge (delivered again): {traffic.sent.refused}"

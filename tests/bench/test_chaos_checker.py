@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `bench` lives at the repository root, next to `src`
     sys.path.insert(0, str(REPO))
 
-from bench.chaos.checker import check, out_of_order, recovery_seconds  # noqa: E402
+from bench.chaos.checker import check, out_of_order, problems, recovery_seconds  # noqa: E402
 
 SENT = {"a": ["a0", "a1", "a2", "a3"], "b": ["b0", "b1"]}
 
@@ -108,3 +108,13 @@ def test_counts_add_up_across_directions() -> None:
         1,
         1,
     )
+
+
+def test_problems_name_the_messages_per_chat() -> None:
+    found = problems(SENT, [*arrivals("a1", "a0", "a0", "b0"), ("b", "zz")])
+    assert found == [
+        {"chat": "a", "lost": ["a2", "a3"], "duplicated": ["a0"], "arrival_order": ["a1", "a0"]},
+        {"chat": "b", "lost": ["b1"]},
+        {"unexpected": ["b: zz"]},
+    ]
+    assert problems(SENT, arrivals("a0", "a1", "a2", "a3", "b0", "b1")) == []
