@@ -75,9 +75,13 @@ class InboundRelay:
         )
         self._done = done
         # A process that died had at most one message in flight per chat lane: only the first replayed
-        # message of each lane can be half-done (created in Chatwoot, mapping not written), so only
-        # that one is checked against Chatwoot before creating.
-        self._verified_lanes: set[str] = set()
+        # message of each lane that is not already mapped can be half-done (created in Chatwoot,
+        # mapping not written), so only that one is checked against Chatwoot before creating. The
+        # lane's check is claimed when that message runs, not when it is dispatched: a replay starts
+        # at the watermark, so a lane's first replayed messages may be ones already relayed (done
+        # while another chat's lane held the watermark back), and they must not use up the check.
+        self._replay_lanes: set[str] = set()  # lanes seen in the current replay
+        self._unverified_lanes: set[str] = set()  # of those, lanes whose check nobody claimed yet
         self._replaying = False
         self._lane_keys = LaneKeys()
         # WhatsApp ids whose mapping this run committed, most recent last: catches an id delivered
@@ -104,9 +108,8 @@ class InboundRelay:
             if envelope.event == EventName.MESSAGE_EXCHANGE:
                 message = envelope.message_exchange().message
                 key = self._lane_keys.key(message.chat)
-                consumer = MessageConsumer(
-                    self, message, seq, self._first_replay_of_lane(key, replay), maybe_relayed=replay
-                )
+                self._note_replay(key, replay)
+                consumer = MessageConsumer(self, message, seq, replay, maybe_relayed=replay, lane=key)
                 self.lanes.submit(key, lambda: self._run(seq, consumer, message.id, message.chat))
             elif envelope.event == EventName.MESSAGE_STATUS:
                 receipt = envelope.message_status()
@@ -135,20 +138,27 @@ class InboundRelay:
     def reset(self) -> None:
         """The link was stopped (its in-flight events abandoned): the next replay is verified afresh."""
         self._replaying = False
-        self._verified_lanes.clear()
+        self._replay_lanes.clear()
+        self._unverified_lanes.clear()
 
-    def _first_replay_of_lane(self, key: str, replay: bool) -> bool:
+    def _note_replay(self, key: str, replay: bool) -> None:
         if not replay:
             self._replaying = False
-            self._verified_lanes.clear()
-            return False
+            return
         if not self._replaying:
             self._replaying = True
-            self._verified_lanes.clear()
-        if key in self._verified_lanes:
-            return False
-        self._verified_lanes.add(key)
-        return True
+            self._replay_lanes.clear()
+            self._unverified_lanes.clear()
+        if key not in self._replay_lanes:
+            self._replay_lanes.add(key)
+            self._unverified_lanes.add(key)
+
+    def claim_verification(self, key: str) -> bool:
+        """True once per lane and replay: for its first replayed message not already relayed."""
+        if key in self._unverified_lanes:
+            self._unverified_lanes.discard(key)
+            return True
+        return False
 
     # ------------------------------------------------------------------ retry loop
 
@@ -281,11 +291,14 @@ class MessageConsumer:
         replay: bool,
         *,
         maybe_relayed: bool = True,
+        lane: str = "",
     ) -> None:
         self.relay = relay
         self.message = message
         self.seq = seq
-        self.replay = replay  # the first replayed message of its lane: may be half-done in Chatwoot
+        self.replay = replay  # offered before this connection's ready: may be half-done in Chatwoot
+        self.lane = lane
+        self._verify = False  # claimed the lane's check (kept across this message's retries)
         # seq <= the last_seq of the current connection's ready: offered before it, so another
         # connection may have relayed it and the mapping table is asked; a later seq was offered
         # to this connection only
@@ -308,7 +321,9 @@ class MessageConsumer:
             return
         chat = await relay.resolver.resolve(msg.chat)
         assert chat.conversation_id is not None
-        where = Target(chat.conversation_id, outgoing=outgoing, adopt=self.replay or ambiguous)
+        if self.replay and not self._verify:
+            self._verify = relay.claim_verification(self.lane)
+        where = Target(chat.conversation_id, outgoing=outgoing, adopt=self._verify or ambiguous)
         try:
             await executor.apply(effect, where)
         except ChatwootNotFound:
