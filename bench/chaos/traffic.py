@@ -179,12 +179,19 @@ class Observer:
         self.inbound: list[Arrival] = []
         self.outbound: list[Arrival] = []
         self._http: aiohttp.ClientSession | None = None
+        # The background poller and the settle loop both poll: two polls reading the same cursor
+        # at once would count one batch twice (false duplicates), so one poll at a time.
+        self._polling = asyncio.Lock()
 
     async def start(self, http: aiohttp.ClientSession) -> None:
         self._http = http
         self._after_id = await last_message_id(http, self.system)
 
     async def poll(self) -> None:
+        async with self._polling:
+            await self._poll()
+
+    async def _poll(self) -> None:
         assert self._http is not None
         while True:
             batch = await emulator_messages_after(self._http, self.system, self._after_id, 5000)
