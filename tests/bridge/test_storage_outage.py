@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from ryze.bridge.store import repositories as repositories_module
 from ryze.bridge.store.db import BridgeDB
@@ -102,3 +102,6 @@ def test_only_storage_outages_are_transient() -> None:
     assert is_transient(ConnectionResetError())
     assert not is_transient(IntegrityError("INSERT", {}, sqlite3.IntegrityError("UNIQUE constraint failed")))
     assert not is_transient(ValueError("bad payload"))
+    # A restarting PostgreSQL, as asyncpg reports it through SQLAlchemy (a plain DB-API error).
+    assert is_transient(DBAPIError("SELECT 1", {}, RuntimeError("the database system is starting up")))
+    assert not is_transient(ProgrammingError("SELEC", {}, RuntimeError("syntax error")))

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, NotSupportedError, ProgrammingError
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,14 @@ _FIRST_DELAY, _MAX_DELAY = 0.1, 0.8
 
 def is_transient(exc: BaseException) -> bool:
     """A storage error that a later attempt may not meet: the connection lost or refused (server
-    restarting), SQLite busy or full. Not a constraint or a bad statement, which would fail again."""
-    if isinstance(exc, OperationalError | InterfaceError | ConnectionError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    restarting), SQLite busy or full. Not a constraint or a bad statement, which would fail again.
+
+    asyncpg's errors of a restarting server (``CannotConnectNowError``, ``AdminShutdownError``)
+    reach SQLAlchemy as plain DB-API errors, so every driver error but the four kinds that name a
+    wrong request counts as transient."""
+    if isinstance(exc, IntegrityError | ProgrammingError | DataError | NotSupportedError):
+        return False
+    return isinstance(exc, DBAPIError | OSError)
 
 
 async def retry_transient(
