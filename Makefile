@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 APT_PACKAGES := libmagic1 ffmpeg chromium chromium-driver
 
-.PHONY: setup system-packages constraints test lint demo bench up clean screenshots
+.PHONY: setup system-packages constraints test lint demo bench chaos up clean screenshots
 
 setup: $(STAMP)
 
@@ -58,6 +58,10 @@ bench: setup
 # The agent-page screenshots docs/control-room.md shows, taken by the page test itself.
 screenshots: setup
 	RYZE_SCREENSHOT_DIR=docs/img $(VENV)/bin/pytest -q -p no:randomly tests/demo/test_control_room_page.py
+
+# The fault matrix (docs/reliability.md): every fault on SQLite and on PostgreSQL, ≤ 15 minutes.
+chaos: setup
+	$(PY) -m bench.chaos
 
 clean:
 	rm -rf $(VENV) $(CONSTRAINTS_VENV) .pytest_cache .mypy_cache .ruff_cache

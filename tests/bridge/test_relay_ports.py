@@ -152,6 +152,33 @@ async def test_the_same_whatsapp_id_under_a_new_seq_is_not_created_twice(harness
     await lanes.close()
 
 
+async def test_a_half_done_message_behind_already_relayed_ones_is_adopted_after_a_restart(
+    harness: Harness,
+) -> None:
+    """A killed bridge: wa-1 was relayed and mapped, wa-2 created in Chatwoot but not mapped yet.
+    The replay starts at the watermark, so wa-1 comes first and is skipped as already relayed; the
+    lane's check against Chatwoot must then go to wa-2, not be used up by wa-1 (``make chaos``
+    found that duplicate: bridge SIGKILL on PostgreSQL under load)."""
+    relay, done, lanes = harness.inbound()
+    relay.on_event(1, _event(text_message("wa-1", CHAT, "one")), False)
+    await _until(lambda: done == [1])
+    [first] = harness.chatwoot.public_messages()
+    await harness.chatwoot.create_message(
+        first.conversation_id, content="two", message_type="incoming", source_id="WAID:wa-2"
+    )  # what the previous process did before it was killed
+    await lanes.close()
+
+    restarted, done, lanes = harness.inbound()  # a new process: nothing in memory
+    restarted.on_event(1, _event(text_message("wa-1", CHAT, "one")), True)
+    restarted.on_event(2, _event(text_message("wa-2", CHAT, "two")), True)
+    restarted.on_event(3, _event(text_message("wa-3", CHAT, "three")), False)
+    await _until(lambda: done == [1, 2, 3])
+    assert [m.content for m in harness.chatwoot.public_messages()] == ["one", "two", "three"]
+    mapped = await harness.repos.messages.find_wa_any(harness.record.id, "wa-2")
+    assert mapped is not None and mapped.chatwoot_message_id == harness.chatwoot.public_messages()[1].id
+    await lanes.close()
+
+
 async def test_a_create_that_answered_500_after_taking_effect_is_not_repeated(harness: Harness) -> None:
     """Ambiguous failure (the retry policy's TRANSIENT): the next attempt lists the conversation's
     messages and adopts the one carrying our source id instead of creating a second."""

@@ -29,6 +29,7 @@ def drive(agent_url: str, conversation_id: int, out: Path) -> dict[str, str]:
     from selenium.webdriver.support import expected_conditions as ec
 
     seen: dict[str, str] = {}
+    out.mkdir(parents=True, exist_ok=True)
     with headless_chromium("control-room") as (driver, wait):
         driver.set_window_size(1280, 900)
 
@@ -64,7 +65,6 @@ async def test_connection_conversation_on_the_agent_page(demo: Demo, tmp_path: P
 
     conv = await demo.system.wait_for(room, what="the connection conversation")
     out = Path(os.environ.get("RYZE_SCREENSHOT_DIR") or tmp_path)
-    out.mkdir(parents=True, exist_ok=True)
     seen = await asyncio.to_thread(drive, demo.agent_page_url, int(conv["id"]), out)
 
     assert f"Ryze · {demo.instance}" in seen["opened"] or "Connected to WhatsApp as +" in seen["opened"]
@@ -74,5 +74,5 @@ async def test_connection_conversation_on_the_agent_page(demo: Demo, tmp_path: P
     typed = [m["text"].strip().lower() for m in demo.phone.chat.messages if m["from"] == "business"]
     assert "status" not in typed and "help" not in typed
     for name in SHOTS:
-        data = (out / name).read_bytes()
+        data = await asyncio.to_thread((out / name).read_bytes)
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000

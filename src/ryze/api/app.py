@@ -50,6 +50,7 @@ def build_engine(settings: ApiSettings) -> Engine:
             auto_connect_seconds=delay if delay >= 0 else None,
             wire=settings.simulator_wire,
             default_history=_simulator_history(settings.simulator_history_file),
+            outbox_log=Path(settings.simulator_outbox_log) if settings.simulator_outbox_log else None,
         )
     neonize: Any = importlib.import_module("ryze.engines.neonize")
     # whatsmeow keeps its keys in SQLite files under DATA_DIR, or in per-instance schemas of the

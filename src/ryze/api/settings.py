@@ -45,6 +45,9 @@ class ApiSettings(BaseSettings):
     # (an array of ``POST /_simulator/{instance}/history`` message items), sent as the initial
     # history sync when an instance pairs. Empty = the phones start with no history.
     simulator_history_file: str = ""
+    # Simulated engine only: a file the phone network appends each item it received to (JSON lines),
+    # so a test harness sees what was sent across a RyzeAPI crash. Empty = none.
+    simulator_outbox_log: str = ""
     # Outbound-fetch policy for mediaUrl sends and Chatwoot attachment URLs (docs/security.md):
     # host names, "*.domain" and IP/CIDR entries, comma separated, that may be fetched although
     # they are loopback, private or otherwise internal. Empty = public addresses only.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import weakref
 from collections import deque
@@ -40,6 +41,17 @@ def normalize_url(url: str) -> str:
 
 def is_sqlite(url: str) -> bool:
     return normalize_url(url).startswith("sqlite")
+
+
+_DISK_FULL = ("database or disk is full", "no space left on device")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether a storage error is a full disk (SQLite's SQLITE_FULL, or ENOSPC from the OS), so the
+    log says so in words an operator acts on instead of only in a traceback."""
+    errno_ = getattr(exc, "errno", None)
+    text = str(exc).lower()
+    return errno_ == errno.ENOSPC or any(marker in text for marker in _DISK_FULL)
 
 
 def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> AsyncEngine:
@@ -281,13 +293,18 @@ class GroupCommitter(Generic[T, R]):
             await self._conn.drop()  # it may be what failed: the next batch opens a new one
             if self._on_failure == "singly" and len(batch) > 1:
                 log.warning(
-                    "group commit failed; writing its items one by one",
+                    "group commit failed"
+                    + (": the disk is full" if disk_full(exc) else "")
+                    + "; writing its items one by one",
                     extra={"writer": self._name, "batch": len(batch)},
                     exc_info=True,
                 )
                 await self._commit_singly(batch)
             else:
-                log.exception("group commit failed", extra={"writer": self._name, "batch": len(batch)})
+                log.exception(
+                    "group commit failed" + (": the disk is full" if disk_full(exc) else ""),
+                    extra={"writer": self._name, "batch": len(batch)},
+                )
                 for _, future in batch:
                     self._fail(future, exc)
             return

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import orjson
 import pytest
 
 from ryze.engines.base import (
@@ -239,3 +241,21 @@ async def test_concurrent_connects_share_one_qr() -> None:
     first, second = await asyncio.gather(session.connect(), session.connect())
     assert first.qr == second.qr
     assert sink.states() == [ConnectionState.CONNECTING, ConnectionState.QR_READY]
+
+
+async def test_the_outbox_journal_keeps_what_was_sent_beyond_the_process(tmp_path: Path) -> None:
+    journal = tmp_path / "phone-network.jsonl"
+    engine, sink = SimulatedEngine(auto_connect_seconds=None, outbox_log=journal), Sink()
+    session = await open_connected(engine, sink)
+    sent = await session.send_text("5511988887777@s.whatsapp.net", "first")
+    await session.send_text("5511988887777@s.whatsapp.net", "second")
+    await session.mark_read("5511988887777@s.whatsapp.net", ("A",))
+    lines = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
+    # What the in-memory outbox holds (gone with a RyzeAPI restart), plus who sent it and when.
+    assert [(i["instance"], i["action"], i.get("text")) for i in lines] == [
+        ("orion", "message", "first"),
+        ("orion", "message", "second"),
+        ("orion", "read", None),
+    ]
+    assert lines[0]["id"] == sent.id and isinstance(lines[0]["logged_at"], float)
+    assert [i["seq"] for i in lines] == [i["seq"] for i in session.outbox_after(0)]

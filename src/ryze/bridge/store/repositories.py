@@ -22,6 +22,7 @@ from ryze.bridge.store.models import (
     SelfCheck,
     nul_free,
 )
+from ryze.bridge.store.transient import WEBHOOK_WRITE_BUDGET, retry_transient
 
 INTEGRATIONS: Table = Integration.__table__  # type: ignore[assignment]
 CHATS: Table = Chat.__table__  # type: ignore[assignment]
@@ -629,7 +630,23 @@ class OutboundRepository:
             "updated_at": now,
         }
 
-        job_id = await self._enqueue(values)
+        retried = False
+
+        def note_retry() -> None:
+            nonlocal retried
+            retried = True
+
+        job_id = await retry_transient(
+            lambda: self._enqueue(values),
+            budget=WEBHOOK_WRITE_BUDGET,
+            what="outbound job",
+            on_retry=note_retry,
+        )
+        if job_id is None and retried:
+            # A failed attempt may have committed before its error reached us (a connection lost
+            # after COMMIT): then the stored job is this webhook's own, not a duplicate's.
+            existing = await self.find_by_message(integration_id, chatwoot_message_id, kind)
+            return existing if existing is not None and existing.state == "pending" else None
         if job_id is None:
             return None
         return OutboundJobRecord(
@@ -700,7 +717,7 @@ class OutboundRepository:
         return int(await self.db.writer.submit(op))
 
     async def find_by_message(
-        self, integration_id: str, chatwoot_message_id: int
+        self, integration_id: str, chatwoot_message_id: int, kind: str = "send"
     ) -> OutboundJobRecord | None:
         async with self.db.connect() as conn:
             row = (
@@ -708,7 +725,7 @@ class OutboundRepository:
                     select(JOBS).where(
                         JOBS.c.integration_id == integration_id,
                         JOBS.c.chatwoot_message_id == chatwoot_message_id,
-                        JOBS.c.kind == "send",
+                        JOBS.c.kind == kind,
                     )
                 )
             ).first()

@@ -18,10 +18,14 @@ import base64
 import hashlib
 import logging
 import secrets
+import time
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
+
+import orjson
 
 from ryze.engines.base import (
     PASSKEY_REQUIRED,
@@ -91,6 +95,7 @@ class SimulatedEngine:
         auto_connect_seconds: float | None = 2.0,
         wire: Literal["domain", "neonize"] = "domain",
         default_history: Sequence[Inbound] = (),
+        outbox_log: Path | None = None,
     ) -> None:
         self.auto_connect_seconds = auto_connect_seconds
         # What every simulated phone holds before anything is added (the demo's chats): sent as
@@ -98,6 +103,10 @@ class SimulatedEngine:
         self.default_history = tuple(default_history)
         # The phones' chat history: instance -> messages by id, as the network built them.
         self.phone_history: dict[str, dict[str, WhatsAppMessage]] = {}
+        # The phone network's own record of what reached it, kept outside RyzeAPI's memory (the
+        # in-memory outbox dies with the process): the fault-matrix harness reads it across a
+        # RyzeAPI SIGKILL. One JSON line per item, written (not buffered) before the send returns.
+        self.outbox_log = outbox_log
         # "neonize": every event goes through neonize's protobufs and the neonize engine's
         # translators on its way to the sink (wire.py), so the relay runs on neonize's events.
         self.wire = wire
@@ -353,7 +362,17 @@ class SimulatedSession:
 
     def _record(self, action: str, **fields: Any) -> None:
         self._outbox_seq += 1
-        self.outbox.append({"seq": self._outbox_seq, "action": action, **fields})
+        item = {"seq": self._outbox_seq, "action": action, **fields}
+        self.outbox.append(item)
+        log_path = self._engine.outbox_log
+        if log_path is not None:
+            line = (
+                orjson.dumps({"instance": self.instance, "logged_at": time.time(), **item}, default=str)
+                + b"\n"
+            )
+            # Unbuffered append: once write() returned the line survives a SIGKILL of this process.
+            with log_path.open("ab", buffering=0) as journal:
+                journal.write(line)
 
     async def _send(
         self,

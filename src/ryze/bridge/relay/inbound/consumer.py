@@ -88,9 +88,13 @@ class InboundRelay:
         self.group_notices = GroupNotices(ctx, chats=resolver.chats, client=ctx.chatwoot)
         self._done = done
         # A process that died had at most one message in flight per chat lane: only the first replayed
-        # message of each lane can be half-done (created in Chatwoot, mapping not written), so only
-        # that one is checked against Chatwoot before creating.
-        self._verified_lanes: set[str] = set()
+        # message of each lane that is not already mapped can be half-done (created in Chatwoot,
+        # mapping not written), so only that one is checked against Chatwoot before creating. The
+        # lane's check is claimed when that message runs, not when it is dispatched: a replay starts
+        # at the watermark, so a lane's first replayed messages may be ones already relayed (done
+        # while another chat's lane held the watermark back), and they must not use up the check.
+        self._replay_lanes: set[str] = set()  # lanes seen in the current replay
+        self._unverified_lanes: set[str] = set()  # of those, lanes whose check nobody claimed yet
         self._replaying = False
         self._lane_keys = LaneKeys()
         # WhatsApp ids whose mapping this run committed, most recent last: catches an id delivered
@@ -117,14 +121,11 @@ class InboundRelay:
             if envelope.event == EventName.MESSAGE_EXCHANGE:
                 message = envelope.message_exchange().message
                 key = self._lane_keys.key(message.chat)
+                self._note_replay(key, replay)
                 # A history message may be one the live relay (or an interrupted import) already
                 # relayed under another seq: its mapping is always asked (bridge.md §4a).
                 consumer = MessageConsumer(
-                    self,
-                    message,
-                    seq,
-                    self._first_replay_of_lane(key, replay),
-                    maybe_relayed=replay or bool(message.history),
+                    self, message, seq, replay, maybe_relayed=replay or bool(message.history), lane=key
                 )
                 if message.history and self.history is not None:
                     self.history.offered()
@@ -162,7 +163,8 @@ class InboundRelay:
     def reset(self) -> None:
         """The link was stopped (its in-flight events abandoned): the next replay is verified afresh."""
         self._replaying = False
-        self._verified_lanes.clear()
+        self._replay_lanes.clear()
+        self._unverified_lanes.clear()
         if self.history is not None:
             self.history.reset()
 
@@ -173,18 +175,24 @@ class InboundRelay:
         if self.history is not None:
             await self.history.settled(consumer.outcome)
 
-    def _first_replay_of_lane(self, key: str, replay: bool) -> bool:
+    def _note_replay(self, key: str, replay: bool) -> None:
         if not replay:
             self._replaying = False
-            self._verified_lanes.clear()
-            return False
+            return
         if not self._replaying:
             self._replaying = True
-            self._verified_lanes.clear()
-        if key in self._verified_lanes:
-            return False
-        self._verified_lanes.add(key)
-        return True
+            self._replay_lanes.clear()
+            self._unverified_lanes.clear()
+        if key not in self._replay_lanes:
+            self._replay_lanes.add(key)
+            self._unverified_lanes.add(key)
+
+    def claim_verification(self, key: str) -> bool:
+        """True once per lane and replay: for its first replayed message not already relayed."""
+        if key in self._unverified_lanes:
+            self._unverified_lanes.discard(key)
+            return True
+        return False
 
     # ------------------------------------------------------------------ retry loop
 
@@ -327,11 +335,14 @@ class MessageConsumer:
         replay: bool,
         *,
         maybe_relayed: bool = True,
+        lane: str = "",
     ) -> None:
         self.relay = relay
         self.message = message
         self.seq = seq
-        self.replay = replay  # the first replayed message of its lane: may be half-done in Chatwoot
+        self.replay = replay  # offered before this connection's ready: may be half-done in Chatwoot
+        self.lane = lane
+        self._verify = False  # claimed the lane's check (kept across this message's retries)
         # seq <= the last_seq of the current connection's ready: offered before it, so another
         # connection may have relayed it and the mapping table is asked; a later seq was offered
         # to this connection only
@@ -368,7 +379,9 @@ class MessageConsumer:
             return
         chat = await relay.resolver.resolve(msg.chat)
         assert chat.conversation_id is not None
-        where = Target(chat.conversation_id, outgoing=outgoing, adopt=self.replay or ambiguous)
+        if self.replay and not self._verify:
+            self._verify = relay.claim_verification(self.lane)
+        where = Target(chat.conversation_id, outgoing=outgoing, adopt=self._verify or ambiguous)
         try:
             await executor.apply(effect, where)
         except ChatwootNotFound:
