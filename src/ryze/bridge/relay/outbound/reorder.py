@@ -7,8 +7,9 @@ an agent's second message can reach the bridge first. The worker holds a fresh m
 time nothing is on its way, and the hold is pure latency: this module asks Chatwoot once
 (``GET …/conversations/{id}/messages?before=<id>``, app/finders/message_finder.rb: the 20
 messages before it; with ``after=<id>`` of an agent message known to be older than the window, the
-ones since, often a handful) whether the conversation has an agent message the bridge should have received and has not. None →
-the message goes at once; some → it waits until they arrive (or the window ends, as before).
+ones since, often a handful) whether the conversation has an agent message the bridge should
+have received and has not. None → the message goes at once; some → it waits until they arrive
+(or the window ends, as before).
 
 An earlier message matters only when it was created less than the window before this one (by
 Chatwoot's clock on both sides: no clock skew with the bridge). One created earlier that is still
