@@ -54,6 +54,9 @@ class ReorderGuard:
         # conversation → the recent agent messages received: id → Chatwoot creation time (or None)
         self._seen: dict[int, dict[int, float | None]] = {}
         self._order: dict[int, deque[int]] = {}  # conversation → those ids, oldest first (bounded)
+        # conversation → the newest listed message (any kind) and its listed creation second: a
+        # start for the next listing, so a busy conversation is not listed 20 messages at a time
+        self._anchor: dict[int, tuple[int, float]] = {}
 
     def received(self, conversation_id: int, message_id: int, created_at: float | None) -> None:
         seen = self._seen.get(conversation_id)
@@ -61,6 +64,7 @@ class ReorderGuard:
             if len(self._seen) >= _SEEN_CONVERSATIONS_MAX:
                 self._seen.clear()
                 self._order.clear()
+                self._anchor.clear()
             seen = self._seen[conversation_id] = {}
             self._order[conversation_id] = deque()
         if message_id in seen:
@@ -83,9 +87,13 @@ class ReorderGuard:
             return None
         cutoff = message.created_at - self._window
         seen = self._seen.get(message.conversation_id, {})
-        # An agent message received, created before the cutoff: nothing older can matter, so the
-        # listing starts there (its page then holds what came since, not the last 20 of anything).
+        # A message known to be created before the cutoff (an agent message received, or one a
+        # previous listing showed): nothing older can matter, so the listing starts there (its page
+        # then holds what came since, often a handful, not the last 20 of anything).
         older = [m for m, at in seen.items() if m < message.id and at is not None and at < cutoff]
+        anchor = self._anchor.get(message.conversation_id)
+        if anchor is not None and anchor[0] < message.id and anchor[1] + 1 <= cutoff:
+            older.append(anchor[0])
         after = max(older) if older else None
         try:
             earlier = await chatwoot.list_messages(message.conversation_id, before=message.id, after=after)
@@ -98,11 +106,23 @@ class ReorderGuard:
         # The REST view's created_at is whole seconds (``created_at.to_i``): a message listed at
         # second s was created before s + 1, so it is a candidate unless s + 1 <= cutoff.
         recent = [m for m in earlier if m.created_at is None or m.created_at + 1 > cutoff]
+        self._note_anchor(message.conversation_id, earlier, cutoff)
         if after is not None and len(earlier) >= _PAGE_BETWEEN:
             return None  # the oldest 1000 since ``after``: the newest, nearest this one, were cut
         if after is None and len(earlier) >= _PAGE and len(recent) == len(earlier):
             return None  # the newest 20 may not reach back to the cutoff: more could be missing
         return frozenset(m.id for m in recent if _relayed(m) and m.id not in seen)
+
+    def _note_anchor(self, conversation_id: int, listed: list[Message], cutoff: float) -> None:
+        old = [
+            (m.id, m.created_at) for m in listed if m.created_at is not None and m.created_at + 1 <= cutoff
+        ]
+        if not old:
+            return
+        newest = max(old)
+        known = self._anchor.get(conversation_id)
+        if conversation_id in self._seen and (known is None or newest[0] > known[0]):
+            self._anchor[conversation_id] = newest
 
 
 def _relayed(message: Message) -> bool:

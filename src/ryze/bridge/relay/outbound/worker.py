@@ -330,7 +330,9 @@ class OutboundWorker:
         )
         if isinstance(intent, SendIntent) and read_after is not None:
             self._read_upto[intent.message.conversation_id] = intent.message.id
-            if not carried:
+            if carried:
+                self._forget_read(intent.message)
+            else:
                 self._mark_read(intent.message, read_after)
         return True
 
@@ -413,8 +415,13 @@ class OutboundWorker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _forget_read(self, message: AgentMessage) -> None:
+        """The customer's messages before the reply are marked: the store need not remember them."""
+        self.ctx.messages.forget_inbound(self.ctx.integration_id, message.conversation_id, before=message.id)
+
     async def _send_read(self, chat: str, message: AgentMessage, after: int) -> None:
         unread = await self._unread(message, after)
+        self._forget_read(message)
         if not unread or not self.link.connected:
             return
         intent = MarkReadIntent(chat, message.conversation_id, message.id, unread)
