@@ -58,7 +58,7 @@ class Services:
             record=SimpleNamespace(path_secret_hash=hash_path_secret(PATH_SECRET), inbox_id=INBOX),
             inbox_secret=secret,
             outbound=SimpleNamespace(
-                submit=lambda job: None,
+                submit=lambda job, intent=None: None,
                 presence=lambda typing: calls.presence.append((typing.chat, typing.state)),
             ),
             resolver=SimpleNamespace(note_status=note_status),
