@@ -515,6 +515,12 @@ class EventEnvelope(_Model):
 # (several seqs each). An older RyzeAPI ignores the unknown field and answers without it (false),
 # an older bridge never asks: both keep the one-event, one-ack frames. Batching changes only the
 # framing: flow control, replay and acks still count events (seqs), never frames.
+#
+# Read marks riding on a send are negotiated the same way: the bridge asks with
+# resume{mark_read_on_send: true}; a RyzeAPI that answers ready{mark_read_on_send: true} executes a
+# send's `markRead` (the chat's messages the reply answers) right after the send, in the same
+# command: one frame and one result instead of a second `mark_read` command. Without it (an older
+# RyzeAPI ignores the field, and would ignore `markRead` too) the bridge sends `mark_read` commands.
 
 
 class ResumeFrame(_Model):
@@ -522,6 +528,7 @@ class ResumeFrame(_Model):
     after: int = 0
     protocol: int = PROTOCOL_VERSION
     batch: bool = False  # the bridge understands `events` frames and would like to send `acks`
+    mark_read_on_send: bool = False  # the bridge would like to put read marks on its sends
 
 
 class ReadyFrame(_Model):
@@ -531,6 +538,7 @@ class ReadyFrame(_Model):
     pending: int  # how many events will be replayed
     protocol: int = PROTOCOL_VERSION
     batch: bool = False  # RyzeAPI will send `events` frames and accepts `acks` on this connection
+    mark_read_on_send: bool = False  # RyzeAPI executes a send's `markRead` on this connection
 
 
 class EventFrame(_Model):
@@ -588,6 +596,9 @@ class SendTextParams(_Model):
     to: str  # chat JID (or plain number)
     text: str
     replyTo: str | None = None  # WhatsApp id of the quoted message
+    # WhatsApp ids of the chat's messages (the customer's) to mark read once this one is sent; best
+    # effort, only on a connection whose ready said mark_read_on_send (the result is the send's)
+    markRead: list[str] | None = None
 
 
 class SendMediaParams(_Model):
@@ -599,6 +610,7 @@ class SendMediaParams(_Model):
     caption: str | None = None
     isVoice: bool = False
     replyTo: str | None = None
+    markRead: list[str] | None = None  # as in SendTextParams
 
 
 class ReactParams(_Model):

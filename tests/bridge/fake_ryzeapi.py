@@ -147,6 +147,8 @@ class FakeRyzeAPI:
         self.result_hook: Callable[[CommandFrame], ResultFrame | None] | None = None
         self.hold_results = False
         self.batch = True  # False: an older RyzeAPI, without events/acks frames
+        # False: an older RyzeAPI that ignores a send's markRead (read marks need mark_read commands)
+        self.mark_read_on_send = True
         self.max_batch = 64
         self.violations: list[str] = []
         self.media: dict[str, StoredMedia] = {}  # "instance/message_id" → the file the media route serves
@@ -239,8 +241,12 @@ class FakeRyzeAPI:
         ready = ReadyFrame(instance=instance, last_seq=log.seq, pending=len(replay))
         if log.batch:
             ready.batch = True
+        ready.mark_read_on_send = self.mark_read_on_send and first.mark_read_on_send
         # An older RyzeAPI has no such field: leave it out of its answer entirely.
-        await ws.send(ready.model_dump_json(exclude={"batch"} if not self.batch else set()))
+        unknown = set() if self.batch else {"batch"}
+        if not self.mark_read_on_send:
+            unknown.add("mark_read_on_send")
+        await ws.send(ready.model_dump_json(exclude=unknown))
         await self._send_events(log, ws, replay)
         log.conn = ws
         try:
@@ -282,6 +288,11 @@ class FakeRyzeAPI:
                 wa_id = f"WA-OUT-{next(self._ids)}"
                 self.phone.append((instance, frame.action.value, frame.params))
                 result = ResultFrame(id=frame.id, ok=True, wa_message_id=wa_id)
+                marks = frame.params.get("markRead")
+                if marks and self.mark_read_on_send:  # executed after the send, as RyzeAPI does
+                    self.read_marks.append((instance, {"chat": frame.params["to"], "messageIds": marks}))
+                elif marks:
+                    self.violations.append(f"markRead sent to a RyzeAPI that ignores it: {frame.id}")
                 if self.echo and frame.action.value in ("send_text", "send_media"):
                     to = str(frame.params.get("to") or frame.params.get("chat"))
                     data = text_message(

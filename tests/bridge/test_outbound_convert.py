@@ -6,6 +6,8 @@ the commands the fake receives are what WhatsApp would be asked to do.
 
 from __future__ import annotations
 
+import pytest
+
 from ryze.bridge.relay.outbound.converters import mark_read_commands, send_commands
 from ryze.bridge.relay.outbound.filters import MarkReadIntent, SendIntent, classify
 from ryze.bridge.relay.outbound.webhook import parse_message
@@ -82,9 +84,11 @@ async def test_a_quoted_chatwoot_message_becomes_the_whatsapp_quote(
     assert fake.phone[1][2]["replyTo"] == "WA-OUT-1"
 
 
+@pytest.mark.parametrize("on_send", [True, False], ids=["on-the-send", "older-ryzeapi-command"])
 async def test_a_reply_marks_the_customers_earlier_messages_read_once(
-    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge, on_send: bool
 ) -> None:
+    fake.mark_read_on_send = on_send  # False: a RyzeAPI that only knows mark_read commands
     _, _inbox, display_id = await _ready(emulator, fake, bridge)  # the customer wrote H1
     await fake.emit("shop", "message.exchange", text_message("H2", CHAT, "are you there?"))
     await eventually(lambda: not fake.unacked("shop"))
@@ -98,6 +102,13 @@ async def test_a_reply_marks_the_customers_earlier_messages_read_once(
     await emulator.emulator.agent_reply(ACCOUNT, display_id, "bye")
     await eventually(lambda: len(fake.read_marks) == 2)
     assert fake.read_marks[1] == ("shop", {"chat": CHAT, "messageIds": ["H3"]})
+    if on_send:  # the marks rode on the replies: one command per reply, none of their own
+        assert [p.get("markRead") for _, _, p in fake.phone] == [["H1", "H2"], None, ["H3"]]
+        assert not [c for c in fake.commands_seen if c.startswith("cwread-")]
+    else:
+        assert all("markRead" not in p for _, _, p in fake.phone)
+        assert len([c for c in fake.commands_seen if c.startswith("cwread-")]) == 2
+    assert fake.violations == []
 
 
 async def test_a_reply_in_a_group_marks_each_senders_messages_read(

@@ -250,6 +250,7 @@ class FakeLink:
     results: list[ResultFrame | Exception] = field(default_factory=list)
     frames: list[CommandFrame] = field(default_factory=list)
     connected: bool = True
+    marks_read_on_send: bool = False
 
     async def command(self, frame: CommandFrame, *, budget: float) -> ResultFrame:
         self.frames.append(frame)

@@ -238,3 +238,53 @@ async def test_a_failing_write_fails_alone_and_nobody_is_stranded(database_url: 
         assert len(await repos.outbound.pending(record.id)) == 5
     finally:
         await db.close()
+
+
+async def test_the_messages_a_reply_answers_span_a_restart(database_url: str) -> None:
+    """What this process relayed comes from memory, what a previous one relayed from the database:
+    the first reply after a restart still marks the customer's earlier messages read."""
+    rid = "e" * 32
+
+    async def customer(repos: Repositories, wa_id: str, cw_id: int, conversation: int = 1) -> None:
+        await repos.messages.record(
+            rid, wa_message_id=wa_id, chatwoot_message_id=cw_id, conversation_id=conversation,
+            chat_jid="x", direction="in",
+        )  # fmt: skip
+
+    db = BridgeDB(database_url)
+    await db.migrate()
+    db.start()
+    before = Repositories.create(db)
+    await customer(before, "OLD1", 10)
+    await customer(before, "OTHER", 11, conversation=2)
+    await customer(before, "OLD2", 12)
+    await db.close()
+
+    db = BridgeDB(database_url)  # a new process on the same database
+    db.start()
+    repos = Repositories.create(db)
+    try:
+        await customer(repos, "NEW1", 20)
+        await customer(repos, "NEW2", 30)
+        between = repos.messages.inbound_between
+        assert await between(rid, 1, after=0, before=25, limit=100) == ["OLD1", "OLD2", "NEW1"]
+        assert await between(rid, 1, after=0, before=40, limit=2) == ["NEW1", "NEW2"]  # the newest
+        assert await between(rid, 1, after=12, before=40, limit=100) == ["NEW1", "NEW2"]
+        assert await between(rid, 2, after=0, before=40, limit=100) == ["OTHER"]
+        repos.messages.forget_inbound(rid, 1, before=25)  # a reply at 25 marked them read
+        assert await between(rid, 1, after=25, before=40, limit=100) == ["NEW2"]
+    finally:
+        await db.close()
+
+
+async def test_a_conversation_with_more_unread_than_remembered_is_read_from_the_database(
+    repos: Repositories,
+) -> None:
+    rid = "f" * 32
+    for i in range(1, 41):  # more than the store remembers per conversation
+        await repos.messages.record(
+            rid, wa_message_id=f"M{i:02d}", chatwoot_message_id=i, conversation_id=1, chat_jid="x",
+            direction="in",
+        )  # fmt: skip
+    unread = await repos.messages.inbound_between(rid, 1, after=0, before=100, limit=100)
+    assert unread == [f"M{i:02d}" for i in range(1, 41)]

@@ -63,7 +63,7 @@ class Services:
             control=SimpleNamespace(owns=not_the_connection_conversation),
             inbox_secret=secret,
             outbound=SimpleNamespace(
-                submit=lambda job: None,
+                submit=lambda job, intent=None: None,
                 presence=lambda typing: calls.presence.append((typing.chat, typing.state)),
             ),
             resolver=SimpleNamespace(note_status=note_status),

@@ -13,10 +13,12 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ryze.bridge.api import integrations
 from ryze.bridge.api.openapi import install_openapi
 from ryze.bridge.api.webhook import MAX_BODY as WEBHOOK_MAX_BODY
+from ryze.bridge.api.webhook import PREFIX as WEBHOOK_PREFIX
 from ryze.bridge.api.webhook import WebhookMiddleware
 from ryze.bridge.errors import BridgeProblem
 from ryze.bridge.metrics import CONTENT_TYPE
@@ -45,6 +47,28 @@ _HTTP_KINDS = {401: FailureKind.UNAUTHORIZED, 404: FailureKind.NOT_FOUND}
 _HTTP_MESSAGES = {404: "no such route", 405: "method not allowed on this route"}
 
 
+class BridgeApp(FastAPI):
+    """FastAPI, with Chatwoot's webhook route served before FastAPI's own stack.
+
+    The webhook is the hottest route (one POST per message in the inbox) and a plain ASGI handler
+    (``api/webhook.py``) that answers every outcome itself; FastAPI's per-request work around it
+    (the native-telemetry check, ServerErrorMiddleware, the exception-telemetry and body-limit
+    middlewares, the router) did nothing for it but cost CPU. Its own body deadline and size cap
+    (``BodyTimeoutMiddleware``) stay in front of it. An exception escaping the handler is answered
+    500 and logged by uvicorn, as ServerErrorMiddleware did.
+    """
+
+    webhook: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        webhook = self.webhook
+        if webhook is not None and scope["type"] == "http" and scope["path"].startswith(WEBHOOK_PREFIX):
+            scope["app"] = self  # where the handler finds the services (app.state.bridge)
+            await webhook(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: BridgeSettings) -> FastAPI:
     register_secret(settings.token)
     register_secret(settings.encryption_key)
@@ -59,8 +83,14 @@ def create_app(settings: BridgeSettings) -> FastAPI:
         finally:
             await bridge.close()
 
-    app = FastAPI(
-        title="RyzeIntegrations (Chatwoot bridge)", lifespan=lifespan, docs_url=None, redoc_url=None
+    app = BridgeApp(
+        title="RyzeIntegrations (Chatwoot bridge)",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        # No OpenTelemetry is configured: without this FastAPI asks the global providers on every
+        # request whether one is (three look-ups per webhook, for nothing).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
 
     @app.exception_handler(BridgeProblem)
@@ -120,8 +150,14 @@ def create_app(settings: BridgeSettings) -> FastAPI:
         return Response(bridge.metrics.exposition(), media_type=CONTENT_TYPE)
 
     app.include_router(integrations.router)
-    app.add_middleware(WebhookMiddleware)  # the webhook route, served ahead of the router
-    # Outermost: every body, the webhook's included, arrives in time and within the webhook's cap.
+    # The webhook route, ahead of FastAPI's stack (BridgeApp): its body in time and within its cap.
+    app.webhook = BodyTimeoutMiddleware(
+        WebhookMiddleware(app),
+        timeout=settings.request_body_timeout,
+        max_bytes=WEBHOOK_MAX_BODY,
+        error_body=_error_bytes,
+    )
+    # Every other body arrives in time and within the same cap.
     app.add_middleware(
         BodyTimeoutMiddleware,
         timeout=settings.request_body_timeout,

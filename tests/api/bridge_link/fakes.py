@@ -23,6 +23,7 @@ class FakeMessaging:
     outbox: list[Sent] = field(default_factory=list)
     fail_with: Exception | None = None
     gate: asyncio.Event | None = None  # when set, sends wait for it
+    read_fails_with: Exception | None = None  # mark_read alone raises it (the send before succeeds)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def _send(self, action: str, *args: Any, **kwargs: Any) -> Sent:
@@ -50,6 +51,8 @@ class FakeMessaging:
         return await self._send("revoke", *args, **kwargs)
 
     async def mark_read(self, *args: Any, **kwargs: Any) -> None:
+        if self.read_fails_with is not None:
+            raise self.read_fails_with
         await self._send("mark_read", *args, **kwargs)
 
     async def presence(self, *args: Any, **kwargs: Any) -> None:

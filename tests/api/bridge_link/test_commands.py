@@ -315,3 +315,28 @@ async def test_params_of_another_action_fail_for_good_without_sending(db: Databa
     assert not result.ok and not result.retryable
     assert result.error is not None and result.error.startswith("invalid params: chat")
     assert fake.outbox == []
+
+
+async def test_a_sends_read_marks_are_executed_after_it_in_the_same_command(db: Database) -> None:
+    fake = FakeMessaging()
+    r = runner(db, fake)
+    frame = CommandFrame(
+        id="r1", action="send_text", params={"to": "5511", "text": "yes", "markRead": ["H1", "H2"]}
+    )
+    result = await r.run("inst", frame)
+    assert result.ok and result.wa_message_id == "WA0001"
+    assert [(s.action, s.args) for s in fake.outbox] == [
+        ("send_text", ("inst", "5511", "yes")),
+        ("mark_read", ("inst", "5511", ["H1", "H2"])),
+    ]
+    assert await r.run("inst", frame) == result  # replayed: neither sent nor marked again
+    assert len(fake.outbox) == 2
+
+
+async def test_a_read_mark_that_fails_leaves_the_send_a_success(db: Database) -> None:
+    fake = FakeMessaging(read_fails_with=NotConnectedError())
+    r = runner(db, fake)
+    media = {"to": "5511", "mediaType": "image", "url": "http://cw/a.png", "markRead": ["H1"]}
+    result = await r.run("inst", CommandFrame(id="r2", action="send_media", params=media))
+    assert result.ok and result.wa_message_id == "WA0001"  # out on WhatsApp: never retried
+    assert [s.action for s in fake.outbox] == ["send_media"]

@@ -11,7 +11,7 @@ from ryze.api.bridge_link.link import LinkSettings
 
 from .fake_bridge import FakeBridge
 from .harness import Ryze
-from .test_link import LinkClient, deliver_texts, link, linked_instance, texts_of
+from .test_link import CONTACT, LinkClient, deliver_texts, link, linked_instance, texts_of
 
 
 async def batched_resume(client: LinkClient, after: int) -> dict[str, Any]:
@@ -132,3 +132,31 @@ async def test_window_counts_events_not_frames(ryze: Ryze, fake_bridge: FakeBrid
             assert await client.until_pong() == []  # and nothing beyond the window
         assert [e["seq"] for e in got] == sorted(e["seq"] for e in got)
         assert texts_of(got) == [f"w{i}" for i in range(10)]
+
+
+async def test_read_marks_on_sends_are_granted_when_asked_and_reach_the_phone(
+    ryze: Ryze, fake_bridge: FakeBridge
+) -> None:
+    session = await linked_instance(ryze, "marks")
+    [customer_id] = await deliver_texts(session, ["are you there?"])
+    async with link(ryze, "marks", fake_bridge.token) as ws:  # an older bridge: not offered
+        client = LinkClient(ws)
+        assert (await client.resume(0)).get("mark_read_on_send") is False
+    async with link(ryze, "marks", fake_bridge.token) as ws:
+        client = LinkClient(ws)
+        await client.send({"type": "resume", "after": 0, "mark_read_on_send": True})
+        ready = await client.recv()
+        assert ready["type"] == "ready" and ready["mark_read_on_send"] is True
+        await client.events(ready["pending"])
+        await client.send(
+            {
+                "type": "command",
+                "id": "cw-marks-1",
+                "action": "send_text",
+                "params": {"to": CONTACT, "text": "yes", "markRead": [customer_id]},
+            }
+        )
+        result = await client.recv()  # one result for the send and its read marks
+        assert result["type"] == "result" and result["ok"] is True and result["id"] == "cw-marks-1"
+    actions = [(m.get("action"), m.get("text"), m.get("messageIds")) for m in session.outbox_after(0)]
+    assert actions[-2:] == [("message", "yes", None), ("read", None, [customer_id])]

@@ -353,9 +353,11 @@ class CommandRunner:
         tag: dict[str, Any] = {"source": SOURCE, "command_id": frame.id}
         match params:
             case SendTextParams():
-                return await m.send_text(instance, params.to, params.text, reply_to=params.replyTo, **tag)
+                sent = await m.send_text(instance, params.to, params.text, reply_to=params.replyTo, **tag)
+                await self._mark_read_after(instance, frame, params.to, params.markRead)
+                return sent
             case SendMediaParams():
-                return await m.send_media(
+                sent = await m.send_media(
                     instance,
                     params.to,
                     params.mediaType,
@@ -368,6 +370,8 @@ class CommandRunner:
                     url_retry_seconds=self._media_retry_seconds,
                     **tag,
                 )
+                await self._mark_read_after(instance, frame, params.to, params.markRead)
+                return sent
             case ReactParams():
                 return await m.react(
                     instance, params.chat, params.messageId, params.emoji, from_me=params.fromMe, **tag
@@ -387,6 +391,24 @@ class CommandRunner:
                 return None
             case ConnectParams() | InstanceParams():
                 raise ApiError(400, f"{frame.action.value} is instance control, not a message command")
+
+    async def _mark_read_after(
+        self, instance: str, frame: CommandFrame, chat: str, message_ids: list[str] | None
+    ) -> None:
+        """A send's ``markRead``: the customer's messages its reply answers, read on WhatsApp.
+
+        Best effort, like the ``mark_read`` command it replaces (one frame and one result instead
+        of two commands): the message is out, so the send's result stays a success whatever
+        happens here, and a failure is logged, never retried (a missed blue tick is no loss)."""
+        if not message_ids:
+            return
+        try:
+            await self._messaging.mark_read(instance, chat, message_ids)
+        except (ApiError, EngineError) as exc:
+            log.warning(
+                "read mark after a send failed",
+                extra={"instance": instance, "command_id": frame.id, "error": str(exc)[:300]},
+            )
 
 
 def _for_agents(params: CommandParams, message: str) -> str:

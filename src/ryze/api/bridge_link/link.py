@@ -213,12 +213,16 @@ class Link:
             self._commands.add(task)
             task.add_done_callback(self._commands.discard)
         elif isinstance(frame, ResumeFrame):
-            await self._resume(frame.after, batch=frame.batch and self.settings.batch)
+            await self._resume(
+                frame.after,
+                batch=frame.batch and self.settings.batch,
+                mark_read_on_send=frame.mark_read_on_send,
+            )
         elif isinstance(frame, PingFrame):
             await self.send(dump_frame(PongFrame(ts=frame.ts)))
         # A pong only refreshes _last_heard (done above).
 
-    async def _resume(self, after: int, *, batch: bool) -> None:
+    async def _resume(self, after: int, *, batch: bool, mark_read_on_send: bool = False) -> None:
         if self._sender is not None:  # a second resume on the same link restarts the stream
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -242,7 +246,15 @@ class Link:
         self.in_flight.clear()
         self.cursor = after
         self.batch = batch
-        ready = ReadyFrame(instance=self.instance, last_seq=last_seq, pending=pending, batch=batch)
+        # A send's markRead is executed whatever the connection (commands.py): the answer only
+        # tells a bridge that asked that this RyzeAPI understands it.
+        ready = ReadyFrame(
+            instance=self.instance,
+            last_seq=last_seq,
+            pending=pending,
+            batch=batch,
+            mark_read_on_send=mark_read_on_send,
+        )
         await self.send(dump_frame(ready))
         self._sender = asyncio.create_task(self._send_loop(), name=f"chatwoot-link-send-{self.instance}")
 

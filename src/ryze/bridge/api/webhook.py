@@ -155,7 +155,7 @@ async def handle(
             integration_id, intent.chatwoot_message_id, intent.conversation_id, intent.kind, raw.decode()
         )
         if job is not None:
-            runtime.outbound.submit(job)
+            runtime.outbound.submit(job, intent=intent)
         return 200, _OK
     status = conversation_status(payload)
     if status is not None:

@@ -9,6 +9,9 @@
   sends ``events`` frames, whose events are handed to ``on_event`` one by one exactly as single
   ``event`` frames would be, and the acks due in one burst go out as one ``acks`` frame. Without
   it (an older RyzeAPI) events come one per frame and acks go one per frame, as before.
+* Read marks on sends are asked for the same way (``mark_read_on_send: true``); while the current
+  connection's ``ready`` grants it, :attr:`marks_read_on_send` is True and the outbound worker puts
+  a reply's read marks on its send instead of sending a ``mark_read`` command.
 * At most ``max_inflight`` events are held; beyond that the socket is not read (TCP back-pressure).
 * Commands: ``await command(frame)`` sends it and waits for the ``result`` with the same id; on a
   dropped link or a time-out it raises :class:`LinkUnavailable`, and the caller retries with the
@@ -111,6 +114,7 @@ class LinkClient:
         # Whether the current connection's ready granted batching (acks frames); reset on every drop
         # so a RyzeAPI downgraded between two connections never gets a frame it cannot read.
         self._batch = False
+        self._mark_read_on_send = False  # granted by the current connection's ready; reset likewise
         # Acks due, sent by one task per burst: the lanes finishing in one loop iteration (a group
         # commit resolves many at once) share it instead of starting a task per ack.
         self._due_acks: list[int] = []
@@ -127,6 +131,11 @@ class LinkClient:
     @property
     def connected(self) -> bool:
         return self.ready.is_set()
+
+    @property
+    def marks_read_on_send(self) -> bool:
+        """Whether RyzeAPI, on the current connection, executes a send's ``markRead``."""
+        return self._mark_read_on_send and self.ready.is_set()
 
     @property
     def pending(self) -> int:
@@ -180,7 +189,8 @@ class LinkClient:
                     max_queue=16,
                 ) as ws:
                     self._ws = ws
-                    await ws.send(dump_frame(ResumeFrame(after=self.watermark, batch=True)))
+                    resume = ResumeFrame(after=self.watermark, batch=True, mark_read_on_send=True)
+                    await ws.send(dump_frame(resume))
                     attempt = 0
                     pinger = asyncio.create_task(self._ping(ws), name=f"link-ping-{self.integration_id}")
                     try:
@@ -204,6 +214,7 @@ class LinkClient:
                 was_ready = self.ready.is_set()
                 self.ready.clear()
                 self._batch = False
+                self._mark_read_on_send = False
                 self._fail_pending("link dropped")
             if self._stopping:
                 return
@@ -271,6 +282,7 @@ class LinkClient:
     def _note_ready(self, frame: ReadyFrame) -> None:
         self.last_seq_at_ready = frame.last_seq
         self._batch = frame.batch
+        self._mark_read_on_send = frame.mark_read_on_send
         self._replay_until = max(self._replay_until, frame.last_seq)
 
     async def _accept_event(self, item: EventFrame | BatchedEvent) -> None:

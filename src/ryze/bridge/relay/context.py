@@ -26,6 +26,9 @@ class CommandLink(Protocol):
     @property
     def connected(self) -> bool: ...
 
+    @property
+    def marks_read_on_send(self) -> bool: ...  # a send may carry its reply's read marks (markRead)
+
     async def command(self, frame: CommandFrame, *, budget: float) -> ResultFrame: ...
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,6 +286,12 @@ def _mapped(row: Any) -> MappedMessage:
     )
 
 
+# The customer's messages relayed by this process, remembered per conversation until an agent's
+# reply marks them read: the read-mark look-up then needs no query (see inbound_between).
+_RECENT_PER_CONVERSATION = 32
+_RECENT_CONVERSATIONS_MAX = 10_000
+
+
 class MessageMapRepository:
     def __init__(self, db: BridgeDB) -> None:
         self.db = db
@@ -293,6 +300,15 @@ class MessageMapRepository:
         # (integration, conversation) → the newest Chatwoot id of a customer message relayed there
         # by this process: lets an agent's reply skip the read-mark look-up when nothing came in.
         self._latest_inbound: dict[tuple[str, int], int] = {}
+        # (integration, conversation) → (Chatwoot id, WhatsApp id, sender) of the customer's messages this
+        # process relayed there and no reply has marked read yet, oldest first (bounded)
+        self._recent_inbound: dict[tuple[str, int], deque[tuple[int, str, str]]] = {}
+        # integration → the lowest Chatwoot id it noted since start (or since the last clear): any
+        # row with a lower id may be another process's, and only the database knows those
+        self._floor: dict[str, int] = {}
+        # integration → a floor below which the database was found to hold no customer message
+        # (a fresh integration, or one whose history is all this process's): nothing to look up
+        self._none_below: dict[str, int] = {}
 
     # -------------------------------------------------------------- hot path (batched)
 
@@ -415,12 +431,43 @@ class MessageMapRepository:
 
         await self.db.writer.submit(op)
 
-    def _note_inbound(self, integration_id: str, conversation_id: int, chatwoot_message_id: int) -> None:
+    def _note_inbound(
+        self,
+        integration_id: str,
+        conversation_id: int,
+        chatwoot_message_id: int,
+        wa_message_id: str,
+        sender_jid: str,
+    ) -> None:
         if len(self._latest_inbound) >= 100_000:
             self._latest_inbound.clear()  # bounded; forgetting only costs a look-up (latest_inbound)
         key = (integration_id, conversation_id)
         if chatwoot_message_id > self._latest_inbound.get(key, 0):
             self._latest_inbound[key] = chatwoot_message_id
+        recent = self._recent_inbound.get(key)
+        if recent is None:
+            if len(self._recent_inbound) >= _RECENT_CONVERSATIONS_MAX:
+                # bounded; what was forgotten is below the new floors, so it is looked up again
+                self._recent_inbound.clear()
+                self._floor.clear()
+                self._none_below.clear()
+            recent = self._recent_inbound[key] = deque(maxlen=_RECENT_PER_CONVERSATION)
+        recent.append((chatwoot_message_id, wa_message_id, sender_jid))
+        floor = self._floor.get(integration_id)
+        if floor is None or chatwoot_message_id < floor:
+            self._floor[integration_id] = chatwoot_message_id
+
+    def forget_inbound(self, integration_id: str, conversation_id: int, *, before: int) -> None:
+        """An agent's reply ``before`` marked the customer's earlier messages read: they need not
+        be remembered (a later reply asks only for what came after it)."""
+        key = (integration_id, conversation_id)
+        recent = self._recent_inbound.get(key)
+        if recent is None:
+            return
+        kept = [item for item in recent if item[0] >= before]
+        if len(kept) < len(recent):
+            recent.clear()
+            recent.extend(kept)
 
     def latest_inbound(self, integration_id: str, conversation_id: int) -> int | None:
         """The newest customer message this process relayed into the conversation (None: none
@@ -433,7 +480,56 @@ class MessageMapRepository:
         """(WhatsApp id, sender JID) of the customer's messages relayed into a conversation as
         Chatwoot messages ``after`` < id < ``before`` (the newest ``limit``, oldest first): what an
         agent's reply answers. The sender is what a group's read receipt names (one per author).
-        Bounded by the (integration, Chatwoot id) index; Chatwoot ids only grow."""
+        Bounded by the (integration, Chatwoot id) index; Chatwoot ids only grow.
+
+        What this process relayed is answered from memory: Chatwoot ids grow, so every message
+        another process relayed (before a restart) has an id below the lowest this one noted (the
+        integration's floor), and only ``after`` < id < floor is asked of the database — nothing
+        at all once ``after`` is above the floor (a conversation's replies after its first one).
+        A conversation whose memory overflowed asks the database below what it still holds."""
+        floor = self._floor.get(integration_id)
+        if floor is not None:
+            recent = self._recent_inbound.get((integration_id, conversation_id), ())
+            if len(recent) >= _RECENT_PER_CONVERSATION:
+                # full: some may have been evicted, so below its oldest kept memory is incomplete
+                floor = max(floor, min(item[0] for item in recent))
+            remembered = [(wa, sender) for cw, wa, sender in recent if after < cw < before and cw >= floor]
+            older: list[tuple[str, str]] = []
+            if after + 1 < floor and not await self._none_before(integration_id, floor):
+                older = await self._inbound_rows(
+                    integration_id, conversation_id, after=after, before=floor, limit=limit
+                )
+            return (older + remembered)[-limit:]
+        return await self._inbound_rows(
+            integration_id, conversation_id, after=after, before=before, limit=limit
+        )
+
+    async def _none_before(self, integration_id: str, floor: int) -> bool:
+        """Whether the database holds no customer message of the integration below ``floor``
+        (asked once per integration and floor, not once per conversation)."""
+        known = self._none_below.get(integration_id)
+        if known is not None and floor <= known:
+            return True
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(MAP.c.id)
+                    .where(
+                        MAP.c.integration_id == integration_id,
+                        MAP.c.chatwoot_message_id < floor,
+                        MAP.c.direction == "in",
+                    )
+                    .limit(1)
+                )
+            ).first()
+        if row is not None:
+            return False
+        self._none_below[integration_id] = floor
+        return True
+
+    async def _inbound_rows(
+        self, integration_id: str, conversation_id: int, *, after: int, before: int, limit: int
+    ) -> list[tuple[str, str]]:
         async with self.db.connect() as conn:
             rows = (
                 await conn.execute(
@@ -479,7 +575,9 @@ class MessageMapRepository:
             and chatwoot_message_id
             and conversation_id
         ):
-            self._note_inbound(integration_id, conversation_id, chatwoot_message_id)
+            self._note_inbound(
+                integration_id, conversation_id, chatwoot_message_id, wa_message_id, sender_jid
+            )
         values = {
             "kind": kind,
             "target_wa_id": target_wa_id,

@@ -66,13 +66,19 @@ def _media(
 
 
 def send_commands(
-    intent: SendIntent, *, integration_id: str, sign_messages: bool, reply_to: str | None
+    intent: SendIntent,
+    *,
+    integration_id: str,
+    sign_messages: bool,
+    reply_to: str | None,
+    mark_read: tuple[str, ...] = (),
 ) -> list[CommandFrame]:
     """An agent's message as ordered parts: its attachments in Chatwoot's order, the text once.
 
     The text rides as the caption of the first attachment that can carry one; when the first
     attachment is audio (no caption on WhatsApp) the text goes first, as a text part of its own,
-    so it is read before what it introduces. The quote (``reply_to``) goes on the first part.
+    so it is read before what it introduces. The quote (``reply_to``) goes on the first part, the
+    read marks of the customer's messages the reply answers (``mark_read``) on the last.
     """
     message = intent.message
     if message.chat is None:
@@ -96,6 +102,8 @@ def send_commands(
             quote = reply_to if not parts else None
             parts.append((CommandAction.SEND_MEDIA, _media(chat, attachment, caption, quote)))
             caption = None
+    if mark_read:
+        parts[-1][1].markRead = list(mark_read)
     return [
         CommandFrame(
             id=command_id(integration_id, message.id, index),

@@ -13,6 +13,7 @@ Chatwoot's shapes: ``Message#webhook_data`` (app/models/message.rb), ``Attachmen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -118,6 +119,22 @@ class AgentMessage:
     in_reply_to_external_id: str | None  # its source_id, as Chatwoot fills it
     agent_name: str | None  # the sender's name when a person or bot sent it
     attachments: tuple[AgentAttachment, ...]
+    # Chatwoot's creation time (unix seconds, Chatwoot's clock); None when absent or unreadable
+    created_at: float | None = None
+
+
+def iso_seconds(value: object) -> float | None:
+    """``Message#webhook_data``'s ``created_at``: Rails encodes a time as ISO 8601 with
+    milliseconds (``ActiveSupport::JSON::Encoding.time_precision`` = 3, "2026-12-04T21:40:29.123Z",
+    or with an offset in another ``config.time_zone``); unix seconds, or None when unreadable."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
 
 
 def attachment_of(item: dict[str, Any]) -> AgentAttachment | None:
@@ -163,6 +180,7 @@ def parse_message(payload: dict[str, Any]) -> AgentMessage | None:
         in_reply_to_external_id=as_str(attributes.get("in_reply_to_external_id")),
         agent_name=agent_name(payload),
         attachments=attachments,
+        created_at=iso_seconds(payload.get("created_at")),
     )
 
 

@@ -35,6 +35,7 @@ from ryze.bridge.relay.outbound.filters import (
     TypingIntent,
     job_intent,
 )
+from ryze.bridge.relay.outbound.reorder import ReorderGuard
 from ryze.bridge.relay.outbound.webhook import AgentMessage
 from ryze.bridge.relay.source_id import wa_id_of
 from ryze.bridge.retry import STATUS_UPDATE
@@ -74,6 +75,12 @@ class OutboundWorker:
         self.link = link
         self._command_timeout = command_timeout
         self._reorder_window = reorder_window
+        self._guard = ReorderGuard(reorder_window)
+        # per job: the earlier agent messages it waits for (None: unknown, the whole window)
+        self._missing: dict[int, frozenset[int] | None] = {}
+        self._arrivals: dict[int, asyncio.Event] = {}  # conversation → set when a job arrives
+        # per job: the intent its webhook was parsed into (the worker need not parse it again)
+        self._intents: dict[int, JobIntent] = {}
         # per conversation; the jobs not yet started in Chatwoot's creation order (message id)
         self._queues: dict[int, deque[OutboundJobRecord]] = {}
         self._arrived: dict[int, float] = {}  # job id → when its webhook came (monotonic)
@@ -99,20 +106,32 @@ class OutboundWorker:
         for job in await self.ctx.jobs.pending(self.ctx.integration_id):
             self.submit(job, fresh=False)  # received by a previous run: nothing left to wait for
 
-    def submit(self, job: OutboundJobRecord, *, fresh: bool = True) -> None:
+    def submit(self, job: OutboundJobRecord, *, fresh: bool = True, intent: JobIntent | None = None) -> None:
         """A persisted job (``fresh``: its webhook just came): queue it in its conversation.
 
         Chatwoot delivers webhooks from Sidekiq jobs run ten at once (``config/sidekiq.yml``), so an
         agent's second message can arrive first. Jobs not yet started are kept in message-id order
         (Chatwoot's creation order; a revoke after the send of its message), and a fresh job waits
         until ``outbound_reorder_window`` has passed since its webhook before it is sent, so a
-        lower id arriving within that time goes first. A job already started is never overtaken.
+        lower id arriving within that time goes first — or less, when Chatwoot shows that no
+        earlier agent message is still on its way (``reorder.py``). A job already started is never
+        overtaken. ``intent``: the job's webhook as the receiver parsed it.
         """
         if not self._started:
             return  # paused: it stays in the database and is loaded on resume
+        self._guard.received(
+            job.conversation_id,
+            job.chatwoot_message_id,
+            intent.message.created_at if intent is not None else None,
+        )
+        arrival = self._arrivals.get(job.conversation_id)
+        if arrival is not None:
+            arrival.set()  # a runner waiting for an earlier message looks again
         queue = self._queues.setdefault(job.conversation_id, deque())
         if any(queued.id == job.id for queued in queue):
             return
+        if intent is not None:
+            self._intents[job.id] = intent
         if fresh:
             self._arrived[job.id] = time.monotonic()
         key = _order(job)
@@ -142,6 +161,9 @@ class OutboundWorker:
         self._queues.clear()
         self._arrived.clear()
         self._started_jobs.clear()
+        self._missing.clear()
+        self._intents.clear()
+        self._arrivals.clear()
 
     @property
     def queued(self) -> int:
@@ -180,8 +202,11 @@ class OutboundWorker:
                 if job.id not in self._started_jobs:
                     hold = self._arrived.get(job.id, -1e9) + self._reorder_window
                     if hold > time.monotonic():
-                        await asyncio.sleep(hold - time.monotonic())
-                        continue  # a lower message id may have arrived meanwhile: look again
+                        if not await self._nothing_earlier(job):
+                            await self._until_arrival(conversation_id, hold)
+                            continue  # a lower message id may have arrived meanwhile: look again
+                        if queue[0] is not job:
+                            continue  # one arrived during the look-up: it goes first
                     self._started_jobs.add(job.id)
                 wait = job.next_attempt_at - time.time()
                 if wait > 0:
@@ -196,10 +221,42 @@ class OutboundWorker:
                     queue.popleft()
                     self._arrived.pop(job.id, None)
                     self._started_jobs.discard(job.id)
+                    self._missing.pop(job.id, None)
+                    self._intents.pop(job.id, None)
         finally:
             self._runners.pop(conversation_id, None)
             if not queue:
                 self._queues.pop(conversation_id, None)
+
+    async def _nothing_earlier(self, job: OutboundJobRecord) -> bool:
+        """Whether the job can go before its hold ends: no earlier agent message of its
+        conversation is still on its way (Chatwoot asked once per job, then the answer is kept)."""
+        if job.id not in self._missing:
+            intent = self._intent(job)
+            self._missing[job.id] = (
+                None if intent is None else await self._guard.missing(self.ctx.chatwoot(), intent.message)
+            )
+        missing = self._missing.get(job.id)
+        return missing is not None and not self._guard.still_missing(job.conversation_id, missing)
+
+    async def _until_arrival(self, conversation_id: int, deadline: float) -> None:
+        """Sleep until a job of the conversation arrives or ``deadline`` (monotonic) passes."""
+        arrival = self._arrivals[conversation_id] = asyncio.Event()
+        try:
+            await asyncio.wait_for(arrival.wait(), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            pass  # the window is over: the job goes, whatever is still missing
+        finally:
+            if self._arrivals.get(conversation_id) is arrival:
+                del self._arrivals[conversation_id]
+
+    def _intent(self, job: OutboundJobRecord) -> JobIntent | None:
+        """The job's intent: as the receiver parsed it, else read from the stored webhook."""
+        intent = self._intents.get(job.id)
+        if intent is None:
+            payload: dict[str, Any] = orjson.loads(job.payload)
+            intent = job_intent(job.kind, payload)
+        return intent
 
     async def _guarded(self, job: OutboundJobRecord) -> bool:
         try:
@@ -217,12 +274,22 @@ class OutboundWorker:
 
     async def _process(self, job: OutboundJobRecord) -> bool:
         """Run the job's remaining parts; True when it is finished (done or failed)."""
-        payload: dict[str, Any] = orjson.loads(job.payload)
-        intent = job_intent(job.kind, payload)
+        intent = self._intent(job)
+        # the customer's messages this reply answers: carried by the send itself when RyzeAPI
+        # executes a send's markRead, else marked by a command of their own once it is out
+        read_after = self._read_after(intent.message) if isinstance(intent, SendIntent) else None
+        carried: tuple[str, ...] = ()
+        if (
+            read_after is not None
+            and isinstance(intent, SendIntent)
+            and self.link.marks_read_on_send
+            and not (intent.message.chat or "").endswith("@g.us")  # a group's marks name each author
+        ):
+            carried = tuple(wa_id for wa_id, _ in await self._unread(intent.message, read_after))
         try:
             if intent is None:
                 raise PermanentFailure("the stored webhook is not a message webhook")
-            commands = await self._commands(intent)
+            commands = await self._commands(intent, mark_read=carried)
         except PermanentFailure as exc:
             await self._fail(job, str(exc))
             return True
@@ -266,11 +333,15 @@ class OutboundWorker:
                 "parts": len(commands),
             },
         )
-        if isinstance(intent, SendIntent) and self._mark_read_on_reply:
-            self._mark_read(intent.message)
+        if isinstance(intent, SendIntent) and read_after is not None:
+            self._read_upto[intent.message.conversation_id] = intent.message.id
+            if carried:
+                self._forget_read(intent.message)
+            else:
+                self._mark_read(intent.message, read_after)
         return True
 
-    async def _commands(self, intent: JobIntent) -> list[CommandFrame]:
+    async def _commands(self, intent: JobIntent, *, mark_read: tuple[str, ...] = ()) -> list[CommandFrame]:
         """The intent's converter, with what it needs looked up in the bridge's store."""
         integration_id = self.ctx.integration_id
         if isinstance(intent, RevokeIntent):
@@ -282,6 +353,7 @@ class OutboundWorker:
             integration_id=integration_id,
             sign_messages=self.ctx.record.sign_messages,
             reply_to=await self._reply_to(intent.message),
+            mark_read=mark_read,
         )
 
     async def _reply_to(self, message: AgentMessage) -> str | None:
@@ -295,38 +367,36 @@ class OutboundWorker:
                 return mapped[0].wa_message_id
         return None
 
-    def _mark_read(self, message: AgentMessage) -> None:
-        """An agent answered: the customer's messages before the reply are read on WhatsApp.
+    def _read_after(self, message: AgentMessage) -> int | None:
+        """The agent reply up to which the customer's messages are already read, when ``message``
+        (an agent's reply) has customer messages after it to mark; None when there is nothing to.
 
-        Best effort, after the reply is out and off the conversation's runner (the look-up must not
-        delay the next agent message): the customer's WhatsApp shows blue ticks once an agent has
-        answered, as when a person replies on the phone. Only the messages relayed since the
-        previous reply in this conversation are looked up (``_read_upto``, kept in memory: after a
-        restart the last ones are marked again, which WhatsApp takes as a no-op). In a group a
-        read receipt names each message's author (the mapping's ``sender_jid``): one per sender.
+        An agent answered: the customer's messages before the reply are read on WhatsApp (blue
+        ticks), as when a person replies on the phone. Only the messages relayed since the previous
+        reply in this conversation are looked up (``_read_upto``, kept in memory: after a restart
+        the last ones are marked again, which WhatsApp takes as a no-op). In a group a read receipt
+        names each message's author (the mapping's ``sender_jid``): one ``mark_read`` per sender.
         """
         chat = message.chat
-        if chat is None:
-            return
+        if not self._mark_read_on_reply or chat is None:
+            return None
         conversation_id = message.conversation_id
         first = conversation_id not in self._read_upto
         after = self._read_upto.get(conversation_id, 0)
         if message.id <= after:
-            return
+            return None
         latest = self.ctx.messages.latest_inbound(self.ctx.integration_id, conversation_id)
         if not first and (latest is None or latest <= after):
             # nothing came in since the previous reply (as far as this process relayed): no
             # look-up, which would cost a query for every agent message of a busy conversation
             self._read_upto[conversation_id] = message.id
-            return
+            return None
         if len(self._read_upto) >= _READ_UPTO_MAX:
             self._read_upto.clear()  # bounded memory; forgetting only re-marks read messages
-        self._read_upto[conversation_id] = message.id
-        task = asyncio.create_task(self._send_read(chat, message, after), name="outbound-mark-read")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        return after
 
-    async def _send_read(self, chat: str, message: AgentMessage, after: int) -> None:
+    async def _unread(self, message: AgentMessage, after: int) -> tuple[tuple[str, str], ...]:
+        """(WhatsApp id, sender) of the customer's messages relayed between ``after`` and the reply."""
         try:
             unread = await self.ctx.messages.inbound_between(
                 self.ctx.integration_id, message.conversation_id, after=after, before=message.id, limit=100
@@ -337,7 +407,26 @@ class OutboundWorker:
                 exc_info=True,
                 extra={"integration_id": self.ctx.integration_id},
             )
+            return ()
+        return tuple(unread)
+
+    def _mark_read(self, message: AgentMessage, after: int) -> None:
+        """The read marks as a command of their own (RyzeAPI does not take them on a send):
+        best effort, after the reply is out and off the conversation's runner."""
+        chat = message.chat
+        if chat is None:
             return
+        task = asyncio.create_task(self._send_read(chat, message, after), name="outbound-mark-read")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _forget_read(self, message: AgentMessage) -> None:
+        """The customer's messages before the reply are marked: the store need not remember them."""
+        self.ctx.messages.forget_inbound(self.ctx.integration_id, message.conversation_id, before=message.id)
+
+    async def _send_read(self, chat: str, message: AgentMessage, after: int) -> None:
+        unread = await self._unread(message, after)
+        self._forget_read(message)
         if not unread or not self.link.connected:
             return
         intent = MarkReadIntent(
