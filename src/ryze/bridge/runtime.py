@@ -18,6 +18,7 @@ from ryze.bridge.health import IntegrationHealth
 from ryze.bridge.link.client import LinkClient
 from ryze.bridge.metrics import BridgeMetrics, detached
 from ryze.bridge.relay.context import RelayContext
+from ryze.bridge.relay.inbound.avatars import AvatarLimits, AvatarRefresher, RyzePictures
 from ryze.bridge.relay.inbound.consumer import InboundRelay
 from ryze.bridge.relay.inbound.lanes import LaneRouter
 from ryze.bridge.relay.inbound.media import MediaLimits, RyzeMedia
@@ -114,8 +115,27 @@ class IntegrationRuntime:
                 retry_base=settings.media_retry_base_seconds,
             ),
         )
+        self.pictures = RyzePictures(record.ryzeapi_url, record.instance, settings.token)
+        self.avatars = (
+            AvatarRefresher(
+                integration_id=record.id,
+                chats=repos.chats,
+                client=self.client,
+                pictures=self.pictures,
+                limits=AvatarLimits(
+                    interval=settings.avatar_refresh_seconds, concurrency=settings.avatar_concurrency
+                ),
+            )
+            if settings.avatar_refresh_seconds > 0
+            else None
+        )
         self.inbound = InboundRelay(
-            context, lanes=self.lanes, resolver=self.resolver, done=self.link_done, media=self.media
+            context,
+            lanes=self.lanes,
+            resolver=self.resolver,
+            done=self.link_done,
+            media=self.media,
+            avatars=self.avatars,
         )
         self.link = LinkClient(
             integration_id=record.id,
@@ -174,6 +194,9 @@ class IntegrationRuntime:
         await self.lanes.close()
         await self.webhook_secret.close()
         await self.media.close()
+        if self.avatars is not None:
+            await self.avatars.close()
+        await self.pictures.close()
 
     async def pause(self) -> None:
         self.record.operator_paused = True

@@ -43,6 +43,11 @@ class BridgeSettings(BaseSettings):
     media_max_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
     media_attempts: int = Field(default=6, ge=1)
     media_retry_base_seconds: float = Field(default=0.5, ge=0)
+    # Contact avatars from WhatsApp profile pictures: each chat's picture is looked at most once
+    # per avatar_refresh_seconds (0 = never: contacts keep whatever avatar they have), with at
+    # most avatar_concurrency lookups at once per integration, in the background.
+    avatar_refresh_seconds: float = Field(default=86_400.0, ge=0)
+    avatar_concurrency: int = Field(default=2, ge=1)
     # WS link
     link_backoff_base: float = 0.5
     link_backoff_max: float = 30.0

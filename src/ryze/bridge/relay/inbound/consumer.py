@@ -22,14 +22,18 @@ import pydantic
 from ryze.bridge.errors import IntegrationBlocked
 from ryze.bridge.metrics import failure_reason
 from ryze.bridge.relay.context import RelayContext
+from ryze.bridge.relay.inbound.avatars import AvatarRefresher
 from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.effects import Skip
 from ryze.bridge.relay.inbound.executor import EffectExecutor, Target
 from ryze.bridge.relay.inbound.groups import GroupParticipants, GroupSubjects
+from ryze.bridge.relay.inbound.jids import jid_user, phone_of
 from ryze.bridge.relay.inbound.lanes import LaneKeys, LaneRouter
 from ryze.bridge.relay.inbound.media import MediaSource
-from ryze.bridge.relay.inbound.resolver import ConversationResolver, jid_user, phone_of
+from ryze.bridge.relay.inbound.names import ContactNames
+from ryze.bridge.relay.inbound.resolver import ConversationResolver
 from ryze.bridge.retry import AMBIGUOUS, Failure, classify
+from ryze.bridge.store.repositories import ChatRecord
 from ryze.chatwoot import ChatwootError, ChatwootNotFound
 from ryze.chatwoot.port import MessageStatus
 from ryze.protocol import (
@@ -64,14 +68,19 @@ class InboundRelay:
         resolver: ConversationResolver,
         done: Callable[[int], None],
         media: MediaSource | None = None,
+        avatars: AvatarRefresher | None = None,
     ) -> None:
         self.ctx = ctx
         self.lanes = lanes
         self.resolver = resolver
         self.media = media  # RyzeAPI's media route (None: files are shown as a text saying so)
+        self.avatars = avatars  # profile pictures as avatars (None: contacts keep theirs)
         self.participants = GroupParticipants(integration_id=ctx.integration_id, client=ctx.chatwoot)
-        self.groups = GroupSubjects(
+        self.names = ContactNames(
             integration_id=ctx.integration_id, chats=resolver.chats, client=ctx.chatwoot
+        )
+        self.groups = GroupSubjects(
+            integration_id=ctx.integration_id, chats=resolver.chats, client=ctx.chatwoot, names=self.names
         )
         self._done = done
         # A process that died had at most one message in flight per chat lane: only the first replayed
@@ -319,6 +328,25 @@ class MessageConsumer:
             await relay.groups.note_subject(msg.chat, chat)  # the subject it carries names the group
             if not outgoing:
                 await relay.participants.note(msg.sender)
+        elif not outgoing:
+            await self._name_contact(chat)
+        if relay.avatars is not None:
+            relay.avatars.note(msg.chat, chat)
+
+    async def _name_contact(self, record: ChatRecord) -> None:
+        """WhatsApp's name for the person, on their contact (names.py). The message is in
+        Chatwoot already: a rename that fails is logged and tried again with the next message."""
+        try:
+            await self.relay.names.note(self.message.chat, record)
+        except ChatwootError as exc:
+            log.warning(
+                "contact rename failed; retried with the next message",
+                extra={
+                    "integration_id": self.relay.ctx.integration_id,
+                    "contact_id": record.contact_id,
+                    "error": str(exc)[:200],
+                },
+            )
 
     async def _not_for_chatwoot(self) -> bool:
         """Already relayed, or a message this integration does not mirror: acked without effect."""
