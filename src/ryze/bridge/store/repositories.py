@@ -249,6 +249,18 @@ class ChatRepository:
 
         await self.db.writer.submit(op)
 
+    async def move_aliases(self, integration_id: str, jids: list[str], chat_key: str) -> None:
+        """Point ``jids`` at ``chat_key`` (after a PN/LID contact merge: one person, one chat)."""
+
+        async def op(conn: AsyncConnection) -> Any:
+            await conn.execute(
+                update(ALIASES)
+                .where(ALIASES.c.integration_id == integration_id, ALIASES.c.jid.in_(jids))
+                .values(chat_key=chat_key)
+            )
+
+        await self.db.writer.submit(op)
+
     async def set_conversation_status(self, integration_id: str, conversation_id: int, status: str) -> None:
         async def op(conn: AsyncConnection) -> Any:
             await conn.execute(

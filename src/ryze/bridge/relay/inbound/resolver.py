@@ -192,7 +192,12 @@ class ConversationResolver:
         the mergee is destroyed). The phone-number chat's contact is the base: it has the number
         and is the one agents and other integrations find. Each chat keeps its own conversation
         (``_may_take``), both now under the one contact. A merge Chatwoot refuses is logged and
-        tried again with the chat's next message; it never holds the message back."""
+        tried again with the chat's next message; it never holds the message back.
+
+        Every JID of the person then points at the chat the event came on (``move_aliases``), in
+        the table as in memory, so later messages on either identity continue that chat's
+        conversation whatever process relays them; the other chat's conversation stays under
+        the survivor with its history, and an agent's reply there still goes to its JID."""
         others = [
             other
             for other in await self._chats.find_all(self.integration_id, aliases_of(chat))
@@ -227,6 +232,7 @@ class ConversationResolver:
             for chat_record in (record, other):
                 chat_record.contact_id = survivor
             await self._chats.save(self.integration_id, other, [other.chat_key])
+            await self._chats.move_aliases(self.integration_id, aliases_of(chat), record.chat_key)
             for alias, cached in list(self._cache.items()):
                 if cached.contact_id == gone:
                     cached.contact_id = survivor
