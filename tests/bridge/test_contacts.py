@@ -327,3 +327,19 @@ async def test_a_merge_chatwoot_refuses_is_tried_again_without_holding_messages(
     await _until(lambda: done == [4])
     assert len(harness.chatwoot.contacts) == 1
     await lanes.close()
+
+
+async def test_after_a_merge_the_lid_chats_push_name_may_still_name_the_survivor(harness: Harness) -> None:
+    """The number's contact had no name but its number; the LID chat's push name is WhatsApp's
+    best name for the person, and the merged contact takes it (it is not an agent's edit)."""
+    relay, done, lanes, _ = build(harness)
+    relay.on_event(1, message("wa-1", LID, name="Lia"), False)
+    relay.on_event(2, message("wa-2", PN, name=None), False)
+    await _until(lambda: sorted(done) == [1, 2])
+    by_pn = harness.chatwoot.contact_inboxes[(7, PN)]
+    assert harness.chatwoot.contacts[by_pn].name == "+5511999990007"
+    relay.on_event(3, message("wa-3", LID, name="Lia", pn=PN), False)
+    await _until(lambda: sorted(done) == [1, 2, 3])
+    assert set(harness.chatwoot.contacts) == {by_pn}
+    assert harness.chatwoot.contacts[by_pn].name == "Lia"
+    await lanes.close()

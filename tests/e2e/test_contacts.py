@@ -105,6 +105,9 @@ async def test_profile_pictures_become_contact_avatars_for_people_and_groups(sys
     convs = await wait_conversation(system, inbox_id, count=2)
     [group_conv] = [c for c in convs if c["meta"]["sender"]["identifier"] == group]
     assert await _avatar_bytes(system, group_conv["meta"]["sender"]["id"]) == generated(group).data
+    # the uploads are requests swagger.json describes (multipart `avatar` on the contact update)
+    _, conformance = await system.call("GET", f"{system.emulator_url}/_emulator/conformance")
+    assert [e for e in conformance["errors"] if "contacts" in e] == []
 
 
 async def test_a_person_seen_by_lid_and_by_number_becomes_one_contact_keeping_both_conversations(

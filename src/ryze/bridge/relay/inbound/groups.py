@@ -15,8 +15,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
-from ryze.bridge.relay.inbound.jids import aliases_of, jid_user, phone_of
-from ryze.bridge.relay.inbound.names import ContactNames
+from ryze.bridge.relay.inbound.jids import aliases_of, phone_of
+from ryze.bridge.relay.inbound.names import ContactNames, fallback_name, whatsapp_name
 from ryze.bridge.store.repositories import ChatRecord, ChatRepository
 from ryze.chatwoot import ChatwootError, ChatwootPort, ChatwootValidationError
 from ryze.protocol import ChatRef, GroupFlowAction, GroupFlowData, SenderRef
@@ -133,7 +133,14 @@ class GroupParticipants:
 
     async def _find_or_create(self, sender: SenderRef) -> int:
         client = self._client()
-        chat = ChatRef(jid=sender.jid, lid=sender.lid, pn=sender.pn, name=sender.name)
+        chat = ChatRef(
+            jid=sender.jid,
+            lid=sender.lid,
+            pn=sender.pn,
+            name=sender.name,
+            savedName=sender.savedName,
+            businessName=sender.businessName,
+        )
         aliases = aliases_of(chat)
         found = await client.filter_contacts("identifier", aliases)
         phone = phone_of(chat)
@@ -144,7 +151,7 @@ class GroupParticipants:
         attributes = {"whatsapp_jid": sender.jid, "whatsapp_lid": sender.lid, "whatsapp_pn": sender.pn}
         try:
             created = await client.create_contact(
-                name=(sender.name or phone or jid_user(sender.jid))[:255],
+                name=whatsapp_name(chat) or fallback_name(chat),
                 identifier=sender.jid,
                 phone_number=phone,
                 additional_attributes={k: v for k, v in attributes.items() if v is not None},

@@ -229,8 +229,10 @@ class ConversationResolver:
                     },
                 )
                 continue
+            # the survivor keeps the base's name (ContactMergeAction: the base's non-blank
+            # attributes win), so the name the bridge gave the base is both chats' from now on
             for chat_record in (record, other):
-                chat_record.contact_id = survivor
+                chat_record.contact_id, chat_record.contact_name = survivor, base.contact_name
             await self._chats.save(self.integration_id, other, [other.chat_key])
             await self._chats.move_aliases(self.integration_id, aliases_of(chat), record.chat_key)
             for alias, cached in list(self._cache.items()):
