@@ -321,8 +321,27 @@ async def test_a_merge_chatwoot_refuses_is_tried_again_without_holding_messages(
     relay.on_event(3, message("wa-3", LID, name="Lia", pn=PN), False)
     await _until(lambda: sorted(done) == [1, 2, 3])
     assert len(harness.chatwoot.contacts) == 2 and len(harness.chatwoot.public_messages()) == 3
+    relay.on_event(4, message("wa-4", LID, name="Lia", pn=PN), False)  # the next message merges
+    await _until(lambda: sorted(done) == [1, 2, 3, 4])
+    assert len(harness.chatwoot.contacts) == 1
+    relay.on_event(5, message("wa-5", LID, name="Lia", pn=PN), False)
+    await _until(lambda: sorted(done) == [1, 2, 3, 4, 5])
+    assert harness.chatwoot.calls.count("merge_contacts") == 2  # once refused, once done; no more
     await lanes.close()
-    relay, done, lanes, _ = build(harness)  # e.g. after a restart: the next message merges
+
+
+async def test_a_refused_merge_is_also_tried_after_a_restart(harness: Harness) -> None:
+    relay, done, lanes, _ = build(harness)
+    relay.on_event(1, message("wa-1", LID, name="Lia"), False)
+    relay.on_event(2, message("wa-2", PN, name="Lia"), False)
+    await _until(lambda: sorted(done) == [1, 2])
+    harness.chatwoot.fail(
+        "merge_contacts", ChatwootServerError(500, "boom", endpoint="POST /actions/contact_merge")
+    )
+    relay.on_event(3, message("wa-3", LID, name="Lia", pn=PN), False)
+    await _until(lambda: sorted(done) == [1, 2, 3])
+    await lanes.close()
+    relay, done, lanes, _ = build(harness)  # a new process: nothing in memory
     relay.on_event(4, message("wa-4", LID, name="Lia", pn=PN), False)
     await _until(lambda: done == [4])
     assert len(harness.chatwoot.contacts) == 1

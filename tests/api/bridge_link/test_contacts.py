@@ -76,9 +76,10 @@ async def test_the_profile_picture_route(ryze_lite: Ryze, fake_bridge: FakeBridg
         async with ryze_lite.client() as owner:
             await owner.post("/_simulator/pics/profile-pictures", json={"jid": CONTACT})
         assert (await c.get(path, headers=auth)).status_code == 404
-        assert (
-            await c.get("/internal/profile-picture/nope/x@s.whatsapp.net", headers=auth)
-        ).status_code == 404
+        assert (await c.get(f"/internal/profile-picture/nope/{JID}", headers=auth)).status_code == 404
+        # not a number or WhatsApp JID: 400, WhatsApp is not asked
+        bad = await c.get("/internal/profile-picture/pics/x@s.whatsapp.net", headers=auth)
+        assert bad.status_code == 400
 
 
 async def test_no_picture_while_the_instance_is_not_connected(

@@ -517,7 +517,7 @@ class PictureBody(_Body):
 
     jid: str = Field(min_length=1)
     imageBase64: str | None = None
-    mimetype: str = "image/jpeg"
+    mimetype: str = Field(default="image/jpeg", pattern=r"^[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+$", max_length=100)
 
 
 @router.post("/{instance}/profile-pictures")
@@ -530,7 +530,10 @@ async def set_profile_picture(
     await _session(request, instance, caller)
     engine = services_of(request).engine
     assert isinstance(engine, SimulatedEngine)
-    jid = normalize_jid(body.jid)
+    try:
+        jid = normalize_jid(body.jid)
+    except ValueError as exc:
+        raise _bad_value(exc) from exc
     if body.imageBase64 is None:
         engine.pictures.remove(jid)
         return {"success": True, "jid": jid, "pictureId": None}

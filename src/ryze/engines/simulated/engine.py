@@ -370,7 +370,11 @@ class SimulatedSession:
 
     async def profile_picture(self, jid: str, *, known_id: str | None = None) -> ProfilePicture | None:
         self._require_connected()
-        picture = self._engine.pictures.of(normalize_jid(jid))
+        try:
+            who = normalize_jid(jid)
+        except ValueError:
+            return None  # nobody the network knows (a newsletter, a broadcast list): no picture
+        picture = self._engine.pictures.of(who)
         if picture is not None and known_id is not None and picture.id == known_id:
             # whatsmeow answers "unchanged" without a URL when ExistingID is the current id
             return ProfilePicture(id=picture.id, mimetype=picture.mimetype, data=b"")

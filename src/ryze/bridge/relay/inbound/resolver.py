@@ -51,6 +51,9 @@ class ConversationResolver:
         # newest conversation updated_at seen per conversation (bounded like the cache)
         self._status_at: OrderedDict[int, float] = OrderedDict()
         self._cache_size = cache_size
+        # chats whose PN/LID contact merge Chatwoot refused this run: tried again with their next
+        # message even though every alias is cached (bounded like the cache)
+        self._unmerged: OrderedDict[str, None] = OrderedDict()
 
     @property
     def chats(self) -> ChatRepository:
@@ -140,8 +143,10 @@ class ConversationResolver:
             # be new, or known as another chat (same test as over aliases_of(chat), without
             # building the list every time).
             cache = self._cache
-            if (chat.lid and cache.get(chat.lid) is not cached) or (
-                chat.pn and cache.get(chat.pn) is not cached
+            if (
+                (chat.lid and cache.get(chat.lid) is not cached)
+                or (chat.pn and cache.get(chat.pn) is not cached)
+                or (self._unmerged and cached.chat_key in self._unmerged)
             ):
                 await self._learn(chat, cached)
             return cached
@@ -219,6 +224,9 @@ class ConversationResolver:
                 )
                 continue
             except ChatwootError as exc:
+                self._unmerged[record.chat_key] = None
+                while len(self._unmerged) > self._cache_size:
+                    self._unmerged.popitem(last=False)
                 log.warning(
                     "contact merge failed; tried again with the next message",
                     extra={
@@ -235,6 +243,7 @@ class ConversationResolver:
                 chat_record.contact_id, chat_record.contact_name = survivor, base.contact_name
             await self._chats.save(self.integration_id, other, [other.chat_key])
             await self._chats.move_aliases(self.integration_id, aliases_of(chat), record.chat_key)
+            self._unmerged.pop(record.chat_key, None)
             for alias, cached in list(self._cache.items()):
                 if cached.contact_id == gone:
                     cached.contact_id = survivor
