@@ -36,6 +36,12 @@ LINK_PATH = "/ws/chatwoot/{instance}"
 MEDIA_PATH = "/internal/media/{instance}/{message_id}"
 """RyzeAPI route (under ``BRIDGE_INTERNAL_RYZEAPI_URL``, Bearer ``BRIDGE_TOKEN``) serving a stored
 WhatsApp message's media bytes with its ``Content-Type`` and ``Content-Disposition`` filename."""
+PROFILE_PICTURE_PATH = "/internal/profile-picture/{instance}/{jid}"
+"""RyzeAPI route (same base and token as ``MEDIA_PATH``) serving the current WhatsApp profile
+picture of a person or group: 200 with the image bytes, its ``Content-Type`` and the picture's id in
+``PICTURE_ID_HEADER``; 304 when ``?known=<id>`` is the current picture's id; 404 when there is no
+picture the account may see; 503 while the instance is not connected."""
+PICTURE_ID_HEADER = "X-Ryze-Picture-Id"
 
 
 CLOSE_GONE = 4004
@@ -252,6 +258,10 @@ class ChatRef(_Model):
     lid: str | None = None  # the hidden-identity alternate when known
     pn: str | None = None  # the phone-number JID when known (for @lid chats)
     name: str | None = None  # contact push name or group subject
+    # The name the account's own phone book has for the person (whatsmeow's ContactInfo FullName
+    # or FirstName), when the engine knows it; private chats only.
+    savedName: str | None = None
+    businessName: str | None = None  # a business account's verified name, when WhatsApp sent it
     type: ChatType = ChatType.PRIVATE
     isCommunity: bool | None = None
 
@@ -260,7 +270,9 @@ class SenderRef(_Model):
     jid: str
     lid: str | None = None
     pn: str | None = None
-    name: str | None = None
+    name: str | None = None  # push name
+    savedName: str | None = None  # as on ChatRef
+    businessName: str | None = None
 
 
 class MessageType(StrEnum):

@@ -61,6 +61,7 @@ class InMemoryChatwoot:
     inbox_view: Inbox | None = None
     profile_view: Profile | None = None
     version: str | None = None
+    avatars: dict[int, Attachment] = field(default_factory=dict)  # contact -> its uploaded avatar
     _faults: dict[str, list[_Fault]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -144,6 +145,8 @@ class InMemoryChatwoot:
 
     async def show_contact(self, contact_id: int) -> Contact:
         self._before("show_contact")
+        if contact_id not in self.contacts:
+            raise ChatwootNotFound(404, '{"error":"not found"}', endpoint="GET /contacts/:id")
         return self.contacts[contact_id]
 
     async def filter_contacts(
@@ -161,6 +164,27 @@ class InMemoryChatwoot:
         self._before("find_contact_by_source")
         contact_id = self.contact_inboxes.get((inbox_id, source_id))
         return self.contacts[contact_id] if contact_id is not None else None
+
+    async def set_contact_avatar(self, contact_id: int, picture: Attachment) -> Contact:
+        self._before("set_contact_avatar")
+        if contact_id not in self.contacts:
+            raise ChatwootNotFound(404, '{"error":"not found"}', endpoint="PATCH /contacts/:id")
+        self.avatars[contact_id] = picture
+        return self.contacts[contact_id]
+
+    async def merge_contacts(self, base_contact_id: int, mergee_contact_id: int) -> Contact:
+        """ContactMergeAction: conversations and contact inboxes move to the base, the mergee goes."""
+        self._before("merge_contacts")
+        if base_contact_id not in self.contacts or mergee_contact_id not in self.contacts:
+            raise ChatwootNotFound(404, '{"error":"not found"}', endpoint="POST /actions/contact_merge")
+        for key, owner in list(self.contact_inboxes.items()):
+            if owner == mergee_contact_id:
+                self.contact_inboxes[key] = base_contact_id
+        for conversation_id, owner in list(self.conversation_contact.items()):
+            if owner == mergee_contact_id:
+                self.conversation_contact[conversation_id] = base_contact_id
+        del self.contacts[mergee_contact_id]
+        return self.contacts[base_contact_id]
 
     async def contact_conversations(self, contact_id: int) -> list[Conversation]:
         self._before("contact_conversations")

@@ -83,6 +83,32 @@ async def test_chat_aliases_keep_pn_and_lid_together(repos: Repositories) -> Non
     assert await repos.chats.find("c" * 32, ["77@lid"]) is None
 
 
+async def test_a_chat_keeps_the_name_and_avatar_the_bridge_gave_its_contact(repos: Repositories) -> None:
+    rid = "e" * 32
+    chat = ChatRecord("5512@s.whatsapp.net", 5, 9, "open", contact_name="Ana — ✓", avatar_id="17000")
+    chat.avatar_checked_at = 1_800_000_000.5
+    await repos.chats.save(rid, chat, ["5512@s.whatsapp.net"])
+    loaded = await repos.chats.find(rid, ["5512@s.whatsapp.net"])
+    assert loaded == chat
+    plain = ChatRecord("5513@s.whatsapp.net", 6, 10, "open")
+    await repos.chats.save(rid, plain, ["5513@s.whatsapp.net"])
+    assert await repos.chats.find(rid, ["5513@s.whatsapp.net"]) == plain  # none of them: None
+
+
+async def test_a_persons_two_chats_are_found_together_and_their_aliases_moved(repos: Repositories) -> None:
+    rid = "f" * 32
+    await repos.chats.save(rid, ChatRecord("5514@s.whatsapp.net", 5, 9, "open"), ["5514@s.whatsapp.net"])
+    await repos.chats.save(rid, ChatRecord("88@lid", 6, 10, "open"), ["88@lid"])
+    both = await repos.chats.find_all(rid, ["88@lid", "5514@s.whatsapp.net"])
+    assert [c.chat_key for c in both] == ["5514@s.whatsapp.net", "88@lid"]  # oldest first
+    assert await repos.chats.find_all(rid, ["nobody@lid"]) == []
+    await repos.chats.move_aliases(rid, ["88@lid", "5514@s.whatsapp.net"], "88@lid")
+    by_pn = await repos.chats.find(rid, ["5514@s.whatsapp.net"])
+    assert by_pn is not None and by_pn.chat_key == "88@lid"
+    # the other chat's row (and its conversation) is kept
+    assert await repos.chats.chat_of_conversation(rid, 9) == "5514@s.whatsapp.net"
+
+
 async def test_message_map_deduplicates_under_concurrency(repos: Repositories) -> None:
     rid = "d" * 32
 

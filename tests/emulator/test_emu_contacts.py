@@ -238,3 +238,43 @@ async def test_contact_inboxes_filter_exact_lookup(client: httpx.AsyncClient, ap
     assert r.json()["contact_inboxes"][0]["source_id"] == "5511955555555"
     r = await client.post(url, json={"inbox_id": inbox["id"], "source_id": "nope"}, headers=ADMIN)
     assert r.status_code == 404 and r.content == b""
+
+
+async def test_a_multipart_avatar_becomes_the_contacts_thumbnail(client: httpx.AsyncClient) -> None:
+    """ContactsController#update assigns a multipart `avatar` (permitted_params) to Avatarable's
+    `has_one_attached :avatar`; the contact JSON shows it as `thumbnail`, served by ActiveStorage."""
+    r = await client.post(f"{A1}/contacts", json={"name": "Pic", "identifier": "pic-1"}, headers=ADMIN)
+    contact_id = r.json()["payload"]["contact"]["id"]
+    assert r.json()["payload"]["contact"]["thumbnail"] == ""
+    png = b"\x89PNG\r\n\x1a\n-first"
+    r = await client.patch(
+        f"{A1}/contacts/{contact_id}", files={"avatar": ("a.png", png, "image/png")}, headers=ADMIN
+    )
+    assert r.status_code == 200, r.text
+    thumbnail = r.json()["payload"]["thumbnail"]
+    assert thumbnail.startswith("http://emu.test/rails/active_storage/blobs/redirect/")
+    shown = (await client.get(f"{A1}/contacts/{contact_id}", headers=ADMIN)).json()["payload"]
+    assert shown["thumbnail"] == thumbnail and shown["name"] == "Pic"  # nothing else changed
+    blob = await client.get(thumbnail, follow_redirects=True)
+    assert (blob.status_code, blob.content, blob.headers["content-type"]) == (200, png, "image/png")
+
+    # a new avatar replaces the old one, whose blob is gone
+    r = await client.patch(
+        f"{A1}/contacts/{contact_id}",
+        files={"avatar": ("b.jpg", b"\xff\xd8jpeg", "image/jpeg")},
+        headers=ADMIN,
+    )
+    assert r.json()["payload"]["thumbnail"] != thumbnail
+    assert (await client.get(thumbnail, follow_redirects=True)).status_code == 404
+
+
+async def test_an_avatar_of_a_type_chatwoot_does_not_keep_is_refused(client: httpx.AsyncClient) -> None:
+    r = await client.post(f"{A1}/contacts", json={"name": "Bad pic", "identifier": "pic-2"}, headers=ADMIN)
+    contact_id = r.json()["payload"]["contact"]["id"]
+    r = await client.patch(
+        f"{A1}/contacts/{contact_id}", files={"avatar": ("a.svg", b"<svg/>", "image/svg+xml")}, headers=ADMIN
+    )
+    assert r.status_code == 422
+    assert r.json()["attributes"] == ["avatar"]
+    shown = (await client.get(f"{A1}/contacts/{contact_id}", headers=ADMIN)).json()["payload"]
+    assert shown["thumbnail"] == ""

@@ -199,12 +199,27 @@ def _lid_pn(party: Party) -> tuple[str | None, str | None]:
 
 def chat_ref(party: Party) -> ChatRef:
     lid, pn = _lid_pn(party)
-    return ChatRef(jid=party.jid, lid=lid, pn=pn, name=party.name, type=chat_type(party.jid))
+    return ChatRef(
+        jid=party.jid,
+        lid=lid,
+        pn=pn,
+        name=party.name,
+        savedName=party.saved_name,
+        businessName=party.business_name,
+        type=chat_type(party.jid),
+    )
 
 
 def sender_ref(party: Party) -> SenderRef:
     lid, pn = _lid_pn(party)
-    return SenderRef(jid=party.jid, lid=lid, pn=pn, name=party.name)
+    return SenderRef(
+        jid=party.jid,
+        lid=lid,
+        pn=pn,
+        name=party.name,
+        savedName=party.saved_name,
+        businessName=party.business_name,
+    )
 
 
 def split_origin(origin: str | None, from_me: bool) -> tuple[MessageSource, str | None]:

@@ -24,6 +24,7 @@ from ryze.bridge.metrics import BridgeMetrics, detached
 from ryze.bridge.relay.context import RelayContext
 from ryze.bridge.relay.history.progress import HistoryProgress
 from ryze.bridge.relay.history.resync import history_resync
+from ryze.bridge.relay.inbound.avatars import AvatarLimits, AvatarRefresher, RyzePictures
 from ryze.bridge.relay.inbound.consumer import InboundRelay
 from ryze.bridge.relay.inbound.lanes import LaneRouter
 from ryze.bridge.relay.inbound.media import MediaLimits, RyzeMedia
@@ -124,6 +125,20 @@ class IntegrationRuntime:
         # The history import's progress; its connection-conversation posts start once a control
         # room is attached (``self.history.room``).
         self.history = HistoryProgress(record, save=self._save_history)
+        self.pictures = RyzePictures(record.ryzeapi_url, record.instance, settings.token)
+        self.avatars = (
+            AvatarRefresher(
+                integration_id=record.id,
+                chats=repos.chats,
+                client=self.client,
+                pictures=self.pictures,
+                limits=AvatarLimits(
+                    interval=settings.avatar_refresh_seconds, concurrency=settings.avatar_concurrency
+                ),
+            )
+            if settings.avatar_refresh_seconds > 0
+            else None
+        )
         self.inbound = InboundRelay(
             context,
             lanes=self.lanes,
@@ -133,6 +148,7 @@ class IntegrationRuntime:
             live_location_interval=settings.live_location_interval,
             history=self.history,
             on_state=lambda data: self.control.on_state(data),
+            avatars=self.avatars,
         )
         self.link = LinkClient(
             integration_id=record.id,
@@ -207,6 +223,9 @@ class IntegrationRuntime:
         await self.lanes.close()
         await self.webhook_secret.close()
         await self.media.close()
+        if self.avatars is not None:
+            await self.avatars.close()
+        await self.pictures.close()
 
     async def pause(self) -> None:
         self.record.operator_paused = True

@@ -46,6 +46,11 @@ class BridgeSettings(BaseSettings):
     # A live location's later positions: at most one line per share per this many seconds (its
     # last position, when the share stops, always); the ones in between are not shown.
     live_location_interval: float = Field(default=300.0, ge=0)
+    # Contact avatars from WhatsApp profile pictures: each chat's picture is looked at most once
+    # per avatar_refresh_seconds (0 = never: contacts keep whatever avatar they have), with at
+    # most avatar_concurrency lookups at once per integration, in the background.
+    avatar_refresh_seconds: float = Field(default=86_400.0, ge=0)
+    avatar_concurrency: int = Field(default=2, ge=1)
     # WS link
     link_backoff_base: float = 0.5
     link_backoff_max: float = 30.0

@@ -405,6 +405,21 @@ class ChatwootClient:
             return None
         return self._model(Contact, data)
 
+    async def set_contact_avatar(self, contact_id: int, picture: Attachment) -> Contact:
+        """The file itself, not ``avatar_url``: Chatwoot would download an ``avatar_url`` later
+        through SafeFetch (``Avatar::AvatarFromUrlJob``), which refuses RyzeAPI's private address
+        and could not send the bridge token anyway; ``ContactsController#update`` assigns a
+        multipart ``avatar`` (``permitted_params``) to the contact's ActiveStorage attachment."""
+        form = aiohttp.FormData(quote_fields=False)
+        form.add_field("avatar", picture.data, filename=picture.filename, content_type=picture.content_type)
+        data = await self._request("PATCH", self._path(f"/contacts/{contact_id}"), form=form)
+        return self._model(Contact, (data or {}).get("payload", data))
+
+    async def merge_contacts(self, base_contact_id: int, mergee_contact_id: int) -> Contact:
+        body = {"base_contact_id": base_contact_id, "mergee_contact_id": mergee_contact_id}
+        data = await self._request("POST", self._path("/actions/contact_merge"), json_body=body)
+        return self._model(Contact, data)
+
     async def contact_conversations(self, contact_id: int) -> list[Conversation]:
         data = await self._request("GET", self._path(f"/contacts/{contact_id}/conversations"))
         return [Conversation.model_validate(item) for item in (data or {}).get("payload", [])]

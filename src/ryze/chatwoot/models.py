@@ -33,6 +33,7 @@ class Contact(_Model):
     identifier: str | None = None
     phone_number: str | None = None
     email: str | None = None
+    thumbnail: str | None = None  # the avatar's URL ("" when none)
     contact_inboxes: list[ContactInboxRef] = Field(default_factory=list)
 
 

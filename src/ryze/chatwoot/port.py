@@ -48,6 +48,15 @@ class ChatwootPort(Protocol):
 
     async def contact_conversations(self, contact_id: int) -> list[Conversation]: ...
 
+    async def set_contact_avatar(self, contact_id: int, picture: Attachment) -> Contact:
+        """``PATCH contacts/{id}`` with the image as the multipart ``avatar`` field."""
+        ...
+
+    async def merge_contacts(self, base_contact_id: int, mergee_contact_id: int) -> Contact:
+        """``POST actions/contact_merge``: the base survives with the mergee's conversations and
+        contact inboxes; the mergee is deleted (``ContactMergeAction``)."""
+        ...
+
     # -- conversations
     async def create_conversation(
         self,

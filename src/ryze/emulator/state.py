@@ -75,6 +75,7 @@ class Contact:
     custom_attributes: JSON = field(default_factory=dict)
     created_at: float = field(default_factory=now)
     last_activity_at: float | None = None
+    avatar: Attachment | None = None  # Avatarable's `has_one_attached :avatar`
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from .state import JSON, Attachment, Contact, ContactInbox, Conversation, Inbox, Message, Store, User
 
@@ -161,7 +162,16 @@ def inbox_record(inbox: Inbox) -> JSON:
 # --- contacts -------------------------------------------------------------------
 
 
-def contact_json(store: Store, contact: Contact, *, with_inboxes: bool = True) -> JSON:
+def avatar_url(contact: Contact, base_url: str) -> str:
+    """Avatarable#avatar_url: the attached avatar's URL under FRONTEND_URL, else "" (the emulator
+    serves the original through the ActiveStorage redirect; Chatwoot a 250×250 representation)."""
+    att = contact.avatar
+    if att is None:
+        return ""
+    return f"{base_url}/rails/active_storage/blobs/redirect/{att.signed_id}/{quote(att.filename)}"
+
+
+def contact_json(store: Store, contact: Contact, *, with_inboxes: bool = True, base_url: str = "") -> JSON:
     body: JSON = {
         "additional_attributes": contact.additional_attributes,
         "availability_status": "offline",
@@ -171,7 +181,7 @@ def contact_json(store: Store, contact: Contact, *, with_inboxes: bool = True) -
         "phone_number": contact.phone_number,
         "blocked": contact.blocked,
         "identifier": contact.identifier,
-        "thumbnail": "",
+        "thumbnail": avatar_url(contact, base_url),
         "custom_attributes": contact.custom_attributes,
         "created_at": int(contact.created_at),
     }

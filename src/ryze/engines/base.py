@@ -75,6 +75,8 @@ class Party:
     jid: str
     alt: str | None = None  # the LID for a PN jid, or the PN for a LID jid, when known
     name: str | None = None  # push name / group subject
+    saved_name: str | None = None  # the name in the account's phone book (contact store), if any
+    business_name: str | None = None  # a business account's verified name, if WhatsApp sent it
 
 
 MediaKind = Literal["image", "video", "audio", "ptt", "document", "sticker", "ptv"]
@@ -337,6 +339,15 @@ class SentMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class ProfilePicture:
+    """A WhatsApp profile picture (person or group): its id changes whenever the picture does."""
+
+    id: str
+    mimetype: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectResult:
     state: ConnectionState
     qr: str | None = None
@@ -396,6 +407,12 @@ class Session(Protocol):
     async def send_presence(self, chat: str, state: Literal["composing", "recording", "paused"]) -> None: ...
 
     async def download_media(self, media: Media) -> bytes: ...
+
+    async def profile_picture(self, jid: str, *, known_id: str | None = None) -> ProfilePicture | None:
+        """The current profile picture of a person or group; ``None`` when there is none the
+        account may see. When ``known_id`` is the current picture's id, the result carries that id
+        and no bytes (``data == b""``): nothing is downloaded. Raises ``NotConnectedError``."""
+        ...
 
     async def drain(self) -> None:
         """Wait until every event the session produced so far reached the sink."""

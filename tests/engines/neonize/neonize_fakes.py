@@ -50,6 +50,10 @@ class FakeClient:
         self.released = asyncio.Event()
         # GetGroupInfo answers: group JID -> subject; a group not listed fails like WhatsApp's 404
         self.groups: dict[str, str] = {}
+        # the contact store (phone book): JID -> FullName; and profile pictures: JID -> (id, URL),
+        # a JID not listed answering whatsmeow's ErrProfilePictureUnauthorized
+        self.contact = FakeContactStore(self)
+        self.pictures: dict[str, tuple[str, str]] = {}
 
     # --- "Go" side: runs on its own thread, like goneonize's callbacks --------------------------
 
@@ -132,8 +136,32 @@ class FakeClient:
             raise NeonizeError("failed to get group info: item-not-found (404)")
         return pb.GroupInfo(JID=group, GroupName=pb.GroupName(Name=self.groups[key]))
 
+    async def get_profile_picture(self, who: Any, extra: Any) -> Any:
+        key = f"{who.User}@{who.Server}"
+        self._record("get_profile_picture", key, extra.ExistingID)
+        if key not in self.pictures:
+            raise NeonizeError("failed to get profile picture: hidden from you (not-authorized)")
+        picture_id, url = self.pictures[key]
+        if extra.ExistingID == picture_id:
+            return pb.ProfilePictureInfo()  # whatsmeow: nil, nothing changed
+        return pb.ProfilePictureInfo(URL=url, ID=picture_id, Type="image")
+
     async def logout(self) -> None:
         self._record("logout")
+
+
+class FakeContactStore:
+    """``client.contact``: whatsmeow's contact store (``store.ContactInfo``)."""
+
+    def __init__(self, client: FakeClient) -> None:
+        self._client = client
+        self.saved: dict[str, str] = {}
+
+    async def get_contact(self, user: Any) -> Any:
+        key = f"{user.User}@{user.Server}"
+        self._client._record("get_contact", key)
+        name = self.saved.get(key)
+        return pb.ContactInfo(Found=name is not None, FullName=name or "", PushName="")
 
 
 class FakeFactory:

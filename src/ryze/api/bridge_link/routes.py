@@ -28,7 +28,7 @@ from ryze.api.bridge_link.validation import parse_activation
 from ryze.api.errors import ApiError, error_response
 from ryze.api.records import InstanceRecord
 from ryze.api.services.container import ApiServices
-from ryze.protocol import LINK_PATH, MEDIA_PATH
+from ryze.protocol import LINK_PATH, MEDIA_PATH, PICTURE_ID_HEADER, PROFILE_PICTURE_PATH
 
 if TYPE_CHECKING:
     from ryze.api.bridge_link.module import ChatwootModule
@@ -146,6 +146,22 @@ def build_router(module: ChatwootModule, services: ApiServices) -> APIRouter:
             media_type=mimetype,
             headers={"Content-Disposition": content_disposition(file_name), "Cache-Control": "no-store"},
         )
+
+    @router.get(PROFILE_PICTURE_PATH)
+    async def bridge_profile_picture(instance: str, jid: str, request: Request) -> Response:
+        verdict = bearer_matches(request.headers, token)
+        if verdict is None:
+            raise ApiError(401, BRIDGE_TOKEN_MISSING)
+        if not verdict:
+            raise ApiError(401, BRIDGE_TOKEN_INVALID)
+        known = request.query_params.get("known") or None
+        picture = await services.messaging.profile_picture(instance, jid, known)
+        if picture is None:
+            raise ApiError(404, "No profile picture")
+        headers = {PICTURE_ID_HEADER: picture.id, "Cache-Control": "no-store"}
+        if not picture.data:  # the bridge already has this picture
+            return Response(status_code=304, headers=headers)
+        return Response(content=picture.data, media_type=picture.mimetype, headers=headers)
 
     return router
 

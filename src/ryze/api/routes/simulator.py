@@ -83,6 +83,8 @@ class InboundBody(_Body):
     sender: str = Field(default="", alias="from")  # contact / participant number or JID
     fromAlt: str | None = None  # the PN of a LID sender (or the LID of a PN sender)
     pushName: str | None = None
+    savedName: str | None = None  # the name our phone book has for the sender (contact store)
+    businessName: str | None = None  # the sender's verified business name
     group: str | None = None  # group JID: the message is from ``from`` in that group
     fromMe: bool = False  # typed on our own phone (``to`` = recipient)
     to: str | None = None
@@ -133,6 +135,7 @@ class InboundBody(_Body):
         )
         return Inbound(
             sender=self.sender, kind=kind, text=self.text, sender_alt=self.fromAlt, push_name=self.pushName,
+            saved_name=self.savedName, business_name=self.businessName,
             group=self.group, from_me=self.fromMe, to=self.to, to_alt=self.toAlt, media=self._media(),
             location=self._location(), contacts=contacts, reply_to=self.replyTo, quoted_text=self.quotedText,
             target_id=self.targetId,
@@ -540,6 +543,40 @@ async def media_blob(
     if data is None:
         raise ApiError(404, "Media not found")
     return Response(content=data, media_type="application/octet-stream")
+
+
+class PictureBody(_Body):
+    """A person (or group) changes their profile picture: ``imageBase64`` is the new one; without
+    it the picture is removed (nobody sees one, as when a person hides theirs)."""
+
+    jid: str = Field(min_length=1)
+    imageBase64: str | None = None
+    mimetype: str = Field(default="image/jpeg", pattern=r"^[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+$", max_length=100)
+
+
+@router.post("/{instance}/profile-pictures")
+async def set_profile_picture(
+    request: Request,
+    instance: str,
+    body: PictureBody,
+    caller: Annotated[Caller, Depends(require_caller)],
+) -> dict[str, Any]:
+    await _session(request, instance, caller)
+    engine = services_of(request).engine
+    assert isinstance(engine, SimulatedEngine)
+    try:
+        jid = normalize_jid(body.jid)
+    except ValueError as exc:
+        raise _bad_value(exc) from exc
+    if body.imageBase64 is None:
+        engine.pictures.remove(jid)
+        return {"success": True, "jid": jid, "pictureId": None}
+    try:
+        data = base64.b64decode(body.imageBase64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, "Invalid request body: imageBase64 is not base64") from exc
+    picture = engine.pictures.put(jid, data, body.mimetype)
+    return {"success": True, "jid": jid, "pictureId": picture.id}
 
 
 @router.post("/{instance}/disconnect")

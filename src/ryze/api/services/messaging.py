@@ -28,6 +28,7 @@ from ryze.engines.base import (
     MessageKind,
     OutgoingMedia,
     Party,
+    ProfilePicture,
     Quote,
     RequestsHistory,
     SentMessage,
@@ -340,6 +341,13 @@ class MessagingService:
         if stored is None:
             raise ApiError(404, "Message not found")
         return stored
+
+    async def profile_picture(self, instance: str, jid: str, known_id: str | None) -> ProfilePicture | None:
+        """The current profile picture of ``jid`` as the instance's account sees it (the bridge's
+        contact avatars); ``data`` is empty when ``known_id`` is still current."""
+        target = to_jid(jid)  # 400 for anything that is not a number or a WhatsApp JID
+        _, session = await self._connected(instance)
+        return await session.profile_picture(target, known_id=known_id)
 
     async def get_media(self, instance: str, message_id: str) -> tuple[bytes, str, str | None]:
         """The media bytes of a stored message -> (bytes, mimetype, file name)."""

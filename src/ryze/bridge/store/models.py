@@ -109,6 +109,11 @@ class Chat(Base):
     conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # display_id
     conversation_status: Mapped[str] = mapped_column(String(16), default="open")
     updated_at: Mapped[float] = mapped_column(Float)
+    # Migration 0003: the contact name the bridge last set (an agent's edit differs from it), and
+    # the WhatsApp picture last uploaded as the contact's avatar and when WhatsApp was last asked.
+    contact_name: Mapped[str | None] = mapped_column(NulFreeString(255), nullable=True)
+    avatar_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    avatar_checked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ChatAlias(Base):

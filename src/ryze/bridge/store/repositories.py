@@ -160,6 +160,21 @@ class ChatRecord:
     contact_id: int
     conversation_id: int | None
     conversation_status: str
+    contact_name: str | None = None  # the name the bridge last gave the contact (None: never)
+    avatar_id: str | None = None  # the WhatsApp picture id last uploaded as the contact's avatar
+    avatar_checked_at: float | None = None  # when WhatsApp was last asked for the picture
+
+
+def _chat(m: Any) -> ChatRecord:
+    return ChatRecord(
+        m["chat_key"],
+        m["contact_id"],
+        m["conversation_id"],
+        m["conversation_status"],
+        m["contact_name"],
+        m["avatar_id"],
+        m["avatar_checked_at"],
+    )
 
 
 class ChatRepository:
@@ -184,8 +199,27 @@ class ChatRepository:
             ).first()
         if row is None:
             return None
-        m = row._mapping
-        return ChatRecord(m["chat_key"], m["contact_id"], m["conversation_id"], m["conversation_status"])
+        return _chat(row._mapping)
+
+    async def find_all(self, integration_id: str, jids: list[str]) -> list[ChatRecord]:
+        """Every chat known by one of ``jids`` (two when a person's PN and LID chats were resolved
+        separately before WhatsApp said they are one), oldest first."""
+        async with self.db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(CHATS)
+                    .where(
+                        CHATS.c.integration_id == integration_id,
+                        CHATS.c.chat_key.in_(
+                            select(ALIASES.c.chat_key).where(
+                                ALIASES.c.integration_id == integration_id, ALIASES.c.jid.in_(jids)
+                            )
+                        ),
+                    )
+                    .order_by(CHATS.c.updated_at)
+                )
+            ).all()
+        return [_chat(row._mapping) for row in rows]
 
     async def chat_of_conversation(self, integration_id: str, conversation_id: int) -> str | None:
         """The chat key mapped to a Chatwoot conversation, if any (read on resolution only)."""
@@ -203,27 +237,25 @@ class ChatRepository:
 
     async def save(self, integration_id: str, chat: ChatRecord, aliases: list[str]) -> None:
         now = time.time()
+        values = {
+            "contact_id": chat.contact_id,
+            "conversation_id": chat.conversation_id,
+            "conversation_status": chat.conversation_status,
+            "contact_name": chat.contact_name,
+            "avatar_id": chat.avatar_id,
+            "avatar_checked_at": chat.avatar_checked_at,
+        }
 
         async def op(conn: AsyncConnection) -> Any:
             result = await conn.execute(
                 update(CHATS)
                 .where(CHATS.c.integration_id == integration_id, CHATS.c.chat_key == chat.chat_key)
-                .values(
-                    contact_id=chat.contact_id,
-                    conversation_id=chat.conversation_id,
-                    conversation_status=chat.conversation_status,
-                    updated_at=now,
-                )
+                .values(**values, updated_at=now)
             )
             if result.rowcount == 0:
                 await conn.execute(
                     insert_ignore(conn, CHATS).values(
-                        integration_id=integration_id,
-                        chat_key=chat.chat_key,
-                        contact_id=chat.contact_id,
-                        conversation_id=chat.conversation_id,
-                        conversation_status=chat.conversation_status,
-                        updated_at=now,
+                        integration_id=integration_id, chat_key=chat.chat_key, **values, updated_at=now
                     )
                 )
             for jid in {*aliases, chat.chat_key}:
@@ -232,6 +264,18 @@ class ChatRepository:
                         integration_id=integration_id, jid=jid, chat_key=chat.chat_key
                     )
                 )
+
+        await self.db.writer.submit(op)
+
+    async def move_aliases(self, integration_id: str, jids: list[str], chat_key: str) -> None:
+        """Point ``jids`` at ``chat_key`` (after a PN/LID contact merge: one person, one chat)."""
+
+        async def op(conn: AsyncConnection) -> Any:
+            await conn.execute(
+                update(ALIASES)
+                .where(ALIASES.c.integration_id == integration_id, ALIASES.c.jid.in_(jids))
+                .values(chat_key=chat_key)
+            )
 
         await self.db.writer.submit(op)
 

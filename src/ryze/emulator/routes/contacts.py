@@ -88,13 +88,16 @@ async def create(ctx: Ctx) -> Response:
 
 @endpoint
 async def show(ctx: Ctx) -> Response:
-    return json_response({"payload": contact_json(ctx.store, _contact(ctx), with_inboxes=_with_inboxes(ctx))})
+    contact = _contact(ctx)
+    return json_response(
+        {"payload": contact_json(ctx.store, contact, with_inboxes=_with_inboxes(ctx), base_url=ctx.base_url)}
+    )
 
 
 @endpoint
 async def update(ctx: Ctx) -> Response:
     contact = ctx.cw.update_contact(_contact(ctx), ctx.params)
-    return json_response({"payload": contact_json(ctx.store, contact)})
+    return json_response({"payload": contact_json(ctx.store, contact, base_url=ctx.base_url)})
 
 
 @endpoint

@@ -37,6 +37,7 @@ from ryze.engines.base import (
     NotConnectedError,
     OutgoingMedia,
     Party,
+    ProfilePicture,
     Quote,
     SentMessage,
     SessionStopped,
@@ -68,7 +69,7 @@ from ryze.engines.neonize.translate import (
 )
 from ryze.engines.neonize.translate.history import translate_history
 from ryze.engines.neonize.translate.jids import GROUP_SERVER, is_group, jid_str, parse_jid, timestamp
-from ryze.engines.neonize.translate.messages import with_group_subject
+from ryze.engines.neonize.translate.messages import with_group_subject, with_saved_name
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,11 @@ SUBJECT_CACHE_SIZE = 4096
 GROUP_INFO_TIMEOUT = 10.0
 """The pump (every later event of the session) waits on a subject lookup at most this long."""
 SUBJECT_RETRY_SECONDS = 300.0
+# A saved (phone-book) name read from whatsmeow's contact store is reused this long: the store is
+# local, but each read crosses into Go; a rename in the phone book shows within this time.
+SAVED_NAME_TTL_SECONDS = 600.0
+PICTURE_TIMEOUT = 20.0  # seconds for a profile picture's lookup and for its download
+PICTURE_MAX_BYTES = 5 * 1024 * 1024  # WhatsApp's full-size pictures are 640×640 JPEGs, ~100 KB
 """After a failed group-info lookup, messages of that group go without a subject this long
 before the next lookup: one slow or refused query must not be paid on every message."""
 PAIR_STATUS_CODE = 2
@@ -208,6 +214,7 @@ class NeonizeSession:
         # JoinedGroup / GroupInfo events, or from one GetGroupInfo query per group (then cached).
         self._subjects: OrderedDict[str, str | None] = OrderedDict()
         self._subject_failed: dict[str, float] = {}  # group JID -> monotonic time of the failure
+        self._saved_names: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
 
     def start(self) -> None:
         self._pump.start()
@@ -421,6 +428,8 @@ class NeonizeSession:
                 if message.is_group:
                     subject = await self._group_subject(attempt, message.chat.jid)
                     message = with_group_subject(message, subject)
+                elif not message.from_me:
+                    message = with_saved_name(message, await self._saved_name(attempt, message.sender.jid))
                 await self._deliver(MessageEvent(message=message))
             return
         if code == HISTORY_SYNC_CODE:
@@ -518,6 +527,35 @@ class NeonizeSession:
         subject = group_subject(info)
         self._remember_subject(jid, subject)
         return subject
+
+    async def _saved_name(self, attempt: _Attempt, jid: str) -> str | None:
+        """The name our phone book has for ``jid`` (whatsmeow ``store.ContactInfo``: ``FullName``,
+        else ``FirstName``; filled by app-state sync of the phone's contacts), cached for
+        ``SAVED_NAME_TTL_SECONDS``. A failed read is not fatal: the message goes on without it."""
+        now = time.monotonic()
+        hit = self._saved_names.get(jid)
+        if hit is not None and now - hit[0] < SAVED_NAME_TTL_SECONDS:
+            return hit[1]
+        if self._state is not ConnectionState.CONNECTED:
+            return None  # the Go client is not registered: calling it could crash the process
+        name: str | None = None
+        try:
+            info = await asyncio.wait_for(
+                attempt.client.contact.get_contact(parse_jid(jid)), GROUP_INFO_TIMEOUT
+            )
+        except Exception as exc:
+            self._log.warning(
+                "could not read a contact's saved name",
+                extra={"error": send.engine_error("read the contact store", exc).message},
+            )
+        else:
+            if info.Found:
+                name = str(info.FullName or info.FirstName or "") or None
+        self._saved_names[jid] = (now, name)
+        self._saved_names.move_to_end(jid)
+        while len(self._saved_names) > SUBJECT_CACHE_SIZE:
+            self._saved_names.popitem(last=False)
+        return name
 
     async def _refresh_me(self, attempt: _Attempt) -> None:
         try:
@@ -759,6 +797,28 @@ class NeonizeSession:
         except Exception as exc:
             raise send.engine_error("send the chat presence", exc) from exc
 
+    async def profile_picture(self, jid: str, *, known_id: str | None = None) -> ProfilePicture | None:
+        """whatsmeow ``GetProfilePictureInfo`` (``user.go``): with ``ExistingID`` set to the
+        current id it answers nothing new (neonize: an empty info), ``ErrProfilePictureNotSet``
+        (404) when there is none and ``ErrProfilePictureUnauthorized`` (401) when the person's
+        privacy settings hide it from us; the URL is then downloaded from WhatsApp's CDN."""
+        client = self._client()
+        params = pb.GetProfilePictureParams(Preview=False, ExistingID=known_id or "")
+        try:
+            info = await asyncio.wait_for(client.get_profile_picture(parse_jid(jid), params), PICTURE_TIMEOUT)
+        except Exception as exc:
+            text = str(exc).lower()
+            if any(
+                marker in text for marker in ("not-authorized", "401", "404", "item-not-found", "not set")
+            ):
+                return None
+            raise send.engine_error("look up the profile picture", exc) from exc
+        if not info.URL:
+            if known_id and (not info.ID or info.ID == known_id):
+                return ProfilePicture(id=known_id, mimetype="image/jpeg", data=b"")
+            return None
+        return ProfilePicture(id=str(info.ID), mimetype="image/jpeg", data=await _download_picture(info.URL))
+
     async def download_media(self, media: Media) -> bytes:
         client = self._client()
         if not media.handle:
@@ -782,6 +842,26 @@ _PRESENCE = {
     "recording": (ChatPresence.CHAT_PRESENCE_COMPOSING, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_AUDIO),
     "paused": (ChatPresence.CHAT_PRESENCE_PAUSED, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT),
 }
+
+
+async def _download_picture(url: str) -> bytes:
+    """A profile picture from WhatsApp's CDN (``pps.whatsapp.net``, a signed HTTPS URL: no
+    credentials), at most ``PICTURE_MAX_BYTES``."""
+    import aiohttp  # the bridge's HTTP client; only needed once a picture is asked for
+
+    timeout = aiohttp.ClientTimeout(total=PICTURE_TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as resp:
+            if resp.status != 200:
+                raise EngineError(
+                    f"WhatsApp's CDN answered {resp.status} for a profile picture", retryable=True
+                )
+            data = await resp.content.read(PICTURE_MAX_BYTES + 1)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise EngineError(f"could not download the profile picture: {exc}", retryable=True) from exc
+    if len(data) > PICTURE_MAX_BYTES:
+        raise EngineError("the profile picture is larger than expected", retryable=False)
+    return data
 
 
 def _resolve(attempt: _Attempt, outcome: _Outcome) -> bool:

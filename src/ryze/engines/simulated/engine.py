@@ -46,12 +46,14 @@ from ryze.engines.base import (
     NotConnectedError,
     OutgoingMedia,
     Party,
+    ProfilePicture,
     Quote,
     ReceiptEvent,
     ReceiptKind,
     SentMessage,
     WhatsAppMessage,
 )
+from ryze.engines.simulated.pictures import PictureBook
 from ryze.engines.simulated.traffic import (
     STATUS_BROADCAST,
     GroupChange,
@@ -116,6 +118,7 @@ class SimulatedEngine:
         # The network's groups: JID -> subject. Group messages carry it as chat.name, as the
         # neonize engine's cached group-info lookup does.
         self.group_subjects: dict[str, str] = {}
+        self.pictures = PictureBook()  # everybody's profile picture (generated unless set)
 
     async def open_session(self, instance: str, sink: EventSink) -> SimulatedSession:
         session = SimulatedSession(self, instance, sink)
@@ -523,6 +526,18 @@ class SimulatedSession:
             progress=100,
             final=True,
         )
+
+    async def profile_picture(self, jid: str, *, known_id: str | None = None) -> ProfilePicture | None:
+        self._require_connected()
+        try:
+            who = normalize_jid(jid)
+        except ValueError:
+            return None  # nobody the network knows (a newsletter, a broadcast list): no picture
+        picture = self._engine.pictures.of(who)
+        if picture is not None and known_id is not None and picture.id == known_id:
+            # whatsmeow answers "unchanged" without a URL when ExistingID is the current id
+            return ProfilePicture(id=picture.id, mimetype=picture.mimetype, data=b"")
+        return picture
 
     async def download_media(self, media: Media) -> bytes:
         data = self._engine.get_blob(media.handle)

@@ -83,6 +83,8 @@ class Inbound:
     text: str = ""
     sender_alt: str | None = None  # the PN of a LID sender, or the LID of a PN sender
     push_name: str | None = None
+    saved_name: str | None = None  # the name our own phone book has for the sender
+    business_name: str | None = None  # the sender's verified business name
     group: str | None = None
     from_me: bool = False  # "sent from the phone"
     to: str | None = None  # from_me: the recipient (defaults to ``sender``); ignored otherwise
@@ -119,6 +121,8 @@ def build_message(
             jid=normalize_jid(item.sender),
             alt=normalize_jid(item.sender_alt) if item.sender_alt else None,
             name=item.push_name,
+            saved_name=item.saved_name,
+            business_name=item.business_name,
         )
         chat, sender = (group, contact) if group else (contact, contact)
     text = item.text

@@ -78,6 +78,8 @@ def encode_message(msg: WhatsAppMessage) -> Any:
         Pushname=msg.sender.name or "",
         MessageSource=source,
     )
+    if msg.sender.business_name:  # as whatsmeow decodes a business sender's verified_name
+        info.VerifiedName.Details.verifiedName = msg.sender.business_name
     return pb.Message(Info=info, Message=encode_content(msg))
 
 

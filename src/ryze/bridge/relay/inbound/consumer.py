@@ -24,15 +24,19 @@ from ryze.bridge.metrics import failure_reason
 from ryze.bridge.relay.context import RelayContext
 from ryze.bridge.relay.history.progress import HistoryProgress, Outcome
 from ryze.bridge.relay.history.window import time_line, within
+from ryze.bridge.relay.inbound.avatars import AvatarRefresher
 from ryze.bridge.relay.inbound.converters import convert
 from ryze.bridge.relay.inbound.effects import Skip
 from ryze.bridge.relay.inbound.executor import EffectExecutor, Target
 from ryze.bridge.relay.inbound.group_notices import GroupNotices
 from ryze.bridge.relay.inbound.groups import GroupParticipants, GroupSubjects
+from ryze.bridge.relay.inbound.jids import jid_user, phone_of
 from ryze.bridge.relay.inbound.lanes import LaneKeys, LaneRouter
 from ryze.bridge.relay.inbound.media import MediaSource
-from ryze.bridge.relay.inbound.resolver import ConversationResolver, jid_user, phone_of
+from ryze.bridge.relay.inbound.names import ContactNames
+from ryze.bridge.relay.inbound.resolver import ConversationResolver
 from ryze.bridge.retry import AMBIGUOUS, Failure, classify
+from ryze.bridge.store.repositories import ChatRecord
 from ryze.chatwoot import ChatwootError, ChatwootNotFound
 from ryze.chatwoot.port import MessageStatus
 from ryze.protocol import (
@@ -72,6 +76,7 @@ class InboundRelay:
         live_location_interval: float = 300.0,
         history: HistoryProgress | None = None,
         on_state: Callable[[InstanceStateData], Awaitable[None]] | None = None,
+        avatars: AvatarRefresher | None = None,
     ) -> None:
         self.ctx = ctx
         self.live_location_interval = live_location_interval
@@ -81,9 +86,13 @@ class InboundRelay:
         self.lanes = lanes
         self.resolver = resolver
         self.media = media  # RyzeAPI's media route (None: files are shown as a text saying so)
+        self.avatars = avatars  # profile pictures as avatars (None: contacts keep theirs)
         self.participants = GroupParticipants(integration_id=ctx.integration_id, client=ctx.chatwoot)
-        self.groups = GroupSubjects(
+        self.names = ContactNames(
             integration_id=ctx.integration_id, chats=resolver.chats, client=ctx.chatwoot
+        )
+        self.groups = GroupSubjects(
+            integration_id=ctx.integration_id, chats=resolver.chats, client=ctx.chatwoot, names=self.names
         )
         self.group_notices = GroupNotices(ctx, chats=resolver.chats, client=ctx.chatwoot)
         self._done = done
@@ -393,6 +402,25 @@ class MessageConsumer:
             await relay.groups.note_subject(msg.chat, chat)  # the subject it carries names the group
             if not outgoing:
                 await relay.participants.note(msg.sender)
+        elif not outgoing:
+            await self._name_contact(chat)
+        if relay.avatars is not None:
+            relay.avatars.note(msg.chat, chat)
+
+    async def _name_contact(self, record: ChatRecord) -> None:
+        """WhatsApp's name for the person, on their contact (names.py). The message is in
+        Chatwoot already: a rename that fails is logged and tried again with the next message."""
+        try:
+            await self.relay.names.note(self.message.chat, record)
+        except ChatwootError as exc:
+            log.warning(
+                "contact rename failed; retried with the next message",
+                extra={
+                    "integration_id": self.relay.ctx.integration_id,
+                    "contact_id": record.contact_id,
+                    "error": str(exc)[:200],
+                },
+            )
 
     async def _not_for_chatwoot(self) -> bool:
         """Already relayed, or a message this integration does not mirror: acked without effect."""

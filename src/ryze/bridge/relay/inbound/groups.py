@@ -15,9 +15,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
-from ryze.bridge.relay.inbound.resolver import aliases_of, jid_user, phone_of
+from ryze.bridge.relay.inbound.jids import aliases_of, phone_of
+from ryze.bridge.relay.inbound.names import ContactNames, fallback_name, whatsapp_name
 from ryze.bridge.store.repositories import ChatRecord, ChatRepository
-from ryze.chatwoot import ChatwootError, ChatwootNotFound, ChatwootPort, ChatwootValidationError
+from ryze.chatwoot import ChatwootError, ChatwootPort, ChatwootValidationError
 from ryze.protocol import ChatRef, GroupFlowAction, GroupFlowData, SenderRef
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,18 @@ T = TypeVar("T")
 
 class GroupSubjects:
     def __init__(
-        self, *, integration_id: str, chats: ChatRepository, client: Callable[[], ChatwootPort]
+        self,
+        *,
+        integration_id: str,
+        chats: ChatRepository,
+        client: Callable[[], ChatwootPort],
+        names: ContactNames | None = None,
     ) -> None:
         self.integration_id = integration_id
         self._chats = chats
         self._client = client
+        # renames go through it: a group contact an agent renamed keeps the agent's name
+        self._names = names or ContactNames(integration_id=integration_id, chats=chats, client=client)
         self._named: OrderedDict[str, str] = OrderedDict()  # chat_key → the name the contact has
         self._pending: OrderedDict[str, str] = OrderedDict()  # group JID → a subject not applied yet
 
@@ -42,7 +50,7 @@ class GroupSubjects:
         if not subject:
             return
         try:
-            await self._rename(record, subject)
+            await self._rename(chat, record, subject)
         except ChatwootError as exc:
             # The message itself is in Chatwoot already: a rename Chatwoot could not take now is
             # tried again with the group's next message, it never holds the message back.
@@ -65,30 +73,20 @@ class GroupSubjects:
         if record is None:  # no message of the group relayed yet: name the contact when it is created
             self._remember(self._pending, flow.chat.jid, subject)
             return
-        await self._rename(record, subject)
+        await self._rename(flow.chat, record, subject)
 
-    async def _rename(self, record: ChatRecord, subject: str) -> None:
+    async def _rename(self, chat: ChatRef, record: ChatRecord, subject: str) -> None:
         subject = subject[:255]
         if self._named.get(record.chat_key) == subject:
             return
-        try:
-            await self._client().update_contact(record.contact_id, name=subject)
-        except (ChatwootNotFound, ChatwootValidationError) as exc:
-            # the contact is gone or refused the name: the next message resolves and names it again
+        # ContactNames reads the contact first and leaves a name an agent edited; a contact gone
+        # or a name refused is logged there, and the next message resolves and names it again
+        if await self._names.apply(chat, record, subject) or record.contact_name == subject:
+            self._remember(self._named, record.chat_key, subject)
             log.info(
-                "group contact not renamed",
-                extra={
-                    "integration_id": self.integration_id,
-                    "contact_id": record.contact_id,
-                    "error": str(exc)[:200],
-                },
+                "group contact named after its subject",
+                extra={"integration_id": self.integration_id, "contact_id": record.contact_id},
             )
-            return
-        self._remember(self._named, record.chat_key, subject)
-        log.info(
-            "group contact named after its subject",
-            extra={"integration_id": self.integration_id, "contact_id": record.contact_id},
-        )
 
     @staticmethod
     def _remember(memory: OrderedDict[str, T], key: str, value: T) -> None:
@@ -135,7 +133,14 @@ class GroupParticipants:
 
     async def _find_or_create(self, sender: SenderRef) -> int:
         client = self._client()
-        chat = ChatRef(jid=sender.jid, lid=sender.lid, pn=sender.pn, name=sender.name)
+        chat = ChatRef(
+            jid=sender.jid,
+            lid=sender.lid,
+            pn=sender.pn,
+            name=sender.name,
+            savedName=sender.savedName,
+            businessName=sender.businessName,
+        )
         aliases = aliases_of(chat)
         found = await client.filter_contacts("identifier", aliases)
         phone = phone_of(chat)
@@ -146,7 +151,7 @@ class GroupParticipants:
         attributes = {"whatsapp_jid": sender.jid, "whatsapp_lid": sender.lid, "whatsapp_pn": sender.pn}
         try:
             created = await client.create_contact(
-                name=(sender.name or phone or jid_user(sender.jid))[:255],
+                name=whatsapp_name(chat) or fallback_name(chat),
                 identifier=sender.jid,
                 phone_number=phone,
                 additional_attributes={k: v for k, v in attributes.items() if v is not None},

@@ -12,10 +12,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ryze.bridge.relay.inbound.jids import aliases_of, jid_user, phone_of
+from ryze.bridge.relay.inbound.names import fallback_name, whatsapp_name
 from ryze.bridge.store.repositories import ChatRecord, ChatRepository
-from ryze.chatwoot import ChatwootNotFound, ChatwootPort, ChatwootValidationError
+from ryze.chatwoot import ChatwootError, ChatwootNotFound, ChatwootPort, ChatwootValidationError
 from ryze.chatwoot.models import Conversation
 from ryze.protocol import ChatRef, ChatType
+
+__all__ = ["ConversationPolicy", "ConversationResolver", "aliases_of", "jid_user", "phone_of"]
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +28,6 @@ log = logging.getLogger(__name__)
 class ConversationPolicy:
     reopen_resolved: bool
     start_as_pending: bool
-
-
-def jid_user(jid: str) -> str:
-    return jid.split("@", 1)[0].split(":", 1)[0]
-
-
-def phone_of(chat: ChatRef) -> str | None:
-    """+E.164 when the chat's phone number is known."""
-    for candidate in (chat.pn, chat.jid):
-        if candidate and candidate.endswith("@s.whatsapp.net"):
-            digits = jid_user(candidate)
-            if digits.isdigit() and 2 <= len(digits) <= 15 and digits[0] != "0":
-                return "+" + digits
-    return None
-
-
-def aliases_of(chat: ChatRef) -> list[str]:
-    return [j for j in dict.fromkeys((chat.jid, chat.lid, chat.pn)) if j]
 
 
 class ConversationResolver:
@@ -65,6 +51,9 @@ class ConversationResolver:
         # newest conversation updated_at seen per conversation (bounded like the cache)
         self._status_at: OrderedDict[int, float] = OrderedDict()
         self._cache_size = cache_size
+        # chats whose PN/LID contact merge Chatwoot refused this run: tried again with their next
+        # message even though every alias is cached (bounded like the cache)
+        self._unmerged: OrderedDict[str, None] = OrderedDict()
 
     @property
     def chats(self) -> ChatRepository:
@@ -137,7 +126,8 @@ class ConversationResolver:
         """
         gone = record.contact_id
         await self.forget_contact(chat)
-        record.contact_id = await self._contact(chat)
+        record.contact_id, named = await self._contact(chat)
+        record.contact_name = named
         log.info(
             "contact gone in Chatwoot: chat resolved again",
             extra={"integration_id": self.integration_id, "gone": gone, "contact_id": record.contact_id},
@@ -150,17 +140,29 @@ class ConversationResolver:
         if cached is not None and self._usable(cached):
             self._cache.move_to_end(chat.jid)
             # The per-message hit path: the JID was just found, so only the other two aliases can
-            # be new (same test as over aliases_of(chat), without building the list every time).
-            if (chat.lid and chat.lid not in self._cache) or (chat.pn and chat.pn not in self._cache):
+            # be new, or known as another chat (same test as over aliases_of(chat), without
+            # building the list every time).
+            cache = self._cache
+            if (
+                (chat.lid and cache.get(chat.lid) is not cached)
+                or (chat.pn and cache.get(chat.pn) is not cached)
+                or (self._unmerged and cached.chat_key in self._unmerged)
+            ):
                 await self._learn(chat, cached)
             return cached
         aliases = aliases_of(chat)
         record = cached or await self._chats.find(self.integration_id, aliases)
         if record is None:
-            contact_id = await self._contact(chat)
+            contact_id, named = await self._contact(chat)
             record = ChatRecord(
-                chat_key=chat.jid, contact_id=contact_id, conversation_id=None, conversation_status="open"
+                chat_key=chat.jid,
+                contact_id=contact_id,
+                conversation_id=None,
+                conversation_status="open",
+                contact_name=named,
             )
+        elif len(aliases) > 1:
+            await self._unite(chat, record)
         if not self._usable(record):
             try:
                 conversation = await self._conversation(record)
@@ -181,10 +183,75 @@ class ConversationResolver:
         """WhatsApp revealed another JID of a known chat (a LID mapped to its phone number): keep them
         together, and give the Chatwoot contact its phone number when it had none."""
         new = [alias for alias in aliases_of(chat) if alias not in self._cache]
+        await self._unite(chat, record)
         await self._chats.save(self.integration_id, record, aliases_of(chat))
         self._remember(chat, record)
         if any(alias.endswith("@s.whatsapp.net") for alias in new):
             await self._ensure_phone(chat, record)
+
+    async def _unite(self, chat: ChatRef, record: ChatRecord) -> None:
+        """One person, one contact: when an event carries both a LID and a phone number and each
+        was resolved before as a chat of its own, with a contact of its own, the two contacts are
+        merged through Chatwoot's contact merge (``app/actions/contact_merge_action.rb``: the base
+        contact survives and receives the mergee's conversations, messages and contact inboxes;
+        the mergee is destroyed). The phone-number chat's contact is the base: it has the number
+        and is the one agents and other integrations find. Each chat keeps its own conversation
+        (``_may_take``), both now under the one contact. A merge Chatwoot refuses is logged and
+        tried again with the chat's next message; it never holds the message back.
+
+        Every JID of the person then points at the chat the event came on (``move_aliases``), in
+        the table as in memory, so later messages on either identity continue that chat's
+        conversation whatever process relays them; the other chat's conversation stays under
+        the survivor with its history, and an agent's reply there still goes to its JID."""
+        others = [
+            other
+            for other in await self._chats.find_all(self.integration_id, aliases_of(chat))
+            if other.chat_key != record.chat_key and other.contact_id != record.contact_id
+        ]
+        for other in others:
+            base, mergee = (
+                (other, record) if _is_pn(other.chat_key) or not _is_pn(record.chat_key) else (record, other)
+            )
+            survivor, gone = base.contact_id, mergee.contact_id
+            try:
+                await self._client().merge_contacts(survivor, gone)
+            except ChatwootNotFound:
+                # one of them is gone already (deleted, or merged by an agent): each chat finds its
+                # owner again with its next message (rebind_contact)
+                log.info(
+                    "contact merge found a contact gone",
+                    extra={"integration_id": self.integration_id, "base": survivor, "mergee": gone},
+                )
+                continue
+            except ChatwootError as exc:
+                self._unmerged[record.chat_key] = None
+                while len(self._unmerged) > self._cache_size:
+                    self._unmerged.popitem(last=False)
+                log.warning(
+                    "contact merge failed; tried again with the next message",
+                    extra={
+                        "integration_id": self.integration_id,
+                        "base": survivor,
+                        "mergee": gone,
+                        "error": str(exc)[:200],
+                    },
+                )
+                continue
+            # the survivor keeps the base's name (ContactMergeAction: the base's non-blank
+            # attributes win), so the name the bridge gave the base is both chats' from now on
+            for chat_record in (record, other):
+                chat_record.contact_id, chat_record.contact_name = survivor, base.contact_name
+            await self._chats.save(self.integration_id, other, [other.chat_key])
+            await self._chats.move_aliases(self.integration_id, aliases_of(chat), record.chat_key)
+            self._unmerged.pop(record.chat_key, None)
+            for alias, cached in list(self._cache.items()):
+                if cached.contact_id == gone:
+                    cached.contact_id = survivor
+                    self._cache[alias] = cached
+            log.info(
+                "PN and LID contacts merged",
+                extra={"integration_id": self.integration_id, "base": survivor, "mergee": gone},
+            )
 
     async def _ensure_phone(self, chat: ChatRef, record: ChatRecord) -> None:
         phone = phone_of(chat)
@@ -210,25 +277,27 @@ class ConversationResolver:
                 },
             )
 
-    async def _contact(self, chat: ChatRef) -> int:
+    async def _contact(self, chat: ChatRef) -> tuple[int, str | None]:
+        """The chat's contact id, and the name the bridge gave it when it created it (None for a
+        contact found: the bridge did not name it)."""
         client = self._client()
         source_id = chat.jid
         for alias in aliases_of(chat):
             found = await client.find_contact_by_source(self.inbox_id, alias)
             if found is not None:
-                return found.id
+                return found.id, None
         for alias in aliases_of(chat):
             matches = await client.filter_contacts("identifier", [alias])
             if matches:
                 await client.create_contact_inbox(matches[0].id, self.inbox_id, source_id)
-                return matches[0].id
+                return matches[0].id, None
         phone = phone_of(chat)
         if phone:
             matches = await client.filter_contacts("phone_number", [phone])
             if matches:
                 await client.create_contact_inbox(matches[0].id, self.inbox_id, source_id)
-                return matches[0].id
-        name = (chat.name or phone or jid_user(chat.jid))[:255]
+                return matches[0].id, None
+        name = whatsapp_name(chat) or fallback_name(chat)
         attributes: dict[str, object] = {
             "whatsapp_jid": chat.jid,
             "whatsapp_lid": chat.lid,
@@ -253,9 +322,9 @@ class ConversationResolver:
             if not matches:
                 raise
             await client.create_contact_inbox(matches[0].id, self.inbox_id, source_id)
-            return matches[0].id
+            return matches[0].id, None
         log.info("contact created", extra={"integration_id": self.integration_id, "contact_id": contact.id})
-        return contact.id
+        return contact.id, name
 
     async def _may_take(self, record: ChatRecord, conversation_id: int) -> bool:
         """A contact merged from two WhatsApp chats holds both chats' conversations; each chat
@@ -291,3 +360,7 @@ class ConversationResolver:
             },
         )
         return created
+
+
+def _is_pn(jid: str) -> bool:
+    return jid.endswith("@s.whatsapp.net")

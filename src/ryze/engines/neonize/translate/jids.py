@@ -48,7 +48,7 @@ def parse_jid(value: str) -> Any:
     return pb.JID(User=user, Server=server, RawAgent=0, Device=0, Integrator=0, IsEmpty=False)
 
 
-def source_parties(source: Any, push_name: str = "") -> tuple[Party, Party]:
+def source_parties(source: Any, push_name: str = "", business_name: str = "") -> tuple[Party, Party]:
     """(chat, sender) for a whatsmeow ``MessageSource`` — shared by messages and receipts.
 
     * group: chat is the group; sender is the participant, with its alternate id
@@ -59,7 +59,12 @@ def source_parties(source: Any, push_name: str = "") -> tuple[Party, Party]:
     """
     chat_jid = jid_str(source.Chat) or ""
     sender_jid = jid_str(source.Sender) or chat_jid
-    sender = Party(jid=sender_jid, alt=_alt(source, "SenderAlt", sender_jid), name=push_name or None)
+    sender = Party(
+        jid=sender_jid,
+        alt=_alt(source, "SenderAlt", sender_jid),
+        name=push_name or None,
+        business_name=business_name or None,
+    )
     if source.IsGroup:
         return Party(jid=chat_jid), sender
     if source.IsFromMe:

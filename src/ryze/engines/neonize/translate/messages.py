@@ -56,7 +56,7 @@ def translate_message(event: Any) -> WhatsAppMessage | None:
     body = translate_content(content)
     if body is None:
         return None
-    chat, sender = source_parties(source, info.Pushname)
+    chat, sender = source_parties(source, info.Pushname, _verified_name(info))
     context = body.context
     quoted = context.stanzaID if context is not None and context.stanzaID else None
     quoted_text = _quoted_text(context) if quoted else None
@@ -96,6 +96,25 @@ def _quoted_text(context: Any) -> str | None:
     quoted, _ = _unwrap(context.quotedMessage)
     body = translate_content(quoted)
     return body.text if body is not None and body.text else None
+
+
+def _verified_name(info: Any) -> str:
+    """A business sender's verified name: whatsmeow fills ``MessageInfo.VerifiedName`` from the
+    message's ``verified_name`` certificate (``message.go``, ``parseMessageInfo``); its details
+    carry the name (``VerifiedNameCertificate.Details.verifiedName``)."""
+    if not info.HasField("VerifiedName") or not info.VerifiedName.HasField("Details"):
+        return ""
+    return str(info.VerifiedName.Details.verifiedName or "")
+
+
+def with_saved_name(message: WhatsAppMessage, saved: str | None) -> WhatsAppMessage:
+    """A private incoming message with the name our phone book has for its sender (the session
+    reads it from whatsmeow's contact store: message events carry only the push name)."""
+    if not saved or message.is_group or message.from_me:
+        return message
+    sender = dataclasses.replace(message.sender, saved_name=saved)
+    chat = sender if message.chat.jid == message.sender.jid else message.chat
+    return dataclasses.replace(message, chat=chat, sender=sender)
 
 
 def with_group_subject(message: WhatsAppMessage, subject: str | None) -> WhatsAppMessage:
