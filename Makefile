@@ -4,14 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-APT_PACKAGES := libmagic1 ffmpeg chromium chromium-driver
+APT_PACKAGES := libmagic1 ffmpeg chromium chromium-driver fonts-noto-color-emoji
 
 .PHONY: setup system-packages constraints test lint demo bench chaos up clean screenshots
 
 setup: $(STAMP)
 
 # Debian packages the project needs: libmagic1 (neonize imports python-magic), ffmpeg (voice and
-# video), chromium + chromedriver (browser tests of the agent and phone pages).
+# video), chromium + chromedriver (browser tests of the agent and phone pages), an emoji font (the
+# bridge's posts in the pages and their screenshots in docs/).
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
