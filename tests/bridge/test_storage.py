@@ -274,7 +274,7 @@ async def test_the_messages_a_reply_answers_span_a_restart(database_url: str) ->
     async def customer(repos: Repositories, wa_id: str, cw_id: int, conversation: int = 1) -> None:
         await repos.messages.record(
             rid, wa_message_id=wa_id, chatwoot_message_id=cw_id, conversation_id=conversation,
-            chat_jid="x", direction="in",
+            chat_jid="x", direction="in", sender_jid=f"{wa_id}@s.whatsapp.net",
         )  # fmt: skip
 
     db = BridgeDB(database_url)
@@ -292,13 +292,20 @@ async def test_the_messages_a_reply_answers_span_a_restart(database_url: str) ->
     try:
         await customer(repos, "NEW1", 20)
         await customer(repos, "NEW2", 30)
-        between = repos.messages.inbound_between
-        assert await between(rid, 1, after=0, before=25, limit=100) == ["OLD1", "OLD2", "NEW1"]
-        assert await between(rid, 1, after=0, before=40, limit=2) == ["NEW1", "NEW2"]  # the newest
-        assert await between(rid, 1, after=12, before=40, limit=100) == ["NEW1", "NEW2"]
-        assert await between(rid, 2, after=0, before=40, limit=100) == ["OTHER"]
+
+        async def between(conversation: int, *, after: int, before: int, limit: int) -> list[str]:
+            rows = await repos.messages.inbound_between(
+                rid, conversation, after=after, before=before, limit=limit
+            )
+            assert all(sender == f"{wa}@s.whatsapp.net" for wa, sender in rows)  # memory and table alike
+            return [wa for wa, _ in rows]
+
+        assert await between(1, after=0, before=25, limit=100) == ["OLD1", "OLD2", "NEW1"]
+        assert await between(1, after=0, before=40, limit=2) == ["NEW1", "NEW2"]  # the newest
+        assert await between(1, after=12, before=40, limit=100) == ["NEW1", "NEW2"]
+        assert await between(2, after=0, before=40, limit=100) == ["OTHER"]
         repos.messages.forget_inbound(rid, 1, before=25)  # a reply at 25 marked them read
-        assert await between(rid, 1, after=25, before=40, limit=100) == ["NEW2"]
+        assert await between(1, after=25, before=40, limit=100) == ["NEW2"]
     finally:
         await db.close()
 
@@ -313,4 +320,4 @@ async def test_a_conversation_with_more_unread_than_remembered_is_read_from_the_
             direction="in",
         )  # fmt: skip
     unread = await repos.messages.inbound_between(rid, 1, after=0, before=100, limit=100)
-    assert unread == [f"M{i:02d}" for i in range(1, 41)]
+    assert [wa for wa, _ in unread] == [f"M{i:02d}" for i in range(1, 41)]

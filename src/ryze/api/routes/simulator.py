@@ -620,7 +620,8 @@ class HistoryItemBody(InboundBody):
     """A message of a history sync: a ``messages`` item, its time given as ``timestamp`` or as
     ``ageSeconds`` before now (a history is old by nature)."""
 
-    ageSeconds: int | None = Field(default=None, ge=0)
+    # at most 20 years back: WhatsApp did not exist before that, and a larger age is no datetime
+    ageSeconds: int | None = Field(default=None, ge=0, le=20 * 365 * 86_400)
 
     def to_inbound(self) -> Inbound:
         inbound = super().to_inbound()
