@@ -3,9 +3,11 @@ pictures as avatars, and one contact for a person reached by phone number and by
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import aiohttp
+import pytest
 
 from e2e.helpers import inbox_conversations, wait_conversation, wait_messages, wait_outbox
 from ryze.devstack import EMULATOR_ACCOUNT_ID, EMULATOR_ADMIN_TOKEN, LocalSystem
@@ -31,6 +33,11 @@ async def wait_name(system: LocalSystem, contact_id: int, name: str) -> None:
     await system.wait_for(named, what=f"contact {contact_id} named {name!r}")
 
 
+@pytest.mark.skipif(
+    os.environ.get("SIMULATOR_WIRE") == "neonize",
+    reason="on neonize's wire the saved name is read from whatsmeow's contact store, which the "
+    "simulated network does not fill (tests/engines/neonize/test_neonize_contacts.py covers it)",
+)
 async def test_the_saved_name_wins_and_an_agent_edit_is_never_undone(system: LocalSystem) -> None:
     created = await system.create_instance("e2e-names")
     inbox_id = created["chatwoot"]["chatwoot_inbox_id"]
