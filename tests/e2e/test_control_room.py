@@ -96,6 +96,7 @@ async def test_pairing_and_every_command_from_the_connection_conversation(system
 
     # pairing: `qr` posts the QR code as an image; WhatsApp rotates it; the phone scans
     await room.say("QR")
+
     async def one_image() -> list[dict[str, Any]]:
         # a new code is posted before the one it replaces is deleted: two may show for a moment
         live = await room.live_images()

@@ -134,6 +134,10 @@ class MessageMap(Base):
         UniqueConstraint("integration_id", "wa_message_id", "part", name="uq_bridge_message_map_wa"),
         Index("ix_bridge_message_map_cw", "integration_id", "chatwoot_message_id"),
         Index("ix_bridge_message_map_target", "integration_id", "target_wa_id"),
+        # a conversation's messages between two Chatwoot ids (the read marks of an agent's reply)
+        Index(
+            "ix_bridge_message_map_conversation", "integration_id", "conversation_id", "chatwoot_message_id"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -534,12 +534,22 @@ class MessageMapRepository:
         floor = self._floor.get(integration_id)
         if floor is not None:
             recent = self._recent_inbound.get((integration_id, conversation_id), ())
-            if len(recent) >= _RECENT_PER_CONVERSATION:
+            evicted = len(recent) >= _RECENT_PER_CONVERSATION
+            if evicted:
                 # full: some may have been evicted, so below its oldest kept memory is incomplete
                 floor = max(floor, min(item[0] for item in recent))
             remembered = [(wa, sender) for cw, wa, sender in recent if after < cw < before and cw >= floor]
             older: list[tuple[str, str]] = []
-            if after + 1 < floor and not await self._none_before(integration_id, floor):
+            # The database's rows are all older than what memory holds: with ``limit`` remembered
+            # they would be cut off below, so they need not be read. Below an evicted memory's
+            # floor there are this process's own rows, so the integration-wide "none before"
+            # probe would only find them: the conversation's rows are read at once (one query,
+            # not two; the conversation index bounds it to this conversation's rows).
+            if (
+                len(remembered) < limit
+                and after + 1 < floor
+                and (evicted or not await self._none_before(integration_id, floor))
+            ):
                 older = await self._inbound_rows(
                     integration_id, conversation_id, after=after, before=floor, limit=limit
                 )
