@@ -13,7 +13,7 @@ webhook, the bridge lists the inbox's recent conversations (``GET …/conversati
 status=all``, latest activity first: app/finders/conversation_finder.rb) and their latest messages,
 and enqueues every agent message created since shortly before the last webhook it saw
 (``bridge_integrations.last_webhook_at``; never further back than ``BRIDGE_CATCHUP_WINDOW``)
-that is *failed* by a delivery error — not by a 4xx the bridge answered on purpose — or still
+that is *failed* by a delivery error — not by a 400/413 the bridge answered on purpose — or still
 *sent* (its webhook never came, or is still on its way), exactly as if its webhook had arrived:
 the same job table and key (integration, Chatwoot message id, kind), so whichever of the sweep
 and a late webhook comes second is the duplicate and is dropped. Jobs go in Chatwoot id order per
@@ -53,9 +53,11 @@ CONVERSATION_PAGE = 25  # ConversationFinder's page size (app/finders/conversati
 MESSAGE_PAGE = 20  # MessageFinder's page for ``before`` alone (app/finders/message_finder.rb)
 # REST views give message_type as its number (``message_type_before_type_cast``), webhooks its name
 _SENDABLE = {1: "outgoing", 3: "template", "outgoing": "outgoing", "template": "template"}
-# A webhook the bridge answered with a 4xx was refused on purpose (unknown integration, bad
-# signature, a shape it cannot act on): RestClient's message for it is "<code> <reason>".
-_REFUSED = re.compile(r"^\s*4\d\d\b")
+# A webhook the bridge answered 400 (a shape it cannot act on) or 413 (too large) was refused on
+# purpose: RestClient's message for it is "<code> <reason>". A 404 is not: the bridge answers it
+# while an integration's runtime is not loaded (starting, stopping), and a 401 comes of a secret
+# reset the bridge had not learnt yet; the sweep reads the message from Chatwoot itself.
+_REFUSED = re.compile(r"^\s*(?:400|413)\b")
 _SAVE_EVERY = 10.0  # seconds between writes of last_webhook_at (the hottest route must not write)
 _ATTEMPTS = 12  # a sweep that fails (Chatwoot or storage down) is tried again this many times
 _BACKOFF_MAX = 10.0
