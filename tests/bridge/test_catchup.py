@@ -98,3 +98,26 @@ async def test_no_sweep_when_the_window_is_zero(
         assert emulator.emulator.state.messages[reply["id"]].status == "failed"
         runtime = bridge.services.manager.get(view["id"])
         assert runtime is not None and runtime.catchup.sweeps == 0
+
+
+async def test_a_reply_written_after_the_restart_waits_for_the_caught_up_ones(
+    emulator: RunningEmulator, fake: FakeRyzeAPI, tmp_path: Path
+) -> None:
+    """The sweep's listing fails twice (Chatwoot 500, tried again); a reply the agent writes
+    meanwhile is not sent before the two written during the outage."""
+    async with run_bridge(tmp_path) as bridge:
+        view = await _setup(emulator, fake, bridge)
+        port = bridge.settings.port
+    [conv] = conversations(emulator, view["inbox_id"])
+    await emulator.emulator.agent_reply(ACCOUNT, conv.display_id, "down 1")
+    await emulator.emulator.agent_reply(ACCOUNT, conv.display_id, "down 2")
+    await emulator.emulator.webhooks.idle()
+    rule = emulator.emulator.faults.add(method="GET", path=r".*/conversations$", status=500, count=2)
+    async with run_bridge(tmp_path, port=port) as bridge:
+        await eventually(lambda: fake.connected("shop"))
+        await emulator.emulator.agent_reply(ACCOUNT, conv.display_id, "live")
+        await eventually(lambda: len(_texts(fake)) == 3)
+        assert _texts(fake) == ["down 1", "down 2", "live"]
+        assert rule.fired == 2  # the sweep's listing did fail, twice
+        runtime = bridge.services.manager.get(view["id"])
+        assert runtime is not None and runtime.catchup.sweeps == 1

@@ -219,7 +219,7 @@ class IntegrationRuntime:
             return
         self.link.start(delay=delay)
         self.outbound.start(load=load_jobs)
-        self.catchup.start()
+        self.catchup.start(delay=delay)
 
     async def stop(self) -> None:
         await self.control.stop()

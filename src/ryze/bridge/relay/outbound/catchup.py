@@ -61,6 +61,7 @@ _REFUSED = re.compile(r"^\s*(?:400|413)\b")
 _SAVE_EVERY = 10.0  # seconds between writes of last_webhook_at (the hottest route must not write)
 _ATTEMPTS = 12  # a sweep that fails (Chatwoot or storage down) is tried again this many times
 _BACKOFF_MAX = 10.0
+FOLLOW_UP = 10.0  # seconds after the start-up sweep for the last of its follow-ups (see start)
 
 
 class CatchupChatwoot(Protocol):
@@ -183,6 +184,8 @@ class CatchupSweep:
         self._saved_at = last_seen  # … as written to the database
         self._since: float | None = None  # the start point of the sweep that is due (None: none)
         self._running: float | None = None  # … of the sweep running now
+        self._follow_up: float | None = None  # the start point of the follow-up sweeps still due
+        self._first_seen = False  # a verified webhook came since start (the route answers)
         self._wanted = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.last_enqueued = 0  # messages the last sweep enqueued (logs, tests)
@@ -193,8 +196,11 @@ class CatchupSweep:
         return self.limits.window > 0
 
     def seen(self) -> None:
-        """A webhook of the inbox was received and stored (the webhook route: memory only)."""
+        """A verified webhook of the inbox was received (the webhook route: memory only)."""
         self._seen_at = time.time()
+        if not self._first_seen and self._follow_up is not None:
+            self._first_seen = True
+            self._due(self._follow_up)
 
     def request(self) -> None:
         """The webhook route could not store a webhook: Chatwoot marks its message failed, so
@@ -203,26 +209,36 @@ class CatchupSweep:
             return
         self._due(time.time() - self.limits.margin)
 
-    def start(self) -> None:
+    def start(self, *, delay: float = 0.0) -> None:
+        """Sweep since the last webhook seen, after ``delay`` seconds (the start-up spread of many
+        integrations, as their links: not every inbox listed at once)."""
         if not self.enabled or self._tasks:
             return
         now = time.time()
         since = max(now - self.limits.window, self._saved_at - self.limits.margin, self._created_at - 1)
-        self._due(since)
+        self._due(since, hold=delay + self.limits.hold)
+        # The start-up sweep runs while the HTTP server may not listen yet: a message written
+        # after its listing and before the route answers fails too, and so may a webhook on a
+        # connection to the process that was (a client's keep-alive pool). Sweeps from the start
+        # cover that: one once the route is shown to work (its first verified webhook, which
+        # waits for it) and one FOLLOW_UP seconds after the start, whatever came.
+        self._follow_up = now + delay - self.limits.margin
+        self._first_seen = False
         self._tasks = [
-            asyncio.create_task(self._run(), name=f"catchup-{self.integration_id}"),
+            asyncio.create_task(self._run(delay), name=f"catchup-{self.integration_id}"),
             asyncio.create_task(self._save_loop(), name=f"catchup-seen-{self.integration_id}"),
         ]
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
+        self._follow_up = None
         await cancel_and_wait(tasks)
         self._worker.release()
         await self._flush()
 
-    def _due(self, since: float) -> None:
+    def _due(self, since: float, *, hold: float | None = None) -> None:
         self._since = since if self._since is None else min(self._since, since)
-        self._worker.hold(self.limits.hold)
+        self._worker.hold(self.limits.hold if hold is None else hold)
         self._wanted.set()
 
     # ------------------------------------------------------------------ last webhook seen
@@ -253,9 +269,22 @@ class CatchupSweep:
 
     # ------------------------------------------------------------------ sweeping
 
-    async def _run(self) -> None:
+    def _follow_up_now(self) -> None:
+        since, self._follow_up = self._follow_up, None
+        self._first_seen = True
+        if since is not None:
+            self._due(since)
+
+    async def _run(self, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        follow_up_at = time.monotonic() + FOLLOW_UP
         while True:
-            await self._wanted.wait()
+            wait = follow_up_at - time.monotonic() if self._follow_up is not None else None
+            try:
+                await asyncio.wait_for(self._wanted.wait(), wait)
+            except TimeoutError:
+                self._follow_up_now()
             self._wanted.clear()
             since, self._since = self._since, None
             if since is None:
