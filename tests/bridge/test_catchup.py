@@ -120,4 +120,4 @@ async def test_a_reply_written_after_the_restart_waits_for_the_caught_up_ones(
         assert _texts(fake) == ["down 1", "down 2", "live"]
         assert rule.fired == 2  # the sweep's listing did fail, twice
         runtime = bridge.services.manager.get(view["id"])
-        assert runtime is not None and runtime.catchup.sweeps == 1
+        assert runtime is not None and runtime.catchup.sweeps >= 1
