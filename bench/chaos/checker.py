@@ -25,7 +25,16 @@ class Counts:
 
     @property
     def clean(self) -> bool:
-        return self.lost == 0 and self.duplicated == 0 and self.out_of_order == 0 and self.unexpected == 0
+        """Nothing lost, duplicated, reordered or foreign — and nothing left *failed*: the bridge
+        sends what Chatwoot marked failed when its webhook found no bridge (the catch-up sweep,
+        docs/bridge.md §5a), so a message still failed is one the sender must send again."""
+        return (
+            self.lost == 0
+            and self.duplicated == 0
+            and self.out_of_order == 0
+            and self.unexpected == 0
+            and self.failed == 0
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,8 +120,8 @@ def problems(
     *,
     limit: int = 10,
 ) -> list[dict[str, Any]]:
-    """Per chat, which messages were lost, duplicated or arrived out of place (for the JSON report:
-    a row that is not clean must say exactly what went wrong)."""
+    """Per chat, which messages were lost, left failed, duplicated or arrived out of place (for the
+    JSON report: a row that is not clean must say exactly what went wrong)."""
     arrivals = list(arrived)
     failed_set = set(failed)
     out: list[dict[str, Any]] = []
@@ -130,6 +139,9 @@ def problems(
         dups = sorted(t for t, n in copies.items() if n > 1)
         if lost:
             entry["lost"] = lost[:limit]
+        still_failed = [t for t in tokens if t not in copies and t in failed_set]
+        if still_failed:
+            entry["failed"] = still_failed[:limit]
         if dups:
             entry["duplicated"] = dups[:limit]
         if out_of_order(order):

@@ -46,8 +46,8 @@ async def test_a_fault_loses_duplicates_and_reorders_nothing(
     assert row.inbound is not None and row.outbound is not None, row.reason
     table = text_table([row])
     assert row.inbound.sent == row.outbound.sent == 9
-    # Inbound: everything reaches Chatwoot. Outbound: everything reaches WhatsApp, except agent
-    # messages Chatwoot itself marked failed (its webhook found no bridge: Chatwoot does not retry).
+    # Both ways everything arrives: agent messages Chatwoot marked failed (its webhook found no
+    # bridge; Chatwoot does not retry) are sent by the bridge's catch-up sweep when it is back.
     assert (row.inbound.arrived, row.inbound.lost, row.inbound.duplicated, row.inbound.out_of_order) == (
         9,
         0,
@@ -55,8 +55,6 @@ async def test_a_fault_loses_duplicates_and_reorders_nothing(
         0,
     )
     assert row.inbound.unexpected == row.outbound.unexpected == 0
-    assert row.outbound.arrived + row.outbound.failed == 9
+    assert (row.outbound.arrived, row.outbound.failed) == (9, 0), table
     assert (row.outbound.lost, row.outbound.duplicated, row.outbound.out_of_order) == (0, 0, 0), table
-    if not isinstance(fault, BridgeKill):
-        assert row.outbound.failed == 0
     assert row.status == "ok"

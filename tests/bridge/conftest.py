@@ -73,7 +73,7 @@ async def run_bridge(
 ) -> AsyncIterator[RunningBridge]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", int(overrides.pop("port", 0))))  # a restart keeps its port (webhook URL)
     port = sock.getsockname()[1]
     data_dir = tmp_path / "bridge-data"
     values: dict[str, Any] = {

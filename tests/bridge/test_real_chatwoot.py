@@ -4,6 +4,7 @@ the emulator behaving as the Chatwoot file named in the test does."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,7 +18,7 @@ from ryze.common.outbound.policy import LOOPBACK_ALLOW
 from ryze.emulator import RunningEmulator
 from ryze.emulator.state import Conversation
 
-from .conftest import ACCOUNT, ADMIN_TOKEN, RunningBridge, eventually
+from .conftest import ACCOUNT, ADMIN_TOKEN, RunningBridge, eventually, run_bridge
 from .fake_ryzeapi import FakeRyzeAPI, text_message
 from .helpers import contents_per_chat, conversations
 
@@ -351,40 +352,42 @@ async def test_an_inbox_deleted_in_chatwoot_turns_the_integration_error_and_keep
 
 
 async def test_the_already_created_check_finds_a_message_older_than_the_latest_20(
-    emulator: RunningEmulator, fake: FakeRyzeAPI, bridge: RunningBridge
+    emulator: RunningEmulator, fake: FakeRyzeAPI, tmp_path: Path
 ) -> None:
     """A create whose answer was lost, and then 25 more messages in the conversation: Chatwoot's
     message list gives only the latest 20 (MessageFinder#messages_latest, ``limit(20)``), so the
     check before creating again must page back with ``before``."""
-    view = await _setup(emulator, fake, bridge)
-    display_id = await _chat(emulator, fake, view, "W0", A)
-    late = text_message("W1", A, "created, answer lost")  # WhatsApp's timestamp: before the create
-    status, _ = await _cw(
-        emulator,
-        "POST",
-        f"/conversations/{display_id}/messages",
-        {"content": "created, answer lost", "message_type": "incoming", "source_id": "WAID:W1"},
-    )
-    assert status == 200
-    for i in range(25):
+    # no catch-up sweep: its message listings would mix with the check's in the recorder
+    async with run_bridge(tmp_path, catchup_window=0) as bridge:
+        view = await _setup(emulator, fake, bridge)
+        display_id = await _chat(emulator, fake, view, "W0", A)
+        late = text_message("W1", A, "created, answer lost")  # WhatsApp's timestamp: before the create
         status, _ = await _cw(
             emulator,
             "POST",
             f"/conversations/{display_id}/messages",
-            {"content": f"note {i}", "private": True},
+            {"content": "created, answer lost", "message_type": "incoming", "source_id": "WAID:W1"},
         )
         assert status == 200
-    emulator.emulator.faults.add(method="POST", path=r"/conversations/\d+/messages$", status=502, count=1)
-    await fake.emit("shop", "message.exchange", late)
-    await fake.emit("shop", "message.exchange", text_message("W2", A, "next"))
-    await eventually(lambda: not fake.unacked("shop"), timeout=30)
-    assert contents_per_chat(emulator, view["inbox_id"]) == {A: ["hi", "created, answer lost", "next"]}
-    pages = [
-        r.query
-        for r in emulator.emulator.recorder.requests
-        if r.method == "GET" and r.path.endswith(f"/conversations/{display_id}/messages")
-    ]
-    assert pages[0] == "" and pages[1].startswith("before=")
+        for i in range(25):
+            status, _ = await _cw(
+                emulator,
+                "POST",
+                f"/conversations/{display_id}/messages",
+                {"content": f"note {i}", "private": True},
+            )
+            assert status == 200
+        emulator.emulator.faults.add(method="POST", path=r"/conversations/\d+/messages$", status=502, count=1)
+        await fake.emit("shop", "message.exchange", late)
+        await fake.emit("shop", "message.exchange", text_message("W2", A, "next"))
+        await eventually(lambda: not fake.unacked("shop"), timeout=30)
+        assert contents_per_chat(emulator, view["inbox_id"]) == {A: ["hi", "created, answer lost", "next"]}
+        pages = [
+            r.query
+            for r in emulator.emulator.recorder.requests
+            if r.method == "GET" and r.path.endswith(f"/conversations/{display_id}/messages")
+        ]
+        assert pages[0] == "" and pages[1].startswith("before=")
 
 
 async def test_find_created_pages_back_within_its_bounds(emulator: RunningEmulator) -> None:

@@ -35,6 +35,8 @@ class Calls:
     presence: list[tuple[Any, str]] = field(default_factory=list)
     rechecks: int = 0
     learn: list[int] = field(default_factory=list)
+    seen: list[int] = field(default_factory=list, compare=False)  # catch-up: verified webhooks noted
+    requested: list[int] = field(default_factory=list)  # catch-up: sweeps asked for
 
 
 class Services:
@@ -71,6 +73,9 @@ class Services:
                 error="", verify_with_fresh=no_fresh_secret, learn_soon=lambda: calls.learn.append(1)
             ),
             probe=WebhookProbe(),
+            catchup=SimpleNamespace(
+                seen=lambda: calls.seen.append(1), request=lambda: calls.requested.append(1)
+            ),
         )
         self.settings = BridgeSettings()
         self.manager = SimpleNamespace(get=lambda i: self.runtime if i == INTEGRATION else None)
@@ -289,3 +294,22 @@ async def test_a_verified_private_note_reaches_the_self_checks_probe_while_it_wa
         assert status == 200
         assert await watch.wait_for(41, timeout=0.01)
     assert services.calls.enqueued == []  # a private note is no job: never sent to WhatsApp
+
+
+async def test_a_webhook_that_could_not_be_stored_asks_for_a_catch_up_sweep() -> None:
+    """Chatwoot marks the agent's message failed on the error answer and never posts it again:
+    the catch-up sweep is asked to find it once storage works (relay/outbound/catchup.py)."""
+    services = Services()
+
+    async def storage_down(*args: Any) -> Any:
+        raise RuntimeError("disk I/O error")
+
+    services.repos.outbound.enqueue = storage_down
+    agent = incoming(id=901, message_type="outgoing", source_id=None)
+    with pytest.raises(RuntimeError):
+        await post(services, agent)
+    assert services.calls.requested == [1]
+    assert services.calls.seen == [1]  # Chatwoot reached the bridge, verified
+    forged = [(b"x-chatwoot-timestamp", now().encode()), (b"x-chatwoot-signature", b"sha256=00")]
+    assert (await post(services, agent, headers=forged))[0] == 401
+    assert services.calls.seen == [1]  # a refused webhook is not Chatwoot's word

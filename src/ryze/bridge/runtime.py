@@ -29,6 +29,7 @@ from ryze.bridge.relay.inbound.consumer import InboundRelay
 from ryze.bridge.relay.inbound.lanes import LaneRouter
 from ryze.bridge.relay.inbound.media import MediaLimits, RyzeMedia
 from ryze.bridge.relay.inbound.resolver import ConversationPolicy, ConversationResolver
+from ryze.bridge.relay.outbound.catchup import CatchupLimits, CatchupSweep
 from ryze.bridge.relay.outbound.inbox_secret import InboxSecret, RecheckLimits
 from ryze.bridge.relay.outbound.worker import OutboundWorker
 from ryze.bridge.retry import RetryPolicy
@@ -186,6 +187,25 @@ class IntegrationRuntime:
         )
         if settings.control_room:
             self.history.room = self.control.room  # the import's start and end are posted there
+        # Agent messages whose webhook never reached the bridge (down, or storage failing): listed
+        # in Chatwoot and enqueued at start and after a webhook could not be stored. Looking back
+        # no further than finished jobs are kept, so a job pruned cannot make a message go twice.
+        self.catchup = CatchupSweep(
+            integration_id=record.id,
+            inbox_id=record.inbox_id,
+            created_at=record.created_at,
+            last_seen=record.last_webhook_at,
+            chatwoot=self.client,
+            jobs=repos.outbound,
+            worker=self.outbound,
+            chat_of=lambda conversation_id: repos.chats.chat_of_conversation(record.id, conversation_id),
+            is_control=lambda conversation_id: self.control.owns(conversation_id),
+            save_seen=lambda at: repos.integrations.update(record.id, last_webhook_at=at),
+            limits=CatchupLimits(
+                window=min(settings.catchup_window, max(0.0, settings.job_retention_seconds - 120)),
+                max_pages=settings.catchup_max_pages,
+            ),
+        )
 
     @property
     def inbox_secret(self) -> str:
@@ -215,9 +235,11 @@ class IntegrationRuntime:
             return
         self.link.start(delay=delay)
         self.outbound.start(load=load_jobs)
+        self.catchup.start(delay=delay)
 
     async def stop(self) -> None:
         await self.control.stop()
+        await self.catchup.stop()
         await self.outbound.stop()
         await self.link.stop()
         await self.lanes.close()
@@ -230,6 +252,7 @@ class IntegrationRuntime:
     async def pause(self) -> None:
         self.record.operator_paused = True
         await self.repos.integrations.update(self.id, operator_paused=True)
+        await self.catchup.stop()
         await self.outbound.stop()
         await self.link.stop()
         await self.lanes.close()

@@ -70,6 +70,12 @@ class BridgeSettings(BaseSettings):
     # The connection conversation (docs/control-room.md): a bot contact per integration that posts
     # WhatsApp connection changes and QR codes and answers agents' commands. False: none is made.
     control_room: bool = True
+    # Catch-up sweep (docs/bridge.md): at start, and after the webhook route failed, agent messages
+    # Chatwoot marked failed because their webhook could not be delivered (or whose webhook never
+    # came) are listed through Chatwoot's API and sent, looking back at most this many seconds
+    # (0 = no sweep) and at most catchup_max_pages pages of conversations (25 each).
+    catchup_window: float = Field(default=3600.0, ge=0)
+    catchup_max_pages: int = Field(default=8, ge=1, le=100)
     # Webhooks: a signed one is accepted only with an X-Chatwoot-Timestamp within this many seconds
     # of the bridge's clock, either way (0 = no check); a signature that fails makes the bridge
     # re-read the inbox's secret (reset in Chatwoot?) at most once per interval, waiting at most

@@ -33,7 +33,9 @@ from ryze.chatwoot.models import (
     Attachment,
     Contact,
     Conversation,
+    ConversationSummary,
     Inbox,
+    ListedMessage,
     Message,
     Profile,
     ServerInfo,
@@ -517,6 +519,25 @@ class ChatwootClient:
             "GET", self._path(f"/conversations/{conversation_id}/messages"), params=params or None
         )
         return [Message.model_validate(item) for item in (data or {}).get("payload", [])]
+
+    async def list_messages_detailed(
+        self, conversation_id: int, *, before: int | None = None
+    ) -> list[ListedMessage]:
+        """``list_messages`` with each message's sender and attachments (the catch-up sweep)."""
+        params = {"before": str(before)} if before is not None else None
+        data = await self._request(
+            "GET", self._path(f"/conversations/{conversation_id}/messages"), params=params
+        )
+        return [ListedMessage.model_validate(item) for item in (data or {}).get("payload", [])]
+
+    async def list_conversations(self, inbox_id: int, *, page: int) -> list[ConversationSummary]:
+        """One page (25) of the inbox's conversations of every status, latest activity first
+        (app/finders/conversation_finder.rb: ``status=all``; the default sort is
+        ``last_activity_at desc``)."""
+        params = {"inbox_id": str(inbox_id), "status": "all", "page": str(page)}
+        data = await self._request("GET", self._path("/conversations"), params=params)
+        rows = ((data or {}).get("data") or {}).get("payload", [])
+        return [ConversationSummary.model_validate(item) for item in rows]
 
     async def update_message_status(
         self,

@@ -62,6 +62,24 @@ class Message(_Model):
         return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+class ListedMessage(Message):
+    """A message of ``GET …/conversations/{id}/messages`` with what a webhook of it would carry
+    (``api/v1/models/_message.json.jbuilder``): the catch-up sweep rebuilds the webhook from it."""
+
+    content_type: str | None = None
+    sender: dict[str, Any] | None = None
+    attachments: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ConversationSummary(_Model):
+    """A row of ``GET …/conversations`` (``conversations/partials/_conversation.json.jbuilder``)."""
+
+    id: int  # display_id
+    inbox_id: int | None = None
+    last_activity_at: float | None = None  # unix seconds
+    meta: dict[str, Any] = Field(default_factory=dict)  # meta.sender: the contact
+
+
 class ToggleStatusResult(_Model):
     success: bool | None = None
     conversation_id: int | None = None

@@ -114,6 +114,7 @@ async def handle(
             await runtime.webhook_secret.verified()
     elif signature:
         runtime.webhook_secret.learn_soon()  # Chatwoot signs now (upgraded to 4.13+): learn the secret
+    runtime.catchup.seen()  # Chatwoot reaches the bridge: where a later catch-up sweep starts
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -151,9 +152,15 @@ async def handle(
             return 200, _OK
     intent = classify(payload)
     if intent is not None:
-        job = await bridge.repos.outbound.enqueue(
-            integration_id, intent.chatwoot_message_id, intent.conversation_id, intent.kind, raw.decode()
-        )
+        try:
+            job = await bridge.repos.outbound.enqueue(
+                integration_id, intent.chatwoot_message_id, intent.conversation_id, intent.kind, raw.decode()
+            )
+        except Exception:
+            # Not stored: Chatwoot marks the message failed and never posts it again, so the
+            # catch-up sweep looks for it once storage works (relay/outbound/catchup.py).
+            runtime.catchup.request()
+            raise
         if job is not None:
             runtime.outbound.submit(job, intent=intent)
         return 200, _OK

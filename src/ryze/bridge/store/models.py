@@ -96,6 +96,9 @@ class Integration(Base):
     history_duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     history_started_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     history_finished_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # When this bridge last received one of the inbox's webhooks (unix seconds, 0 = never): where
+    # the catch-up sweep starts looking for agent messages whose webhook failed (relay/outbound/catchup.py)
+    last_webhook_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class Chat(Base):

@@ -79,6 +79,7 @@ class IntegrationRecord:
     history_duplicates: int = 0
     history_started_at: float = 0.0
     history_finished_at: float = 0.0
+    last_webhook_at: float = 0.0
 
     @classmethod
     def from_row(cls, row: Any) -> IntegrationRecord:

@@ -121,6 +121,9 @@ class AgentMessage:
     attachments: tuple[AgentAttachment, ...]
     # Chatwoot's creation time (unix seconds, Chatwoot's clock); None when absent or unreadable
     created_at: float | None = None
+    # the message's status where the payload carries one: a webhook does not, the catch-up sweep's
+    # rebuilt one does ("failed": the worker PATCHes it to sent once it is out)
+    status: str | None = None
 
 
 def iso_seconds(value: object) -> float | None:
@@ -181,6 +184,7 @@ def parse_message(payload: dict[str, Any]) -> AgentMessage | None:
         agent_name=agent_name(payload),
         attachments=attachments,
         created_at=iso_seconds(payload.get("created_at")),
+        status=as_str(payload.get("status")),
     )
 
 

@@ -41,6 +41,7 @@ from ryze.bridge.relay.source_id import wa_id_of
 from ryze.bridge.retry import STATUS_UPDATE
 from ryze.bridge.store.repositories import OutboundJobRecord
 from ryze.chatwoot import ChatwootError
+from ryze.chatwoot.port import MessageStatus
 from ryze.common.tasks import cancel_and_wait
 from ryze.protocol import CommandFrame
 
@@ -90,6 +91,25 @@ class OutboundWorker:
         self._kick = asyncio.Event()
         self._slots = asyncio.Semaphore(max_lanes)
         self._started = False
+        # While a catch-up sweep runs (catchup.py) no job starts, so a reply written after a
+        # restart does not overtake one written during the outage; bounded by the deadline.
+        self._released = asyncio.Event()
+        self._released.set()
+        self._hold_until = 0.0  # monotonic
+
+    def hold(self, seconds: float) -> None:
+        """Start no job until :meth:`release`, or for ``seconds`` at most."""
+        self._hold_until = time.monotonic() + seconds
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _holding(self) -> float:
+        """Seconds the hold has left (0: none)."""
+        if self._released.is_set():
+            return 0.0
+        return max(0.0, self._hold_until - time.monotonic())
 
     def start(self, *, load: bool = True) -> None:
         """Load the jobs left pending by a previous run (once), then run whatever is submitted."""
@@ -199,6 +219,13 @@ class OutboundWorker:
         try:
             while queue:
                 job = queue[0]
+                held = self._holding() if job.id not in self._started_jobs else 0.0
+                if held > 0:
+                    try:
+                        await asyncio.wait_for(self._released.wait(), held)
+                    except TimeoutError:
+                        pass  # the sweep took too long: jobs go on as before
+                    continue  # the sweep may have queued an earlier message: look again
                 if job.id not in self._started_jobs:
                     hold = self._arrived.get(job.id, -1e9) + self._reorder_window
                     if hold > time.monotonic():
@@ -333,6 +360,10 @@ class OutboundWorker:
                 "parts": len(commands),
             },
         )
+        if isinstance(intent, SendIntent) and intent.message.status == "failed":
+            # caught up (catchup.py): Chatwoot shows it failed since its webhook could not be
+            # delivered; sent now, so it says so (and drops the external_error)
+            await self._set_status(job, "sent", None)
         if isinstance(intent, SendIntent) and read_after is not None:
             self._read_upto[intent.message.conversation_id] = intent.message.id
             if carried:
@@ -475,23 +506,30 @@ class OutboundWorker:
                 "error": reason[:300],
             },
         )
-        if job.kind != "send":
-            return
+        if job.kind == "send":
+            await self._set_status(job, "failed", reason[:1000])
+
+    async def _set_status(self, job: OutboundJobRecord, status: MessageStatus, error: str | None) -> None:
+        """The Chatwoot message's status PATCH (retried a bounded number of times)."""
         for attempt in range(STATUS_UPDATE.max_attempts):
             try:
                 await self.ctx.chatwoot().update_message_status(
-                    job.conversation_id, job.chatwoot_message_id, "failed", external_error=reason[:1000]
+                    job.conversation_id, job.chatwoot_message_id, status, external_error=error
                 )
                 return
             except ChatwootError as exc:
                 if not exc.retryable:
                     log.warning(
-                        "could not mark the Chatwoot message failed",
-                        extra={"integration_id": self.ctx.integration_id, "error": str(exc)[:300]},
+                        "could not update the Chatwoot message's status",
+                        extra={
+                            "integration_id": self.ctx.integration_id,
+                            "status": status,
+                            "error": str(exc)[:300],
+                        },
                     )
                     return
                 await asyncio.sleep(STATUS_UPDATE.backoff(attempt))
         log.warning(
-            "could not mark the Chatwoot message failed (retries exhausted)",
-            extra={"integration_id": self.ctx.integration_id},
+            "could not update the Chatwoot message's status (retries exhausted)",
+            extra={"integration_id": self.ctx.integration_id, "status": status},
         )
