@@ -4,8 +4,8 @@
 webhooks (unix seconds, 0 = never). The catch-up sweep (``relay/outbound/catchup.py``) looks for
 agent messages whose webhook failed from shortly before that point on.
 
-Revision ID: 0006_last_webhook
-Revises: 0005_control_rooms
+Revision ID: 0008_last_webhook
+Revises: 0007_message_map_conversation
 Create Date: 2026-12-04 23:00:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_last_webhook"
-down_revision = "0005_control_rooms"
+revision = "0008_last_webhook"
+down_revision = "0007_message_map_conversation"
 branch_labels = None
 depends_on = None
 
