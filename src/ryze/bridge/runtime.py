@@ -182,7 +182,7 @@ class IntegrationRuntime:
             store=ControlRoomStore(repos.integrations.db, record.id),
             link=self.link,
             relay_status=self._relay_status,
-            resync=history_resync(self.link, self.record),
+            resync=self.history_resync(),
             enabled=settings.control_room,
         )
         if settings.control_room:

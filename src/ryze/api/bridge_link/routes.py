@@ -133,13 +133,17 @@ def build_router(module: ChatwootModule, services: ApiServices) -> APIRouter:
         await websocket.accept()
         await module.hub.serve(websocket, instance)
 
-    @router.get(MEDIA_PATH)
-    async def bridge_media(instance: str, message_id: str, request: Request) -> Response:
+    def require_bridge_token(request: Request) -> None:
+        """The bridge's own routes take ``BRIDGE_TOKEN`` only (never an instance or admin token)."""
         verdict = bearer_matches(request.headers, token)
         if verdict is None:
             raise ApiError(401, BRIDGE_TOKEN_MISSING)
         if not verdict:
             raise ApiError(401, BRIDGE_TOKEN_INVALID)
+
+    @router.get(MEDIA_PATH)
+    async def bridge_media(instance: str, message_id: str, request: Request) -> Response:
+        require_bridge_token(request)
         data, mimetype, file_name = await services.messaging.get_media(instance, message_id)
         return Response(
             content=data,
@@ -149,11 +153,7 @@ def build_router(module: ChatwootModule, services: ApiServices) -> APIRouter:
 
     @router.get(PROFILE_PICTURE_PATH)
     async def bridge_profile_picture(instance: str, jid: str, request: Request) -> Response:
-        verdict = bearer_matches(request.headers, token)
-        if verdict is None:
-            raise ApiError(401, BRIDGE_TOKEN_MISSING)
-        if not verdict:
-            raise ApiError(401, BRIDGE_TOKEN_INVALID)
+        require_bridge_token(request)
         known = request.query_params.get("known") or None
         picture = await services.messaging.profile_picture(instance, jid, known)
         if picture is None:
